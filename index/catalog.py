@@ -1,0 +1,336 @@
+"""The catalog: normalized records in SQLite (WAL), the source of truth every projection is rebuilt from.
+
+Besides the records it keeps first/last-seen times, tombstones, per-source harvest checkpoints and the
+job log. A `dirty` flag is the outbox of the projections: set whenever a record's visible content
+changes or it is tombstoned, cleared when the search index and graph have caught up.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelport.schema.record import ModelRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id            TEXT PRIMARY KEY,
+    source        TEXT NOT NULL,
+    local_id      TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    data          TEXT NOT NULL,
+    first_seen    TEXT NOT NULL,
+    last_seen     TEXT NOT NULL,
+    deleted_at    TEXT,
+    deleted_reason TEXT,
+    dirty         INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS records_source ON records(source, deleted_at);
+CREATE INDEX IF NOT EXISTS records_dirty ON records(dirty) WHERE dirty = 1;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    source     TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    source      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    mode        TEXT,
+    params      TEXT NOT NULL DEFAULT '{}',
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL DEFAULT 'running',
+    counts      TEXT NOT NULL DEFAULT '{}',
+    errors      TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class UpsertResult:
+    inserted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    revived: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StoredRecord:
+    record: ModelRecord
+    first_seen: str
+    last_seen: str
+    deleted_at: str | None
+    deleted_reason: str | None
+
+
+@dataclass
+class Job:
+    id: int
+    source: str
+    kind: str
+    mode: str | None
+    params: dict[str, Any]
+    started_at: str
+    finished_at: str | None
+    status: str
+    counts: dict[str, int]
+    errors: list[dict[str, str]]
+
+
+class Catalog:
+    """Thread-safe access to the catalog database (one connection, serialized by a lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    def transaction(self) -> _Tx:
+        return _Tx(self)
+
+    # -- records ---------------------------------------------------------------------------
+    def upsert_many(self, records: Iterable[ModelRecord], seen_at: str | None = None) -> UpsertResult:
+        """Insert or update by id; a record whose content hash is unchanged only gets `last_seen`.
+        Call inside `transaction()` to commit together with a checkpoint."""
+        seen_at = seen_at or _now()
+        res = UpsertResult()
+        with self._lock:
+            recs = list(records)
+            if not recs:
+                return res
+            existing: dict[str, tuple[str, str | None]] = {}
+            ids = [r.id for r in recs]
+            for chunk in _chunks(ids, 500):
+                q = f"SELECT id, content_hash, deleted_at FROM records WHERE id IN ({','.join('?' * len(chunk))})"
+                for rid, h, deleted in self._conn.execute(q, chunk):
+                    existing[rid] = (h, deleted)
+            touch, write = [], []
+            for r in recs:
+                h = r.provenance.content_hash or r.compute_hash()
+                r.provenance.content_hash = h
+                old = existing.get(r.id)
+                if old is None:
+                    res.inserted.append(r.id)
+                    write.append((r.id, r.source, r.local_id, h, r.model_dump_json(), seen_at, seen_at))
+                elif old[0] == h and old[1] is None:
+                    res.unchanged.append(r.id)
+                    touch.append((seen_at, r.id))
+                else:
+                    (res.revived if old[1] is not None else res.updated).append(r.id)
+                    write.append((r.id, r.source, r.local_id, h, r.model_dump_json(), seen_at, seen_at))
+                existing[r.id] = (h, None)  # a batch may hold the same id twice: last one wins
+            if write:
+                self._conn.executemany(
+                    """INSERT INTO records (id, source, local_id, content_hash, data, first_seen, last_seen, dirty)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+                       ON CONFLICT(id) DO UPDATE SET content_hash=excluded.content_hash, data=excluded.data,
+                         last_seen=excluded.last_seen, deleted_at=NULL, deleted_reason=NULL, dirty=1""",
+                    write,
+                )
+            if touch:
+                self._conn.executemany("UPDATE records SET last_seen=? WHERE id=?", touch)
+        return res
+
+    def get(self, rid: str, include_deleted: bool = False) -> ModelRecord | None:
+        stored = self.get_stored(rid)
+        if stored is None or (stored.deleted_at and not include_deleted):
+            return None
+        return stored.record
+
+    def get_stored(self, rid: str) -> StoredRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data, first_seen, last_seen, deleted_at, deleted_reason FROM records WHERE id=?", (rid,)
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredRecord(ModelRecord.model_validate_json(row[0]), row[1], row[2], row[3], row[4])
+
+    def get_many(self, ids: list[str]) -> dict[str, ModelRecord]:
+        out: dict[str, ModelRecord] = {}
+        with self._lock:
+            for chunk in _chunks(ids, 500):
+                q = f"SELECT id, data FROM records WHERE deleted_at IS NULL AND id IN ({','.join('?' * len(chunk))})"
+                for rid, data in self._conn.execute(q, chunk):
+                    out[rid] = ModelRecord.model_validate_json(data)
+        return out
+
+    def iter_records(self, source: str | None = None, include_deleted: bool = False,
+                     batch: int = 1000) -> Iterator[ModelRecord]:
+        where, args = ["1=1"], []
+        if source:
+            where.append("source=?")
+            args.append(source)
+        if not include_deleted:
+            where.append("deleted_at IS NULL")
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT id, data FROM records WHERE {' AND '.join(where)} AND id > ? ORDER BY id LIMIT ?",
+                    [*args, last, batch],
+                ).fetchall()
+            if not rows:
+                return
+            for rid, data in rows:
+                yield ModelRecord.model_validate_json(data)
+            last = rows[-1][0]
+
+    def live_ids(self, source: str) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute(
+                "SELECT id FROM records WHERE source=? AND deleted_at IS NULL", (source,))}
+
+    def count(self, source: str | None = None, include_deleted: bool = False) -> int:
+        q, args = "SELECT count(*) FROM records WHERE 1=1", []
+        if source:
+            q += " AND source=?"
+            args.append(source)
+        if not include_deleted:
+            q += " AND deleted_at IS NULL"
+        with self._lock:
+            return int(self._conn.execute(q, args).fetchone()[0])
+
+    def sources(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._conn.execute(
+                "SELECT source, count(*) FROM records WHERE deleted_at IS NULL GROUP BY source").fetchall())
+
+    def tombstone(self, ids: Iterable[str], reason: str) -> list[str]:
+        """Mark records gone upstream. Their data stays (history, lineage targets) but they leave
+        every projection."""
+        done = []
+        now = _now()
+        with self._lock:
+            for rid in ids:
+                cur = self._conn.execute(
+                    "UPDATE records SET deleted_at=?, deleted_reason=?, dirty=1 WHERE id=? AND deleted_at IS NULL",
+                    (now, reason, rid))
+                if cur.rowcount:
+                    done.append(rid)
+        return done
+
+    # -- projection outbox -----------------------------------------------------------------
+    def dirty(self, limit: int = 1000) -> list[tuple[str, str | None, str]]:
+        """(id, record JSON or None if tombstoned, content hash) of records the projections lack."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, data, deleted_at, content_hash FROM records WHERE dirty=1 LIMIT ?", (limit,)
+            ).fetchall()
+        return [(rid, None if deleted else data, h) for rid, data, deleted, h in rows]
+
+    def mark_clean(self, items: list[tuple[str, str]]) -> None:
+        """Clear the flag only if the record did not change again meanwhile (hash still matches)."""
+        with self._lock:
+            self._conn.executemany("UPDATE records SET dirty=0 WHERE id=? AND content_hash=?", items)
+
+    def mark_all_dirty(self) -> int:
+        with self._lock:
+            return self._conn.execute("UPDATE records SET dirty=1").rowcount
+
+    def dirty_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM records WHERE dirty=1").fetchone()[0])
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def get_checkpoint(self, source: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT state FROM checkpoints WHERE source=?", (source,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_checkpoint(self, source: str, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO checkpoints (source, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+                (source, json.dumps(state, default=str), _now()))
+
+    def clear_checkpoint(self, source: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM checkpoints WHERE source=?", (source,))
+
+    # -- job log ---------------------------------------------------------------------------
+    def start_job(self, source: str, kind: str, mode: str | None, params: dict[str, Any]) -> int:
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO jobs (source, kind, mode, params, started_at) VALUES (?, ?, ?, ?, ?)",
+                (source, kind, mode, json.dumps(params, default=str), _now()))
+            return int(cur.lastrowid or 0)
+
+    def finish_job(self, job_id: int, status: str, counts: dict[str, int], errors: list[dict[str, str]]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE jobs SET finished_at=?, status=?, counts=?, errors=? WHERE id=?",
+                (_now(), status, json.dumps(counts), json.dumps(errors[:1000]), job_id))
+
+    def jobs(self, source: str | None = None, limit: int = 50) -> list[Job]:
+        q, args = "SELECT * FROM jobs", []
+        if source:
+            q += " WHERE source=?"
+            args.append(source)
+        q += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(q, args).fetchall()
+        return [Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]),
+                    json.loads(r[9])) for r in rows]
+
+    def get_job(self, job_id: int) -> Job | None:
+        with self._lock:
+            r = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]),
+                   json.loads(r[9])) if r else None
+
+    # -- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                               (key, value))
+
+
+class _Tx:
+    """`with catalog.transaction():` — one SQLite transaction, rolled back on error."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.c = catalog
+
+    def __enter__(self) -> Catalog:
+        self.c._lock.acquire()
+        self.c._conn.execute("BEGIN IMMEDIATE")
+        return self.c
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self.c._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.c._lock.release()
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

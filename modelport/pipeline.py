@@ -1,0 +1,288 @@
+"""The one write path: source events → normalize → enrich → catalog (the truth) → projections.
+
+Records and checkpoints are committed together, so a crash or Ctrl-C resumes from the last
+committed checkpoint with nothing lost or duplicated. Projections (search index, RDF graph, and
+whatever else registers) are fed from the catalog's outbox, so they can always catch up or be
+rebuilt by `reindex`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from modelport.harvesters.base import (
+    Checkpoint,
+    Gone,
+    HarvestMode,
+    ListingComplete,
+    MalformedRecord,
+    Skipped,
+    Source,
+    SourceRecord,
+)
+from modelport.index.catalog import Catalog
+from modelport.schema.compat import derive_compatibility
+from modelport.schema.identity import record_id, record_iri
+from modelport.schema.kb import get_kb
+from modelport.schema.rdf import record_ntriples
+from modelport.schema.record import ModelRecord
+from modelport.settings import Settings
+
+log = logging.getLogger("modelport.pipeline")
+
+
+class Projection(Protocol):
+    """A view rebuilt from the catalog: gets the changed records and the ids that left."""
+
+    name: str
+
+    def apply(self, live: list[ModelRecord], gone: list[str]) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+@dataclass
+class JobReport:
+    job_id: int
+    source: str
+    mode: str
+    status: str = "running"  # ok | partial | failed | interrupted
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped"), 0))
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def error(self, ref: str, reason: str) -> None:
+        self.errors.append({"ref": ref, "reason": reason})
+
+
+class SearchProjection:
+    name = "search"
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def apply(self, live: list[ModelRecord], gone: list[str]) -> None:
+        if live:
+            self.backend.upsert(live)
+        if gone:
+            self.backend.delete(gone)
+
+    def commit(self) -> None:
+        self.backend.commit()
+
+    def clear(self) -> None:
+        self.backend.clear()
+
+
+class GraphProjection:
+    name = "graph"
+
+    def __init__(self, graph: Any, base: str) -> None:
+        self.graph, self.base = graph, base
+
+    def apply(self, live: list[ModelRecord], gone: list[str]) -> None:
+        self.graph.remove(record_iri(self.base, rid) for rid in gone)
+        self.graph.replace((r.iri, record_ntriples(r, self.base)) for r in live)
+
+    def commit(self) -> None:
+        self.graph.flush()
+
+    def clear(self) -> None:
+        self.graph.clear()
+        self.graph.load_ontology(get_kb().version)
+
+
+def make_search_backend(settings: Settings) -> Any:
+    if settings.search_backend == "elasticsearch":
+        from modelport.index.elasticsearch_backend import ElasticsearchBackend
+
+        if not settings.elasticsearch_url:
+            raise ValueError("search_backend=elasticsearch needs MODELPORT_ELASTICSEARCH_URL")
+        return ElasticsearchBackend(settings.elasticsearch_url)
+    from modelport.index.tantivy_backend import TantivyBackend
+
+    return TantivyBackend(settings.index_dir / "tantivy")
+
+
+class Pipeline:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.settings.ensure_dirs()
+        self.catalog = Catalog(self.settings.catalog_path)
+        self.kb = get_kb()
+        self._search: Any = None
+        self._graph: Any = None
+        self._projections: list[Projection] | None = None
+        self.extra_projections: list[Projection] = []
+
+    # -- stores (opened lazily: a CLI search needs no graph, a SPARQL query no index) ----------
+    @property
+    def search(self) -> Any:
+        if self._search is None:
+            self._search = make_search_backend(self.settings)
+        return self._search
+
+    @property
+    def graph(self) -> Any:
+        if self._graph is None:
+            from modelport.index.graph import GraphStore
+
+            try:
+                self._graph = GraphStore(self.settings.graph_dir / "oxigraph")
+            except OSError as e:
+                raise RuntimeError(
+                    f"cannot open the graph store at {self.settings.graph_dir}: {e}. Is another modelport "
+                    "process (e.g. `modelport serve`) using this data directory?") from e
+            self._graph.load_ontology(self.kb.version)
+        return self._graph
+
+    @property
+    def projections(self) -> list[Projection]:
+        if self._projections is None:
+            self._projections = [SearchProjection(self.search), GraphProjection(self.graph, self.settings.base_iri),
+                                 *self.extra_projections]
+        return self._projections
+
+    def close(self) -> None:
+        if self._search is not None:
+            self._search.close()
+        self.catalog.close()
+
+    # -- normalize + enrich --------------------------------------------------------------------
+    def prepare(self, source: Source, item: SourceRecord) -> ModelRecord:
+        record = source.normalize(item)
+        record.iri = record_iri(self.settings.base_iri, record.id)
+        record.compatibility = derive_compatibility(record, self.kb)
+        return record.with_hash()
+
+    # -- harvest -------------------------------------------------------------------------------
+    def harvest(self, source: Source, mode: HarvestMode = "incremental", limit: int | None = None,
+                batch_size: int = 500, progress: Callable[[JobReport], None] | None = None) -> JobReport:
+        job_id = self.catalog.start_job(source.name, source.kind, mode, {"limit": limit})
+        report = JobReport(job_id=job_id, source=source.name, mode=mode)
+        seen: set[str] = set()
+        batch: list[ModelRecord] = []
+        listing_complete = False
+        listed: int | None = None
+        truncated = False
+
+        def flush(checkpoint: dict[str, Any] | None = None) -> None:
+            with self.catalog.transaction() as cat:
+                res = cat.upsert_many(batch)
+                if checkpoint is not None:
+                    cat.set_checkpoint(source.name, checkpoint)
+            report.counts["inserted"] += len(res.inserted) + len(res.revived)
+            report.counts["updated"] += len(res.updated)
+            report.counts["unchanged"] += len(res.unchanged)
+            batch.clear()
+            self.project()
+            if progress:
+                progress(report)
+
+        events = source.events(mode, self.catalog.get_checkpoint(source.name))
+        try:
+            for ev in events:
+                if isinstance(ev, SourceRecord):
+                    if limit is not None and report.counts["seen"] >= limit:
+                        truncated = True
+                        break
+                    report.counts["seen"] += 1
+                    rid = record_id(source.name, ev.local_id)
+                    seen.add(rid)
+                    try:
+                        batch.append(self.prepare(source, ev))
+                    except (MalformedRecord, ValueError) as e:
+                        # pydantic's ValidationError is a ValueError: a payload that does not fit
+                        # the schema is one bad record, not a failed harvest.
+                        report.counts["skipped"] += 1
+                        report.error(rid, f"malformed: {_short(e)}")
+                        log.warning("skipped %s: %s", rid, _short(e))
+                    if len(batch) >= batch_size:
+                        flush()
+                elif isinstance(ev, Checkpoint):
+                    flush(ev.state)
+                elif isinstance(ev, Skipped):
+                    report.counts["skipped"] += 1
+                    report.error(ev.ref, ev.reason)
+                    seen.add(record_id(source.name, ev.ref))  # still upstream: never tombstone it
+                    log.warning("skipped %s: %s", ev.ref, ev.reason)
+                elif isinstance(ev, Gone):
+                    flush()
+                    gone = self.catalog.tombstone([record_id(source.name, ev.local_id)], ev.reason)
+                    report.counts["tombstoned"] += len(gone)
+                elif isinstance(ev, ListingComplete):
+                    listing_complete, listed = True, ev.listed
+            flush()
+            if listing_complete and not truncated:
+                self._tombstone_unseen(source.name, seen, listed, report)
+            report.status = "partial" if report.errors else "ok"
+        except KeyboardInterrupt:
+            flush()
+            report.status = "interrupted"
+            report.error(source.name, "interrupted; the next run resumes from the last checkpoint")
+            raise
+        except Exception as e:
+            # Keep every record read so far: the next run resumes from the last checkpoint.
+            flush()
+            report.status = "failed"
+            report.error(source.name, _short(e))
+            log.error("harvest of %s failed: %s", source.name, e)
+            raise
+        finally:
+            close = getattr(events, "close", None)
+            if close:
+                close()
+            self.catalog.finish_job(job_id, report.status, report.counts, report.errors)
+        return report
+
+    def _tombstone_unseen(self, source: str, seen: set[str], listed: int | None, report: JobReport) -> None:
+        live = self.catalog.live_ids(source)
+        missing = live - seen
+        if not missing:
+            return
+        if not seen or listed == 0:
+            report.error(source, f"listing was empty; refusing to tombstone {len(missing)} records")
+            return
+        ratio = len(missing) / max(len(live), 1)
+        if ratio > self.settings.tombstone_failsafe_ratio:
+            report.error(source, f"fail-safe: the listing lost {len(missing)} of {len(live)} records "
+                                 f"({ratio:.0%} > {self.settings.tombstone_failsafe_ratio:.0%}); nothing tombstoned")
+            return
+        done = self.catalog.tombstone(sorted(missing), "not in the source's complete listing")
+        report.counts["tombstoned"] += len(done)
+        self.project()
+
+    # -- projections -----------------------------------------------------------------------------
+    def project(self, batch: int = 1000) -> int:
+        """Bring every projection up to date with the catalog; returns how many records moved."""
+        moved = 0
+        while True:
+            items = self.catalog.dirty(limit=batch)
+            if not items:
+                return moved
+            live = [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None]
+            gone = [rid for rid, data, _ in items if data is None]
+            for p in self.projections:
+                p.apply(live, gone)
+                p.commit()
+            self.catalog.mark_clean([(rid, h) for rid, _, h in items])
+            moved += len(items)
+
+    def reindex(self) -> int:
+        """Rebuild every projection from the catalog."""
+        for p in self.projections:
+            p.clear()
+        self.catalog.mark_all_dirty()
+        self.catalog.set_meta("reindexed_at", datetime.now(UTC).isoformat())
+        return self.project()
+
+
+def _short(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) < 500 else text[:497] + "…"

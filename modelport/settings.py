@@ -1,0 +1,78 @@
+"""Settings from the environment (`MODELPORT_*`) and an optional TOML file (`MODELPORT_CONFIG`)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SourceConfig(BaseModel):
+    """One configured source: `kind` picks the harvester, `name` is unique in the catalog."""
+
+    name: str
+    kind: Literal["mlflow", "huggingface", "tfhub", "kaggle"]
+    options: dict[str, Any] = Field(default_factory=dict)  # e.g. {"tracking_uri": "http://…"}
+    schedule: str | None = None  # cron expression for `modelport schedule`
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELPORT_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("var/modelport")
+    base_iri: str = "http://127.0.0.1:8000"
+    search_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    elasticsearch_url: str | None = None
+    embeddings: bool = True  # use dense vectors when the extra is installed
+    # Full harvests never tombstone more than this share of a source's live records in one run.
+    tombstone_failsafe_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
+    query_timeout_s: float = Field(default=10.0, gt=0)
+    max_results: int = Field(default=1000, gt=0)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    config_file: Path | None = Field(default=None, alias="MODELPORT_CONFIG")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlSource(settings_cls)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def graph_dir(self) -> Path:
+        return self.data_dir / "graph"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.index_dir, self.graph_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by MODELPORT_CONFIG (keys as in Settings, `[[sources]]` tables)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        path = os.environ.get("MODELPORT_CONFIG")
+        if not path:
+            return {}
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"MODELPORT_CONFIG points at {p}, which is not a file")
+        with p.open("rb") as fh:
+            return tomllib.load(fh)

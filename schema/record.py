@@ -1,0 +1,223 @@
+"""The canonical, source-independent description of one deployable model (a `ModelRecord`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from modelport.schema.versions import VersionRange
+
+SCHEMA_VERSION = 1
+
+CompatStatus = Literal["native", "declared", "convertible", "verified", "failed-verification"]
+Confidence = Literal["high", "medium", "low"]
+LineageRelation = Literal["finetune", "adapter", "quantized", "merge", "variant", "derived"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Agent(_Model):
+    """A person or organisation that authored or published a model."""
+
+    name: str
+    kind: Literal["person", "organization"] = "organization"
+    url: str | None = None
+
+
+class Artifact(_Model):
+    """One file (or directory) that makes up the model, with the format the KB recognised in it."""
+
+    path: str
+    format: str | None = None  # KB format id, e.g. "onnx", "safetensors", "gguf"
+    size_bytes: int | None = Field(default=None, ge=0)
+    sha256: str | None = None
+    url: str | None = None
+    quantization: str | None = None  # e.g. GGUF "Q4_K_M"
+    details: dict[str, Any] = Field(default_factory=dict)  # e.g. {"opset": 17, "ir_version": 8}
+
+
+class EvaluationResult(_Model):
+    """A typed metric value: numbers stay numbers so that `accuracy >= 0.9` can be compared."""
+
+    metric: str  # normalised metric id ("accuracy", "f1", …)
+    value: float
+    metric_name: str | None = None  # as the source wrote it
+    dataset: str | None = None  # normalised dataset id
+    dataset_name: str | None = None
+    dataset_config: str | None = None
+    split: str | None = None
+    task: str | None = None
+    verified: bool | None = None
+    source: str | None = None  # URL or name of where the number came from
+    provenance: str = "source"  # which part of the source payload: "model-index", "mlflow-run", …
+
+
+class LatencyMeasurement(_Model):
+    """A latency figure from a source (measured) or from our own estimate (labelled with its method)."""
+
+    hardware: str
+    latency_ms: float = Field(ge=0)
+    runtime: str | None = None
+    runtime_version: str | None = None
+    precision: str | None = None
+    batch_size: int | None = None
+    measured: bool = True
+    method: str | None = None  # for estimates: how it was computed
+    source: str | None = None
+
+
+class Requirement(_Model):
+    """A pinned or ranged package requirement from an environment file."""
+
+    name: str
+    specifier: str = ""  # PEP 440 specifier, e.g. "==1.9.1"
+    source_file: str | None = None
+
+
+class Evidence(_Model):
+    """Why a compatibility entry holds: the artifact, the declaration, the KB fact or the check behind it."""
+
+    kind: Literal["artifact", "declaration", "kb", "converter", "verification", "requirement"]
+    detail: str
+    artifact: str | None = None
+    kb_fact: str | None = None
+    kb_version: str | None = None
+
+
+class CompatibilityEntry(_Model):
+    """One cell of the compatibility matrix."""
+
+    runtime: str | None = None  # KB runtime id
+    target: str | None = None  # KB deployment-target id
+    hardware: str | None = None  # KB hardware-profile id
+    format: str | None = None  # format the runtime consumes
+    version_range: VersionRange | None = None
+    precision: str | None = None
+    status: CompatStatus
+    path: list[str] = Field(default_factory=list)  # converter ids, in order, for `convertible`
+    confidence: Confidence | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    measurements: dict[str, Any] = Field(default_factory=dict)  # verification numbers
+
+    @property
+    def hops(self) -> int:
+        return len(self.path)
+
+
+class BaseModelLink(_Model):
+    """Lineage: this record derives from `ref` (a record id when known, else the source's own name)."""
+
+    ref: str
+    relation: LineageRelation = "derived"
+
+
+class Link(_Model):
+    rel: str  # "homepage", "source", "paper", "colab", "kaggle", "tfhub", "run", "registry"
+    url: str
+
+
+class CardSections(_Model):
+    """Free-text sections of a model card that users read before deploying."""
+
+    intended_use: str | None = None
+    limitations: str | None = None
+    bias: str | None = None
+    training_data: str | None = None
+    body: str | None = None  # the whole card text, capped
+
+
+class Popularity(_Model):
+    downloads: int | None = Field(default=None, ge=0)
+    likes: int | None = Field(default=None, ge=0)
+
+
+class Provenance(_Model):
+    source_url: str | None = None
+    harvested_at: datetime
+    harvester: str
+    harvester_version: str
+    content_hash: str = ""
+    defaults_applied: list[str] = Field(default_factory=list)  # e.g. ["license: absent means Apache-2.0"]
+
+
+class Signature(_Model):
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ModelRecord(_Model):
+    """One deployable thing: a Hub repo at a revision, a TF Hub model version, an MLflow model version."""
+
+    id: str  # "<source>:<local_id>"
+    iri: str = ""  # filled by the pipeline from the configured base IRI
+    source: str  # configured source name ("huggingface", "mlflow-prod", …)
+    source_kind: str  # harvester kind ("huggingface", "mlflow", "tfhub", "kaggle")
+    local_id: str
+    name: str
+    description: str | None = None
+    authors: list[Agent] = Field(default_factory=list)
+    publisher: Agent | None = None
+    license: str | None = None  # SPDX id where known, else "LicenseRef-<raw>"
+    tasks: list[str] = Field(default_factory=list)
+    frameworks: list[str] = Field(default_factory=list)  # library ids: "scikit-learn", "pytorch", …
+    artifacts: list[Artifact] = Field(default_factory=list)
+    declared_formats: list[str] = Field(default_factory=list)  # formats the source states without a file
+    parameter_count: int | None = Field(default=None, ge=0)
+    dtypes: list[str] = Field(default_factory=list)
+    architecture: str | None = None
+    base_models: list[BaseModelLink] = Field(default_factory=list)
+    training_datasets: list[str] = Field(default_factory=list)
+    evaluations: list[EvaluationResult] = Field(default_factory=list)
+    latencies: list[LatencyMeasurement] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    version: str | None = None
+    version_group: str | None = None  # record-id-like key shared by all versions of one model
+    aliases: list[str] = Field(default_factory=list)
+    created: datetime | None = None
+    modified: datetime | None = None
+    popularity: Popularity = Field(default_factory=Popularity)
+    links: list[Link] = Field(default_factory=list)
+    card: CardSections = Field(default_factory=CardSections)
+    requirements: list[Requirement] = Field(default_factory=list)
+    signature: Signature | None = None
+    params: dict[str, str] = Field(default_factory=dict)  # training/run parameters
+    access: Literal["public", "gated", "private"] = "public"
+    compatibility: list[CompatibilityEntry] = Field(default_factory=list)
+    source_facts: dict[str, Any] = Field(default_factory=dict)  # source-specific facts kept verbatim
+    provenance: Provenance
+
+    @field_validator("tasks", "frameworks", "keywords", "languages", "training_datasets", "dtypes", "aliases")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(x for x in v if x))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def formats(self) -> list[str]:
+        """Every format the record is available in: artifact formats first, then declared ones."""
+        seen = [a.format for a in self.artifacts if a.format] + self.declared_formats
+        return list(dict.fromkeys(seen))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def size_bytes(self) -> int | None:
+        sizes = [a.size_bytes for a in self.artifacts if a.size_bytes is not None]
+        return sum(sizes) if sizes else None
+
+    def compute_hash(self) -> str:
+        """Hash of everything a user can see except harvest bookkeeping, so re-harvests of an
+        unchanged model produce the same hash and cause no projection work."""
+        data = self.model_dump(mode="json", exclude={"provenance": {"harvested_at", "content_hash"}})
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def with_hash(self) -> ModelRecord:
+        self.provenance.content_hash = self.compute_hash()
+        return self

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from rdflib import RDF, RDFS, SKOS, Graph, Literal, Namespace, URIRef
 
+from modelport.schema.kb_compat import CompatKB, load_compat
+
 MP = Namespace("https://w3id.org/modelport/ns#")
 KB_BASE = "https://w3id.org/modelport/kb/"
 
@@ -80,6 +82,8 @@ class KnowledgeBase:
     _metric_alias: dict[str, str] = field(default_factory=dict)
     _dataset_alias: dict[str, str] = field(default_factory=dict)
     _task_alias: dict[str, str] = field(default_factory=dict)
+    # Runtime releases, converters, targets, hardware, quantization (ontology/kb, schema/kb_compat.py).
+    compat: CompatKB = field(default_factory=CompatKB)
 
     # -- formats ---------------------------------------------------------------------------
     def format_of_path(self, path: str) -> str | None:
@@ -234,6 +238,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
     for s in g.subjects(RDF.type, MP.Dataset):
         for a in (local_name(s), *_strs(g, s, MP.alias)):
             kb._dataset_alias[a.lower()] = local_name(s)
+    kb.compat = load_compat(g)
     return kb
 
 

@@ -192,7 +192,7 @@ class Catalog:
                 ).fetchall()
             if not rows:
                 return
-            for rid, data in rows:
+            for _rid, data in rows:
                 yield ModelRecord.model_validate_json(data)
             last = rows[-1][0]
 

@@ -62,8 +62,7 @@ class TantivyBackend:
     def upsert(self, records: list[ModelRecord]) -> None:
         w = self._w()
         for r in records:
-            w.delete_documents_by_term("id", r.id) if hasattr(w, "delete_documents_by_term") else \
-                w.delete_documents("id", r.id)
+            w.delete_documents_by_term("id", r.id)
             w.add_document(self._doc(r))
 
     def _doc(self, r: ModelRecord) -> tantivy.Document:
@@ -87,7 +86,7 @@ class TantivyBackend:
     def delete(self, ids: list[str]) -> None:
         w = self._w()
         for rid in ids:
-            w.delete_documents("id", rid)
+            w.delete_documents_by_term("id", rid)
 
     def commit(self) -> None:
         if self._writer is not None:

@@ -8,6 +8,7 @@ rebuilt by `reindex`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,6 +153,9 @@ class Pipeline:
     def close(self) -> None:
         if self._search is not None:
             self._search.close()
+        # Oxigraph (RocksDB) holds a lock on its directory until the store object is freed.
+        self._search = self._graph = self._projections = None
+        gc.collect()
         self.catalog.close()
 
     # -- normalize + enrich --------------------------------------------------------------------

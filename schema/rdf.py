@@ -261,4 +261,8 @@ def to_jsonld(record: ModelRecord, base: str) -> str:
 
 
 def to_turtle(record: ModelRecord, base: str) -> str:
-    return to_graph(record, base).serialize(format="turtle")
+    # Oxigraph keeps every literal's lexical form; rdflib's Turtle writer shortens doubles.
+    import pyoxigraph as ox
+
+    triples = ox.parse(record_ntriples(record, base), format=ox.RdfFormat.N_TRIPLES)
+    return ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=PREFIXES).decode()

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from modelport.schema.versions import VersionRange
 
@@ -192,6 +192,14 @@ class ModelRecord(_Model):
     compatibility: list[CompatibilityEntry] = Field(default_factory=list)
     source_facts: dict[str, Any] = Field(default_factory=dict)  # source-specific facts kept verbatim
     provenance: Provenance
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        # `formats` and `size_bytes` are serialized for readers but derived, never stored input.
+        if isinstance(data, dict) and ("formats" in data or "size_bytes" in data):
+            data = {k: v for k, v in data.items() if k not in ("formats", "size_bytes")}
+        return data
 
     @field_validator("tasks", "frameworks", "keywords", "languages", "training_datasets", "dtypes", "aliases")
     @classmethod

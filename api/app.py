@@ -1,0 +1,47 @@
+"""The FastAPI application: search, model records, SPARQL, harvest log, health and a web page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modelport import __version__
+from modelport.api import models_routes, search_routes, sparql_routes, web
+from modelport.services import Services
+from modelport.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="ModelPort",
+        version=__version__,
+        description="Federated discovery of machine-learning models: search by task, format, runtime "
+                    "compatibility and metrics; every record as JSON, JSON-LD and Turtle; SPARQL 1.1 over the graph.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "records": services.catalog.count(),
+                "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count()}
+
+    @app.get("/harvests", tags=["harvest"])
+    def harvests(source: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        """The job log: every harvest with its start, end, counts and errors."""
+        return [j.__dict__ for j in services.catalog.jobs(source, min(max(limit, 1), 500))]
+
+    app.include_router(search_routes.router)
+    app.include_router(models_routes.router)
+    app.include_router(sparql_routes.router)
+    app.include_router(web.router)
+    return app

@@ -1,0 +1,79 @@
+"""Model records: GET /models/{id} as JSON, JSON-LD or Turtle (content negotiation), and record
+IRIs (`/model/<source>/<id>`) that dereference to them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from modelport.api.deps import services
+from modelport.schema.identity import record_id
+from modelport.schema.rdf import to_jsonld, to_turtle
+from modelport.services import Services
+
+router = APIRouter(tags=["models"])
+
+MEDIA = {"json": "application/json", "jsonld": "application/ld+json", "turtle": "text/turtle"}
+
+
+def negotiate(accept: str, explicit: str | None, offers: dict[str, str]) -> str:
+    """Pick a format key: `?format=` wins, then the Accept header (first acceptable, q ignored
+    except q=0), else the first offer."""
+    if explicit:
+        if explicit not in offers:
+            raise HTTPException(406, f"format {explicit!r} not offered; choose one of {sorted(offers)}")
+        return explicit
+    for part in accept.split(","):
+        media, *params = [x.strip() for x in part.split(";")]
+        if any(p.replace(" ", "") in ("q=0", "q=0.0") for p in params):
+            continue
+        for key, m in offers.items():
+            if media == m:
+                return key
+        if media in ("*/*", "application/*", "text/*", ""):
+            return next(iter(offers))
+    if accept.strip():
+        raise HTTPException(406, f"none of {accept!r} is offered; offered: {sorted(offers.values())}")
+    return next(iter(offers))
+
+
+def load(svc: Services, model_id: str):  # type: ignore[no-untyped-def]
+    stored = svc.catalog.get_stored(model_id)
+    if stored is None:
+        raise HTTPException(404, f"no model with id {model_id!r}")
+    if stored.deleted_at:
+        raise HTTPException(410, f"model {model_id!r} was removed upstream on {stored.deleted_at} "
+                                 f"({stored.deleted_reason})")
+    return stored
+
+
+@router.get("/models/{model_id:path}", responses={200: {"content": {m: {} for m in MEDIA.values()}}})
+def get_model(
+    model_id: str, request: Request, svc: Annotated[Services, Depends(services)],
+    format: Annotated[str | None, Query(description="json, jsonld or turtle; overrides Accept")] = None,
+) -> Response:
+    """One record. Accept `application/json` (the record), `application/ld+json` (schema.org /
+    FAIR4ML JSON-LD) or `text/turtle`."""
+    stored = load(svc, model_id)
+    rec = stored.record
+    key = negotiate(request.headers.get("accept", ""), format, MEDIA)
+    base = svc.settings.base_iri
+    if key == "jsonld":
+        return Response(to_jsonld(rec, base), media_type=MEDIA["jsonld"])
+    if key == "turtle":
+        return Response(to_turtle(rec, base), media_type=MEDIA["turtle"])
+    body = rec.model_dump(mode="json")
+    body["_catalog"] = {"first_seen": stored.first_seen, "last_seen": stored.last_seen}
+    return JSONResponse(body)
+
+
+@router.get("/model/{source}/{local_id:path}", include_in_schema=False)
+def dereference(source: str, local_id: str, request: Request) -> RedirectResponse:
+    """Record IRIs resolve here: 303 See Other to the record, keeping content negotiation."""
+    target = f"/models/{quote(record_id(source, local_id), safe='/:@')}"
+    if request.url.query:
+        target += "?" + request.url.query
+    return RedirectResponse(target, status_code=303)

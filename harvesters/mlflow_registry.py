@@ -1,0 +1,437 @@
+"""MLflow model registry source: every registered model and every version, through `MlflowClient`
+against any tracking URI, with the MLmodel file and environment files downloaded through the
+tracking server. One record per model version, linked to its registered model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import httpx
+import yaml
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PkgRequirement
+
+from modelport.harvesters.base import (
+    Checkpoint,
+    HarvestEvent,
+    HarvestMode,
+    ListingComplete,
+    MalformedRecord,
+    Skipped,
+    SourceError,
+    SourceRecord,
+    new_provenance,
+)
+from modelport.schema.identity import record_id
+from modelport.schema.kb import get_kb
+from modelport.schema.record import (
+    Agent,
+    Artifact,
+    EvaluationResult,
+    Link,
+    ModelRecord,
+    Requirement,
+    Signature,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
+_SPLIT_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.-](.+)$", re.IGNORECASE)
+_SPLITS = {"training": "train", "valid": "validation", "val": "validation", "eval": "validation"}
+# Onnx files are opened to read the opset they declare; larger ones are listed but not downloaded.
+MAX_INSPECT_BYTES = 200 * 1024 * 1024
+
+
+class MlflowSource:
+    kind = "mlflow"
+    harvester_version = "1.0"
+
+    def __init__(self, tracking_uri: str, name: str = "mlflow", cache_dir: Path | None = None,
+                 page_size: int = 100, request_retries: int = 2, request_timeout_s: int = 30) -> None:
+        if not tracking_uri or "://" not in tracking_uri and not tracking_uri.startswith(("sqlite:", "file:")):
+            raise SourceError(f"not a tracking URI: {tracking_uri!r} (expected e.g. http://host:5000)")
+        # MLflow's client retries a dead server for minutes by default; a harvest should fail fast
+        # and say why. These are read per request.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(request_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(request_timeout_s))
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow import MlflowClient
+
+        self.name = name
+        self.uri = tracking_uri.rstrip("/")
+        self.page_size = page_size
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.kb = get_kb()
+        self._cache = _ArtifactCache(cache_dir / f"mlflow-{name}.sqlite" if cache_dir else None)
+
+    # -- listing -------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Fail fast with a clear message when the server is not there."""
+        scheme = urlparse(self.uri).scheme
+        if scheme in ("http", "https"):
+            try:
+                r = httpx.get(f"{self.uri}/health", timeout=10)
+            except httpx.HTTPError as e:
+                raise SourceError(f"MLflow tracking server {self.uri} is unreachable: {e}") from e
+            if r.status_code >= 400:
+                raise SourceError(f"MLflow tracking server {self.uri} answered {r.status_code} on /health")
+
+    def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
+        """MLflow cannot filter registry listings by update time, so every run lists all versions;
+        what makes re-runs cheap is the artifact cache (model versions are immutable)."""
+        self.check()
+        listed = 0
+        token: str | None = None
+        while True:
+            page = self._call(self.client.search_registered_models, max_results=self.page_size, page_token=token)
+            for rm in page:
+                tags = dict(rm.tags or {})
+                if str(tags.get("mlflow.prompt.is_prompt", "")).lower() == "true":
+                    continue  # prompts live in the registry but are not models
+                try:
+                    versions = self._versions(rm.name)
+                except SourceError as e:
+                    yield Skipped(ref=rm.name, reason=f"cannot list versions: {e}")
+                    continue
+                for v in versions:
+                    listed += 1
+                    local_id = f"{rm.name}/{v.version}"
+                    try:
+                        payload = self._payload(rm, v)
+                    except Exception as e:  # one unreadable version never stops the harvest
+                        yield Skipped(ref=local_id, reason=f"{type(e).__name__}: {e}")
+                        continue
+                    yield SourceRecord(local_id=local_id, payload=payload, etag=str(v.last_updated_timestamp),
+                                       url=self._ui_url(rm.name, v.version))
+            token = page.token
+            if not token:
+                break
+            yield Checkpoint(state={"page_token": token, "listed": listed})
+        yield Checkpoint(state={"listed": listed, "completed_at": datetime.now(UTC).isoformat()})
+        yield ListingComplete(listed=listed)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as e:
+            raise SourceError(f"MLflow at {self.uri}: {e.message if hasattr(e, 'message') else e}") from e
+
+    def _versions(self, name: str) -> list[Any]:
+        out, token = [], None
+        escaped = name.replace("'", "\\'")
+        while True:
+            page = self._call(self.client.search_model_versions, filter_string=f"name='{escaped}'",
+                              max_results=1000, page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return sorted(out, key=lambda v: int(v.version))
+
+    def _ui_url(self, name: str, version: str) -> str:
+        return f"{self.uri}/#/models/{quote(name, safe='')}/versions/{version}"
+
+    # -- one version -----------------------------------------------------------------------------
+    def _payload(self, rm: Any, v: Any) -> dict[str, Any]:
+        aliases = rm.aliases if isinstance(rm.aliases, dict) else {}
+        payload: dict[str, Any] = {
+            "registered_model": {
+                "name": rm.name, "description": rm.description or "", "tags": dict(rm.tags or {}),
+                "aliases": {k: str(val) for k, val in aliases.items()},
+                "creation_timestamp": rm.creation_timestamp, "last_updated_timestamp": rm.last_updated_timestamp,
+            },
+            "version": {
+                "version": str(v.version), "description": v.description or "", "tags": dict(v.tags or {}),
+                "source": v.source, "run_id": v.run_id, "status": v.status, "user_id": v.user_id,
+                "current_stage": v.current_stage, "run_link": v.run_link,
+                "creation_timestamp": v.creation_timestamp, "last_updated_timestamp": v.last_updated_timestamp,
+            },
+        }
+        model_id = getattr(v, "model_id", None) or _model_id_from_source(v.source)
+        payload["run"] = self._run_data(v.run_id, model_id)
+        key = f"{rm.name}\x00{v.version}\x00{v.source}"
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._artifact_facts(rm.name, str(v.version))
+            if not cached.get("errors"):
+                self._cache.put(key, cached)
+        payload["artifacts"] = cached
+        return payload
+
+    def _run_data(self, run_id: str | None, model_id: str | None) -> dict[str, Any]:
+        """Params and metrics, from the MLflow 3 LoggedModel when there is one, else from the run."""
+        data: dict[str, Any] = {"params": {}, "metrics": {}, "errors": []}
+        if model_id:
+            try:
+                lm = self.client.get_logged_model(model_id)
+                data["params"].update(dict(lm.params or {}))
+                for m in lm.metrics or []:
+                    data["metrics"][m.key] = {"value": m.value, "dataset": getattr(m, "dataset_name", None)}
+            except Exception as e:
+                data["errors"].append(f"logged model {model_id}: {e}")
+        if run_id:
+            try:
+                run = self.client.get_run(run_id)
+                data["params"] = {**dict(run.data.params or {}), **data["params"]}
+                for k, val in (run.data.metrics or {}).items():
+                    data["metrics"].setdefault(k, {"value": val, "dataset": None})
+            except Exception as e:
+                data["errors"].append(f"run {run_id}: {e}")
+        return data
+
+    def _artifact_facts(self, name: str, version: str) -> dict[str, Any]:
+        """The file listing, MLmodel, environment files and ONNX opsets of one version."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        facts: dict[str, Any] = {"files": [], "mlmodel": None, "env": {}, "onnx": {}, "errors": []}
+        try:
+            uri = self.client.get_model_version_download_uri(name, version)
+        except Exception as e:
+            facts["errors"].append(f"download URI: {e}")
+            return facts
+        facts["download_uri"] = uri
+        try:
+            repo = get_artifact_repository(uri, tracking_uri=self.uri, registry_uri=self.uri)
+            facts["files"] = _walk(repo, "", depth=3)
+        except Exception as e:
+            facts["errors"].append(f"listing artifacts: {e}")
+            return facts
+        names = {f["path"] for f in facts["files"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            for fname in ("MLmodel", *ENV_FILES):
+                if fname not in names:
+                    if fname == "MLmodel":
+                        facts["errors"].append("MLmodel file is missing")
+                    continue
+                try:
+                    text = Path(repo.download_artifacts(fname, dst_path=tmp)).read_text(errors="replace")
+                except Exception as e:
+                    facts["errors"].append(f"downloading {fname}: {e}")
+                    continue
+                if fname == "MLmodel":
+                    facts["mlmodel_text"] = text[:100_000]
+                else:
+                    facts["env"][fname] = text[:100_000]
+            for f in facts["files"]:
+                if f["path"].endswith(".onnx") and (f.get("size") or 0) <= MAX_INSPECT_BYTES:
+                    try:
+                        local = repo.download_artifacts(f["path"], dst_path=tmp)
+                        facts["onnx"][f["path"]] = _inspect_onnx(local)
+                    except Exception as e:
+                        facts["errors"].append(f"reading {f['path']}: {e}")
+        return facts
+
+    # -- normalize -------------------------------------------------------------------------------
+    def normalize(self, item: SourceRecord) -> ModelRecord:
+        p = item.payload
+        try:
+            rm, v, run, arts = p["registered_model"], p["version"], p.get("run") or {}, p.get("artifacts") or {}
+        except (KeyError, TypeError) as e:
+            raise MalformedRecord(f"payload lacks {e}") from e
+        kb = self.kb
+        name, version = rm["name"], v["version"]
+        facts: dict[str, Any] = {"status": v.get("status"), "run_id": v.get("run_id"), "source": v.get("source"),
+                                 "stage": v.get("current_stage")}
+        errors = list(arts.get("errors") or []) + list(run.get("errors") or [])
+
+        mlmodel: dict[str, Any] = {}
+        if arts.get("mlmodel_text"):
+            try:
+                loaded = yaml.safe_load(arts["mlmodel_text"])
+                if not isinstance(loaded, dict):
+                    raise ValueError("not a mapping")
+                mlmodel = loaded
+            except (yaml.YAMLError, ValueError) as e:
+                errors.append(f"MLmodel is not valid YAML: {str(e)[:200]}")
+        flavors: dict[str, Any] = mlmodel.get("flavors") if isinstance(mlmodel.get("flavors"), dict) else {}
+
+        frameworks, declared, reqs = [], [], []
+        for flavor, conf in flavors.items():
+            conf = conf if isinstance(conf, dict) else {}
+            lib = kb.library_for_flavor(flavor)
+            if lib is None:
+                continue
+            if lib.id != "mlflow-pyfunc" or len(flavors) == 1:
+                frameworks.append(lib.id)
+            fmt = kb.format_for_mlflow(flavor, conf.get("serialization_format"))
+            declared.extend([fmt] if fmt else list(lib.declares_formats))
+            produced = conf.get(lib.flavor_version_key) if lib.flavor_version_key else None
+            if produced and lib.python_package:
+                reqs.append(Requirement(name=lib.python_package, specifier=f"=={produced}", source_file="MLmodel"))
+        if mlmodel.get("mlflow_version"):
+            reqs.append(Requirement(name="mlflow", specifier=f"=={mlmodel['mlflow_version']}", source_file="MLmodel"))
+        env_reqs = _parse_requirements(arts.get("env", {}).get("requirements.txt", ""))
+        pinned = {r.name.lower() for r in env_reqs}
+        requirements = env_reqs + [r for r in reqs if r.name.lower() not in pinned]
+
+        artifacts = []
+        base_uri = arts.get("download_uri", "")
+        for f in arts.get("files", []):
+            if f.get("is_dir"):
+                continue
+            fmt = kb.format_of_path(f["path"])
+            details = arts.get("onnx", {}).get(f["path"], {})
+            size = f.get("size")
+            artifacts.append(Artifact(path=f["path"], format=fmt, size_bytes=size if isinstance(size, int) and
+                                      size >= 0 else None, url=f"{base_uri}/{f['path']}" if base_uri else None,
+                                      details=details))
+
+        tags = {**rm.get("tags", {}), **v.get("tags", {})}
+        user_tags = {k: val for k, val in tags.items() if not k.startswith("mlflow.")}
+        tasks = [t for t in (kb.task_id(val) for k, val in user_tags.items() if k.lower() in ("task", "mltask"))
+                 if t]
+        evaluations = _metrics(run.get("metrics", {}), tags.get("dataset") or tags.get("eval_dataset"))
+        signature = _signature(mlmodel.get("signature"))
+        if mlmodel:
+            facts.update({k: mlmodel.get(k) for k in ("mlflow_version", "model_size_bytes", "model_uuid",
+                                                       "utc_time_created", "model_id") if mlmodel.get(k)})
+            facts["flavors"] = sorted(flavors)
+            facts["flavor_config"] = {k: {kk: vv for kk, vv in (c or {}).items() if isinstance(vv, str | int | float)}
+                                      for k, c in flavors.items() if isinstance(c, dict)}
+        if errors:
+            facts["errors"] = errors[:20]
+            log.warning("%s:%s/%s recorded with problems: %s", self.name, name, version, "; ".join(errors[:3]))
+        aliases = [a for a, ver in rm.get("aliases", {}).items() if str(ver) == str(version)]
+        url = item.url or self._ui_url(name, version)
+        return ModelRecord(
+            id=record_id(self.name, item.local_id), source=self.name, source_kind=self.kind,
+            local_id=item.local_id, name=name, version=str(version),
+            version_group=record_id(self.name, name),
+            description=(v.get("description") or rm.get("description") or None),
+            authors=[Agent(name=v["user_id"], kind="person")] if v.get("user_id") else [],
+            license=kb.license_id(user_tags.get("license")),
+            tasks=tasks, frameworks=frameworks, artifacts=artifacts, declared_formats=[d for d in declared if d],
+            training_datasets=[kb.dataset_id(user_tags["dataset"])] if user_tags.get("dataset") else [],
+            evaluations=evaluations,
+            keywords=[f"{k}:{val}" if val else k for k, val in user_tags.items() if k.lower() != "license"],
+            aliases=aliases, created=_ts(v.get("creation_timestamp")), modified=_ts(v.get("last_updated_timestamp")),
+            links=[Link(rel="registry", url=url)] + (
+                [Link(rel="run", url=v["run_link"])] if v.get("run_link") else []),
+            requirements=requirements, signature=signature,
+            params={str(k): str(val)[:500] for k, val in (run.get("params") or {}).items()},
+            source_facts=facts,
+            provenance=new_provenance(self, url),
+        )
+
+
+def _walk(repo: Any, path: str, depth: int) -> list[dict[str, Any]]:
+    out = []
+    for fi in repo.list_artifacts(path or None):
+        if fi.is_dir:
+            out.append({"path": fi.path, "is_dir": True})
+            if depth > 1:
+                out.extend(_walk(repo, fi.path, depth - 1))
+        else:
+            out.append({"path": fi.path, "is_dir": False, "size": fi.file_size})
+    return out
+
+
+def _inspect_onnx(path: str) -> dict[str, Any]:
+    """Opset and IR version declared inside an .onnx file (weights stored outside are not loaded)."""
+    import onnx
+
+    m = onnx.load(path, load_external_data=False)
+    opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in m.opset_import}
+    out: dict[str, Any] = {"ir_version": int(m.ir_version), "opsets": opsets}
+    if "ai.onnx" in opsets:
+        out["opset"] = opsets["ai.onnx"]
+    if "ai.onnx.ml" in opsets:
+        out["ml_opset"] = opsets["ai.onnx.ml"]
+    out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
+    return out
+
+
+def _model_id_from_source(source: str | None) -> str | None:
+    # MLflow 3 versions point at LoggedModels: source is "models:/m-<id>" and model_id may be unset.
+    if source and source.startswith("models:/m-"):
+        return source.split("/", 1)[1].split("/")[0]
+    return None
+
+
+def _ts(ms: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC) if ms else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _parse_requirements(text: str) -> list[Requirement]:
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            req = PkgRequirement(line)
+        except InvalidRequirement:
+            continue
+        out.append(Requirement(name=req.name, specifier=str(req.specifier), source_file="requirements.txt"))
+    return out
+
+
+def _signature(sig: Any) -> Signature | None:
+    if not isinstance(sig, dict):
+        return None
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for key in ("inputs", "outputs"):
+        raw = sig.get(key)
+        try:
+            val = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            val = None
+        parts[key] = [x for x in val if isinstance(x, dict)] if isinstance(val, list) else []
+    return Signature(**parts)
+
+
+def _metrics(metrics: dict[str, Any], dataset: str | None) -> list[EvaluationResult]:
+    kb = get_kb()
+    out = []
+    for key, m in metrics.items():
+        value = m.get("value") if isinstance(m, dict) else m
+        if not isinstance(value, int | float) or value != value:  # NaN
+            continue
+        split, metric = None, key
+        match = _SPLIT_PREFIX.match(key)
+        if match:
+            split = _SPLITS.get(match.group(1).lower(), match.group(1).lower())
+            metric = match.group(2)
+        ds = (m.get("dataset") if isinstance(m, dict) else None) or dataset
+        out.append(EvaluationResult(metric=kb.metric_id(metric), metric_name=key, value=float(value), split=split,
+                                    dataset=kb.dataset_id(ds) if ds else None, dataset_name=ds,
+                                    provenance="mlflow-run"))
+    return out
+
+
+class _ArtifactCache:
+    """Artifact facts per model version. Versions are immutable once registered, so a re-harvest
+    never downloads the same MLmodel twice."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.conn = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, check_same_thread=False)
+            self.conn.execute("CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self.conn is None:
+            return None
+        row = self.conn.execute("SELECT value FROM facts WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        if self.conn is not None:
+            with self.conn:
+                self.conn.execute("INSERT OR REPLACE INTO facts VALUES (?, ?)", (key, json.dumps(value)))

@@ -1,0 +1,209 @@
+"""The `modelport` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modelport.harvesters.base import HarvestMode, Source, SourceError
+from modelport.pipeline import JobReport, Pipeline
+from modelport.settings import Settings
+
+app = typer.Typer(help="ModelPort: harvest ML model registries, search them by compatibility, query them with SPARQL.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+harvest_app = typer.Typer(help="Harvest a source into the catalog, index and graph.", no_args_is_help=True)
+app.add_typer(harvest_app, name="harvest")
+console = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def run_harvest(source: Source, mode: HarvestMode, limit: int | None = None,
+                settings: Settings | None = None) -> JobReport:
+    """Run one harvest with a progress line and a summary table; exits non-zero on failure."""
+    pipeline = Pipeline(settings or Settings())
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task(f"harvesting {source.name}", total=None)
+
+            def tick(r: JobReport) -> None:
+                c = r.counts
+                progress.update(task, description=f"harvesting {source.name}: {c['seen']} seen, "
+                                f"{c['inserted']} new, {c['updated']} updated, {c['skipped']} skipped")
+
+            report = pipeline.harvest(source, mode=mode, limit=limit, progress=tick)
+    except SourceError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; the next run resumes from the last checkpoint", 130)
+    except Exception as e:  # a failed harvest keeps what it stored; say what happened
+        fail(f"harvest of {source.name} failed: {type(e).__name__}: {e}")
+    finally:
+        pipeline.close()
+    table = Table(title=f"harvest {report.source} ({report.mode}) — job {report.job_id}: {report.status}")
+    for k in report.counts:
+        table.add_column(k, justify="right")
+    table.add_row(*(str(v) for v in report.counts.values()))
+    out.print(table)
+    for err in report.errors[:20]:
+        console.print(f"[yellow]  {err['ref']}: {err['reason']}[/]")
+    if len(report.errors) > 20:
+        console.print(f"[yellow]  … and {len(report.errors) - 20} more (see `modelport jobs`)[/]")
+    return report
+
+
+@harvest_app.command("mlflow")
+def harvest_mlflow(
+    tracking_uri: Annotated[str, typer.Option("--tracking-uri", help="e.g. http://127.0.0.1:5000")],
+    source: Annotated[str, typer.Option(help="Source name in the catalog (one per registry)")] = "mlflow",
+    full: Annotated[bool, typer.Option("--full/--incremental", help="Full runs tombstone vanished versions")] = True,
+    limit: Annotated[int | None, typer.Option(help="Stop after N versions (no tombstones then)")] = None,
+) -> None:
+    """Harvest every registered model and every version of an MLflow registry."""
+    from modelport.harvesters.mlflow_registry import MlflowSource
+
+    settings = Settings()
+    try:
+        src = MlflowSource(tracking_uri, name=source, cache_dir=settings.data_dir / "cache")
+    except SourceError as e:
+        fail(str(e))
+    report = run_harvest(src, "full" if full else "incremental", limit, settings)
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the HTTP API and the web page."""
+    import uvicorn
+
+    from modelport.api.app import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="Free text")] = "",
+    task: Annotated[list[str] | None, typer.Option()] = None,
+    format: Annotated[list[str] | None, typer.Option()] = None,
+    framework: Annotated[list[str] | None, typer.Option()] = None,
+    source: Annotated[list[str] | None, typer.Option()] = None,
+    license: Annotated[list[str] | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the catalog from the terminal."""
+    from modelport.index.search import SearchQuery
+    from modelport.services import Services
+
+    filters = {k: v for k, v in {"task": task, "format": format, "framework": framework, "source": source,
+                                 "license": license}.items() if v}
+    svc = Services(Settings())
+    try:
+        res = svc.search(SearchQuery(text=text, filters=filters, limit=limit))
+    finally:
+        svc.close()
+    if as_json:
+        out.print_json(res.model_dump_json())
+        return
+    table = Table(title=f"{res.total} models ({res.took_ms:.1f} ms)")
+    for col in ("id", "tasks", "formats", "runtimes", "license"):
+        table.add_column(col)
+    for h in res.hits:
+        table.add_row(h.id, ", ".join(h.tasks), ", ".join(h.formats),
+                      "; ".join(f"{k} {v}" for k, v in h.runtimes.items()), h.license or "")
+    out.print(table)
+
+
+@app.command()
+def sparql(
+    query: Annotated[str, typer.Argument(help="A SPARQL 1.1 query, or @file.rq")],
+    format: Annotated[str, typer.Option(help="json, xml, csv, tsv (SELECT/ASK) or turtle, json-ld, nt")] = "csv",
+) -> None:
+    """Run a read-only SPARQL query over the graph."""
+    from modelport.index.graph import SparqlError, SparqlTimeout
+
+    if query.startswith("@"):
+        path = Path(query[1:])
+        if not path.is_file():
+            fail(f"no such query file: {path}")
+        query = path.read_text()
+    settings = Settings()
+    pipeline = Pipeline(settings)
+    try:
+        ans = pipeline.graph.query(query, timeout_s=settings.query_timeout_s)
+    except (SparqlError, SparqlTimeout) as e:
+        fail(f"SPARQL: {e}")
+    finally:
+        pipeline.close()
+    if ans.kind in ("SELECT", "ASK"):
+        data = ans.result.serialize(format=format if format in ("json", "xml", "csv", "tsv") else "csv")
+    else:
+        data = ans.result.graph.serialize(format=format if format in ("turtle", "json-ld", "nt") else "turtle")
+    sys.stdout.write(data.decode() if isinstance(data, bytes) else data)
+    if ans.truncated:
+        console.print("[yellow]result truncated at the row cap[/]")
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index and the RDF graph from the catalog."""
+    pipeline = Pipeline(Settings())
+    try:
+        with console.status("rebuilding projections from the catalog"):
+            n = pipeline.reindex()
+    finally:
+        pipeline.close()
+    out.print(f"reindexed {n} records")
+
+
+@app.command()
+def jobs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20) -> None:
+    """Show the harvest job log."""
+    pipeline = Pipeline(Settings())
+    table = Table(title="harvest jobs")
+    for col in ("id", "source", "mode", "started", "status", "counts", "errors"):
+        table.add_column(col)
+    for j in pipeline.catalog.jobs(source, limit):
+        table.add_row(str(j.id), j.source, j.mode or "", j.started_at[:19], j.status,
+                      json.dumps(j.counts), str(len(j.errors)))
+    pipeline.close()
+    out.print(table)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the local MLflow server")] = 5005,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Start a local MLflow server, register real models in it, harvest it and serve the API."""
+    from modelport.demo import run_demo
+
+    run_demo(Settings(), port=port, mlflow_port=mlflow_port, serve_api=serve_api)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The read side, opened once per process: catalog, search backend and graph, plus the search
+call the API, the web page and the CLI share (query → hits hydrated from the catalog)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelport.index.catalog import Catalog
+from modelport.index.search import SearchQuery, SearchResult
+from modelport.pipeline import Pipeline
+from modelport.schema.record import ModelRecord
+from modelport.settings import Settings
+
+
+class RecordSummary(BaseModel):
+    """What a search hit shows: enough to choose, with the link to the whole record."""
+
+    id: str
+    iri: str
+    name: str
+    version: str | None
+    source: str
+    description: str | None
+    tasks: list[str]
+    frameworks: list[str]
+    formats: list[str]
+    license: str | None
+    aliases: list[str]
+    parameter_count: int | None
+    downloads: int | None
+    likes: int | None
+    runtimes: dict[str, str]  # runtime → "status range"
+    score: float
+    url: str
+
+    @classmethod
+    def of(cls, r: ModelRecord, score: float) -> RecordSummary:
+        desc = r.description
+        if desc and len(desc) > 300:
+            desc = desc[:297] + "…"
+        runtimes = {c.runtime: f"{c.status} {c.version_range}" if c.version_range else c.status
+                    for c in r.compatibility if c.runtime}
+        return cls(id=r.id, iri=r.iri, name=r.name, version=r.version, source=r.source, description=desc,
+                   tasks=r.tasks, frameworks=r.frameworks, formats=r.formats, license=r.license, aliases=r.aliases,
+                   parameter_count=r.parameter_count, downloads=r.popularity.downloads, likes=r.popularity.likes,
+                   runtimes=runtimes, score=score, url=f"/models/{r.id}")
+
+
+class SearchResponse(BaseModel):
+    total: int
+    hits: list[RecordSummary]
+    facets: dict[str, Any]
+    took_ms: float
+    query: dict[str, Any]
+    notices: list[str] = []
+
+
+class Services:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.pipeline = Pipeline(self.settings)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.pipeline.catalog
+
+    @property
+    def search_backend(self) -> Any:
+        return self.pipeline.search
+
+    @property
+    def graph(self) -> Any:
+        return self.pipeline.graph
+
+    def search(self, query: SearchQuery) -> SearchResponse:
+        res: SearchResult = self.search_backend.search(query)
+        records = self.catalog.get_many([h.id for h in res.hits])
+        hits = [RecordSummary.of(records[h.id], h.score) for h in res.hits if h.id in records]
+        return SearchResponse(total=res.total, hits=hits, facets={k: v.model_dump() for k, v in res.facets.items()},
+                              took_ms=res.took_ms, query=query.model_dump(), notices=res.notices)
+
+    def close(self) -> None:
+        self.pipeline.close()

@@ -1,0 +1,176 @@
+"""End to end through a real MLflow server: harvest, catalog, index, graph, HTTP API, SPARQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import httpx
+import pytest
+import rdflib
+from rdflib.compare import isomorphic
+import sklearn
+from SPARQLWrapper import CSV, JSON, TSV, TURTLE, XML, SPARQLWrapper
+
+from modelport.harvesters.mlflow_registry import MlflowSource
+from modelport.pipeline import Pipeline
+from modelport.schema.versions import release_prefix
+from modelport.settings import Settings
+
+MODELS = {"mlflow:iris-classifier/1", "mlflow:iris-classifier/2", "mlflow:iris-onnx/1", "mlflow:text-normalizer/1",
+          "mlflow:tiny-mlp/1", "mlflow:broken-model/1"}
+
+
+def test_harvest_takes_every_version_and_skips_prompts(harvested: Settings) -> None:
+    report = harvested.__dict__["first_report"]
+    assert report.status == "ok", report.errors
+    assert report.counts["seen"] == len(MODELS)
+    pipeline = Pipeline(harvested)
+    ids = {r.id for r in pipeline.catalog.iter_records()}
+    pipeline.close()
+    assert ids == MODELS  # the registered prompt is not a model
+
+
+def test_broken_mlmodel_is_recorded_with_what_is_known(harvested: Settings) -> None:
+    p = Pipeline(harvested)
+    rec = p.catalog.get("mlflow:broken-model/1")
+    p.close()
+    assert rec is not None
+    assert rec.description == "A version with a corrupt MLmodel file."
+    assert any("MLmodel is not valid YAML" in e for e in rec.source_facts["errors"])
+    assert [a.path for a in rec.artifacts] == ["MLmodel", "model.pkl"]
+
+
+def test_record_facts_from_mlmodel_and_env_files(harvested: Settings) -> None:
+    p = Pipeline(harvested)
+    v1, v2 = p.catalog.get("mlflow:iris-classifier/1"), p.catalog.get("mlflow:iris-classifier/2")
+    onnx_rec, torch_rec = p.catalog.get("mlflow:iris-onnx/1"), p.catalog.get("mlflow:tiny-mlp/1")
+    p.close()
+    assert v2.aliases == ["champion"] and v1.aliases == ["previous"]
+    assert v2.version_group == v1.version_group == "mlflow:iris-classifier"
+    assert "validation_status:approved" in v2.keywords and "validation_status:approved" not in v1.keywords
+    assert v2.tasks == ["tabular-classification"] and v2.license == "Apache-2.0"
+    assert v2.frameworks == ["scikit-learn"] and "skops" in v2.formats
+    assert any(r.name == "scikit-learn" and r.specifier == f"=={sklearn.__version__}" for r in v2.requirements)
+    cell = next(c for c in v2.compatibility if c.runtime == "scikit-learn")
+    assert cell.status == "native"
+    # pickled scikit-learn models load in the same minor release only (KB policy "same-minor")
+    assert cell.version_range.contains(sklearn.__version__)
+    assert not cell.version_range.contains(f"{int(release_prefix(sklearn.__version__, 1)) + 1}.0")
+    acc = next(e for e in v2.evaluations if e.metric == "accuracy")
+    assert acc.split == "train" and 0.9 < acc.value <= 1.0
+    assert v2.params["C"] == "1.0"
+    assert v2.signature is not None and len(v2.signature.inputs) == 4
+    onnx_art = next(a for a in onnx_rec.artifacts if a.format == "onnx")
+    assert onnx_art.details["opset"] == 17 and onnx_art.size_bytes > 0
+    assert "onnxruntime" in {c.runtime for c in onnx_rec.compatibility}
+    assert torch_rec.frameworks == ["pytorch"] and "torch-export" in torch_rec.formats
+
+
+def test_second_harvest_changes_nothing(harvested: Settings, mlflow_server: object) -> None:
+    p = Pipeline(harvested)
+    report = p.harvest(MlflowSource(mlflow_server.uri, name="mlflow", cache_dir=harvested.data_dir / "cache"),
+                       mode="full")
+    try:
+        assert report.counts["unchanged"] == len(MODELS)
+        assert report.counts["inserted"] == report.counts["updated"] == report.counts["tombstoned"] == 0
+        assert p.catalog.dirty_count() == 0
+    finally:
+        p.close()
+
+
+def test_search_over_http(api: object) -> None:
+    r = httpx.get(f"{api.url}/search", params={"q": "iris"}).json()
+    assert {h["id"] for h in r["hits"]} >= {"mlflow:iris-classifier/1", "mlflow:iris-classifier/2",
+                                            "mlflow:iris-onnx/1"}
+    r = httpx.get(f"{api.url}/search", params={"format": "onnx"}).json()
+    assert [h["id"] for h in r["hits"]] == ["mlflow:iris-onnx/1"]
+    r = httpx.get(f"{api.url}/search", params={"framework": "scikit-learn", "facets": "source,task,format"}).json()
+    assert r["total"] == 2
+    assert r["facets"]["task"]["counts"] == {"tabular-classification": 2}
+    champion = next(h for h in r["hits"] if h["id"] == "mlflow:iris-classifier/2")
+    assert champion["aliases"] == ["champion"]
+    assert champion["runtimes"]["scikit-learn"].startswith("native >=")
+    r = httpx.get(f"{api.url}/search", params={"q": "iris-onnx"}).json()
+    assert r["hits"][0]["id"] == "mlflow:iris-onnx/1"  # exact name ranks first
+    r = httpx.get(f"{api.url}/search", params={"license": "MIT", "task": "tabular-classification"}).json()
+    assert [h["id"] for h in r["hits"]] == ["mlflow:iris-onnx/1"]
+    assert httpx.get(f"{api.url}/search", params={"facets": "bogus"}).status_code == 400
+    hostile = httpx.get(f"{api.url}/search", params={"q": 'AND OR "( [ -name:* ^~ \\'}).json()
+    assert "total" in hostile
+
+
+def test_model_record_content_negotiation(api: object) -> None:
+    url = f"{api.url}/models/mlflow:iris-classifier/2"
+    js = httpx.get(url).json()
+    assert js["id"] == "mlflow:iris-classifier/2" and js["aliases"] == ["champion"]
+    ld = httpx.get(url, headers={"Accept": "application/ld+json"})
+    assert ld.headers["content-type"].startswith("application/ld+json")
+    g = rdflib.Graph().parse(data=ld.text, format="json-ld")
+    subject = rdflib.URIRef("http://modelport.test/model/mlflow/iris-classifier/2")
+    assert (subject, rdflib.URIRef("http://schema.org/name"), rdflib.Literal("iris-classifier")) in g
+    ttl = httpx.get(url, headers={"Accept": "text/turtle"})
+    g2 = rdflib.Graph().parse(data=ttl.text, format="turtle")
+    assert isomorphic(g, g2)
+    # the IRI dereferences to the record
+    r = httpx.get(f"{api.url}/model/mlflow/iris-classifier/2", headers={"Accept": "text/turtle"},
+                  follow_redirects=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/turtle")
+    assert httpx.get(f"{api.url}/models/mlflow:nope/1").status_code == 404
+    assert httpx.get(url, headers={"Accept": "image/png"}).status_code == 406
+
+
+@pytest.mark.parametrize("fmt", [JSON, XML, CSV, TSV])
+def test_sparql_select_with_sparqlwrapper(api: object, fmt: str) -> None:
+    sw = SPARQLWrapper(f"{api.url}/sparql")
+    sw.setQuery("""SELECT ?id ?alias WHERE { ?m a fair4ml:MLModel ; schema:identifier ?id ; mp:alias ?alias }
+                   ORDER BY ?id""")
+    sw.setReturnFormat(fmt)
+    res = sw.query().convert()
+    if fmt == JSON:
+        rows = [(b["id"]["value"], b["alias"]["value"]) for b in res["results"]["bindings"]]
+    elif fmt == XML:
+        rows = []
+        for result in res.getElementsByTagName("result"):
+            vals = {b.getAttribute("name"): b.getElementsByTagName("literal")[0].firstChild.data
+                    for b in result.getElementsByTagName("binding")}
+            rows.append((vals["id"], vals["alias"]))
+    else:
+        text = res.decode() if isinstance(res, bytes) else res
+        reader = csv.reader(io.StringIO(text), delimiter="," if fmt == CSV else "\t")
+        rows = [tuple(x.strip('"') for x in row) for row in list(reader)[1:]]
+    assert rows == [("mlflow:iris-classifier/1", "previous"), ("mlflow:iris-classifier/2", "champion")]
+
+
+def test_sparql_protocol_forms_and_errors(api: object) -> None:
+    q = "ASK { ?m mp:format fmt:onnx }"
+    assert httpx.get(f"{api.url}/sparql", params={"query": q}).json()["boolean"] is True
+    form = httpx.post(f"{api.url}/sparql", data={"query": q}, headers={"Accept": "application/sparql-results+json"})
+    assert form.json()["boolean"] is True
+    direct = httpx.post(f"{api.url}/sparql", content=q, headers={"Content-Type": "application/sparql-query"})
+    assert direct.json()["boolean"] is True
+    sw = SPARQLWrapper(f"{api.url}/sparql")
+    sw.setQuery("CONSTRUCT { ?m schema:name ?n } WHERE { ?m mp:library lib:pytorch ; schema:name ?n }")
+    sw.setReturnFormat(TURTLE)
+    g = rdflib.Graph().parse(data=sw.query().convert(), format="turtle")
+    assert {str(o) for o in g.objects()} == {"tiny-mlp"}
+    bad = httpx.get(f"{api.url}/sparql", params={"query": "SELECT ?x WHERE { ?x"})
+    assert bad.status_code == 400 and "SPARQL" in bad.json()["detail"]
+    upd = httpx.post(f"{api.url}/sparql", content="INSERT DATA { <a:b> <a:c> <a:d> }",
+                     headers={"Content-Type": "application/sparql-update"})
+    assert upd.status_code == 403
+    upd2 = httpx.post(f"{api.url}/sparql", data={"update": "CLEAR ALL"})
+    assert upd2.status_code == 403
+    still = httpx.get(f"{api.url}/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?m a fair4ml:MLModel }"})
+    assert int(still.json()["results"]["bindings"][0]["n"]["value"]) == len(MODELS)
+
+
+def test_web_page_and_health(api: object) -> None:
+    page = httpx.get(f"{api.url}/", params={"q": "iris"})
+    assert page.status_code == 200 and "iris-classifier" in page.text
+    health = httpx.get(f"{api.url}/health").json()
+    assert health["records"] == len(MODELS) and health["pending_projection"] == 0
+    jobs = httpx.get(f"{api.url}/harvests").json()
+    assert jobs[0]["status"] == "ok" and jobs[0]["counts"]["seen"] == len(MODELS)
+    assert json.loads(httpx.get(f"{api.url}/openapi.json").text)["paths"]["/search"]

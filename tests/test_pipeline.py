@@ -1,0 +1,173 @@
+"""Pipeline semantics with a scripted source: checkpoints, crash and resume, fail-safe tombstones,
+malformed items, projections kept in step with the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rdflib import Variable
+
+from modelport.harvesters.base import (
+    Checkpoint,
+    Gone,
+    HarvestEvent,
+    ListingComplete,
+    MalformedRecord,
+    Skipped,
+    SourceRecord,
+    new_provenance,
+)
+from modelport.index.search import SearchQuery
+from modelport.pipeline import Pipeline
+from modelport.schema.identity import record_id
+from modelport.schema.record import ModelRecord
+from modelport.settings import Settings
+
+
+class ScriptedSource:
+    """A source whose listing is a list in memory (the registry), read in pages with checkpoints."""
+
+    kind = "scripted"
+    harvester_version = "test"
+
+    def __init__(self, items: list[dict[str, Any]], name: str = "scripted", page: int = 3,
+                 crash_after: int | None = None, complete: bool = True) -> None:
+        self.name, self.items, self.page = name, items, page
+        self.crash_after, self.complete = crash_after, complete
+
+    def events(self, mode: str, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
+        start = (checkpoint or {}).get("offset", 0) if mode == "incremental" else 0
+        for i in range(start, len(self.items)):
+            if self.crash_after is not None and i >= self.crash_after:
+                raise ConnectionError("upstream went away")
+            it = self.items[i]
+            if it.get("gone"):
+                yield Gone(local_id=it["id"], reason="disabled upstream")
+                continue
+            yield SourceRecord(local_id=it["id"], payload=it)
+            if (i + 1) % self.page == 0:
+                yield Checkpoint(state={"offset": i + 1})
+        yield Checkpoint(state={"offset": len(self.items)})
+        if self.complete:
+            yield ListingComplete(listed=len(self.items))
+
+    def normalize(self, item: SourceRecord) -> ModelRecord:
+        p = item.payload
+        if p.get("bad"):
+            raise MalformedRecord("no name")
+        return ModelRecord(id=record_id(self.name, item.local_id), source=self.name, source_kind=self.kind,
+                           local_id=item.local_id, name=p["name"], description=p.get("desc"),
+                           tasks=p.get("tasks", []), provenance=new_provenance(self, None))
+
+
+def items(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"id": f"org/m{i}", "name": f"model {i}", "desc": f"a model number {i}", **extra} for i in range(n)]
+
+
+@pytest.fixture
+def pipeline(tmp_path) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
+    p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t"))
+    yield p
+    p.close()
+
+
+def live(p: Pipeline) -> set[str]:
+    return {r.id for r in p.catalog.iter_records()}
+
+
+def indexed(p: Pipeline) -> set[str]:
+    return {h.id for h in p.search.search(SearchQuery(limit=200)).hits}
+
+
+def graph_ids(p: Pipeline) -> set[str]:
+    ans = p.graph.query("SELECT ?id WHERE { ?m a fair4ml:MLModel ; schema:identifier ?id }")
+    return {str(row[Variable("id")]) for row in ans.result.bindings}
+
+
+def test_crash_mid_run_resumes_without_loss_or_duplicates(pipeline: Pipeline) -> None:
+    data = items(10)
+    with pytest.raises(ConnectionError):
+        pipeline.harvest(ScriptedSource(data, crash_after=7), mode="incremental")
+    assert pipeline.catalog.get_checkpoint("scripted") == {"offset": 6}
+    assert len(live(pipeline)) == 7  # everything read before the crash is kept
+    assert pipeline.catalog.jobs()[0].status == "failed"
+    report = pipeline.harvest(ScriptedSource(data), mode="incremental")
+    assert report.counts["seen"] == 4  # resumed at the checkpoint
+    assert live(pipeline) == indexed(pipeline) == graph_ids(pipeline) == {f"scripted:org/m{i}" for i in range(10)}
+
+
+def test_unchanged_records_cause_no_projection_work(pipeline: Pipeline) -> None:
+    pipeline.harvest(ScriptedSource(items(5)), mode="full")
+    report = pipeline.harvest(ScriptedSource(items(5)), mode="full")
+    assert report.counts["unchanged"] == 5 and report.counts["updated"] == 0
+    changed = items(5)
+    changed[2]["desc"] = "now with a better description"
+    report = pipeline.harvest(ScriptedSource(changed), mode="full")
+    assert report.counts["updated"] == 1 and report.counts["unchanged"] == 4
+    hits = pipeline.search.search(SearchQuery(text="better description")).hits
+    assert hits[0].id == "scripted:org/m2"
+
+
+def test_full_listing_tombstones_vanished_records_only_when_complete(pipeline: Pipeline) -> None:
+    pipeline.harvest(ScriptedSource(items(10)), mode="full")
+    shorter = items(10)[:9]
+    pipeline.harvest(ScriptedSource(shorter, complete=False), mode="full")  # truncated: no deletions
+    assert len(live(pipeline)) == 10
+    pipeline.harvest(ScriptedSource(items(10)[:9]), mode="full", limit=5)  # limited: no deletions
+    assert len(live(pipeline)) == 10
+    report = pipeline.harvest(ScriptedSource(shorter), mode="full")
+    assert report.counts["tombstoned"] == 1
+    assert "scripted:org/m9" not in live(pipeline) | indexed(pipeline) | graph_ids(pipeline)
+    stored = pipeline.catalog.get_stored("scripted:org/m9")
+    assert stored.deleted_at and stored.record.name == "model 9"  # history kept
+    report = pipeline.harvest(ScriptedSource(items(10)), mode="full")  # it came back
+    assert "scripted:org/m9" in indexed(pipeline) and report.counts["inserted"] == 1
+
+
+def test_failsafe_refuses_mass_tombstoning(pipeline: Pipeline) -> None:
+    pipeline.harvest(ScriptedSource(items(12)), mode="full")
+    report = pipeline.harvest(ScriptedSource(items(12)[:6]), mode="full")
+    assert report.counts["tombstoned"] == 0 and report.status == "partial"
+    assert any("fail-safe" in e["reason"] for e in report.errors)
+    assert len(live(pipeline)) == 12
+
+
+def test_malformed_items_are_skipped_and_never_tombstoned(pipeline: Pipeline) -> None:
+    data = items(6)
+    pipeline.harvest(ScriptedSource(data), mode="full")
+    data[3] = {"id": "org/m3", "bad": True}
+    report = pipeline.harvest(ScriptedSource(data), mode="full")
+    assert report.counts["skipped"] == 1 and report.status == "partial"
+    assert report.errors[0]["ref"] == "scripted:org/m3" and "malformed" in report.errors[0]["reason"]
+    assert pipeline.catalog.get("scripted:org/m3").name == "model 3"  # the good old version stays
+
+
+def test_gone_events_tombstone(pipeline: Pipeline) -> None:
+    data = items(4)
+    pipeline.harvest(ScriptedSource(data), mode="full")
+    data[1]["gone"] = True
+    report = pipeline.harvest(ScriptedSource(data, complete=False), mode="full")
+    assert report.counts["tombstoned"] == 1 and "scripted:org/m1" not in indexed(pipeline)
+
+
+def test_skipped_events_are_logged_in_the_job(pipeline: Pipeline) -> None:
+    class WithSkip(ScriptedSource):
+        def events(self, mode: str, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
+            yield Skipped(ref="org/x", reason="malformed JSON at byte 12")
+            yield from super().events(mode, checkpoint)
+
+    pipeline.harvest(WithSkip(items(2)), mode="full")
+    job = pipeline.catalog.jobs()[0]
+    assert job.status == "partial" and job.errors == [{"ref": "org/x", "reason": "malformed JSON at byte 12"}]
+
+
+def test_reindex_rebuilds_projections_from_the_catalog(pipeline: Pipeline) -> None:
+    pipeline.harvest(ScriptedSource(items(8)), mode="full")
+    pipeline.search.clear()
+    pipeline.graph.clear()
+    assert indexed(pipeline) == set()
+    assert pipeline.reindex() == 8
+    assert len(indexed(pipeline)) == len(graph_ids(pipeline)) == 8
+    assert pipeline.graph.query("ASK { task:image-classification skos:broader task:computer-vision }").result.askAnswer

@@ -249,6 +249,7 @@ class CompatKB:
     architectures: list[ArchitectureSupport] = field(default_factory=list)
     version_tracks: dict[str, str] = field(default_factory=dict)  # runtime → runtime whose versions it shares
     version_axis: dict[str, str] = field(default_factory=dict)  # runtime → "os" | "build"
+    runtime_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # runtime → library ids
     activation_overhead: float = 0.2
     fit_policy_source: str | None = None
     _quant_alias: dict[str, str] = field(default_factory=dict)
@@ -330,7 +331,7 @@ def load_compat(g: Graph) -> CompatKB:
 
     for s in g.subjects(RDF.type, MP.CapabilityAxis):
         kb.axes.append(CapabilityAxis(
-            id=_local(s), runtime=_local(g.value(s, MP.runtime)), format=_local(g.value(s, MP.format)),
+            id=_local(s), runtime=_local(g.value(s, MP.runtime)), format=_local(g.value(s, MP["format"])),
             detail_key=str(_one(g, s, MP.detailKey)), min_cap=_one(g, s, MP.minCapability),
             max_cap=_one(g, s, MP.maxCapability), label=_one(g, s, RDFS.label) or _local(s)))
     kb.axes.sort(key=lambda a: a.id)
@@ -411,7 +412,7 @@ def load_compat(g: Graph) -> CompatKB:
 
     for s in g.subjects(RDF.type, MP.FormatRequirement):
         kb.requirements.append(FormatRequirement(
-            id=_local(s), format=_local(g.value(s, MP.format)), runtime=_local(g.value(s, MP.runtime)),
+            id=_local(s), format=_local(g.value(s, MP["format"])), runtime=_local(g.value(s, MP.runtime)),
             min_version=_one(g, s, MP.minVersion), detail_key=_one(g, s, MP.detailKey),
             detail_value=_one(g, s, MP.detailValue), unsupported=bool(_one(g, s, MP.unsupported)),
             comment=_one(g, s, RDFS.comment), source=_source(g, s)))
@@ -428,6 +429,10 @@ def load_compat(g: Graph) -> CompatKB:
         kb.version_tracks[_local(s)] = _local(o)
     for s, o in g.subject_objects(MP.versionAxis):
         kb.version_axis[_local(s)] = str(o)
+    for s in g.subjects(RDF.type, MP.Runtime):
+        libs = _ids(g, s, MP.requiresLibrary)
+        if libs:
+            kb.runtime_requires[_local(s)] = libs
     return kb
 
 

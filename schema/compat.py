@@ -1,0 +1,685 @@
+"""Compatibility derivation: which runtimes, deployment targets and hardware a record runs on,
+with version ranges, conversion paths, confidence and the evidence behind each cell.
+
+Everything is read from the knowledge base (`ontology/kb/*.ttl` via `KnowledgeBase.compat`):
+runtime release tables give version ranges from facts inside the artifact (ONNX opset / IR,
+Core ML spec version, GGUF quantization type), library version policies turn producer versions and
+pinned requirements into ranges, the converter graph gives `convertible` cells, and the
+target/hardware relations give target and hardware cells.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelport.schema.kb import KnowledgeBase, _norm_pkg
+from modelport.schema.kb_compat import CONFIDENCE_RANK, CapabilityAxis, Converter
+from modelport.schema.record import (
+    Artifact,
+    CompatibilityEntry,
+    Evidence,
+    LatencyMeasurement,
+    ModelRecord,
+    Requirement,
+)
+from modelport.schema.versions import VersionRange, parse_version
+
+MAX_HOPS = 3
+STATUS_RANK = {"verified": 4, "native": 3, "declared": 2, "convertible": 1, "failed-verification": 0}
+# Kept from a previous run of `verify_record`: a fresh derivation must not forget them.
+KEPT_STATUSES = ("verified", "failed-verification")
+
+
+# ------------------------------------------------------------------------------------------------
+# Facts from artifacts
+# ------------------------------------------------------------------------------------------------
+def inspect_onnx(path: str | Path) -> dict[str, Any]:
+    """Facts an `.onnx` file declares about itself, for Artifact.details: the default-domain
+    opset ("opset"), the ONNX-ML opset ("ml_opset"), the IR version, the producer and the
+    operator types used. External weight files are not read."""
+    import onnx  # optional dependency (extra "verify"); only the harvester / verify job need it
+
+    model = onnx.load(str(path), load_external_data=False)
+    opsets = {(imp.domain or "ai.onnx"): int(imp.version) for imp in model.opset_import}
+    out: dict[str, Any] = {"ir_version": int(model.ir_version), "opsets": opsets}
+    if "ai.onnx" in opsets:
+        out["opset"] = opsets["ai.onnx"]
+    if "ai.onnx.ml" in opsets:
+        out["ml_opset"] = opsets["ai.onnx.ml"]
+    if model.producer_name:
+        out["producer_name"] = model.producer_name
+    if model.producer_version:
+        out["producer_version"] = model.producer_version
+    out["op_types"] = sorted({n.op_type for n in model.graph.node})
+    out["inputs"] = [i.name for i in model.graph.input]
+    out["outputs"] = [o.name for o in model.graph.output]
+    return out
+
+
+def gguf_quant_of_path(path: str, kb: KnowledgeBase) -> str | None:
+    """The GGUF type named in a file name ("llama-2-7b.Q4_K_M.gguf" → "Q4_K_M"), longest match first."""
+    name = path.rsplit("/", 1)[-1]
+    labels = sorted((q.label for q in kb.compat.quant_types.values() if q.kind == "gguf"), key=len, reverse=True)
+    for label in labels:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(label)}(?![A-Za-z0-9])", name, re.IGNORECASE):
+            return label
+    return None
+
+
+def artifact_quantization(art: Artifact, kb: KnowledgeBase) -> str | None:
+    q = art.quantization or art.details.get("quantization")
+    if not q and art.format == "gguf":
+        q = gguf_quant_of_path(art.path, kb)
+    return str(q) if q else None
+
+
+def precision_label(raw: str | None, kb: KnowledgeBase) -> str | None:
+    """Normalised precision: GGUF labels stay as written ("Q4_K_M"), dtypes map to fp16/bf16/…"""
+    if not raw:
+        return None
+    q = kb.compat.quant_type(raw)
+    if q is None:
+        return raw
+    return q.label if q.kind == "gguf" else q.id
+
+
+# ------------------------------------------------------------------------------------------------
+# Working cells
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    runtime: str
+    status: str
+    format: str | None = None
+    version_range: VersionRange | None = None
+    range_kind: str | None = None  # "capability" (a fact inside the artifact) | "policy" | "pin"
+    precision: str | None = None
+    path: list[str] = field(default_factory=list)
+    confidence: str | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    os_min: dict[str, str] = field(default_factory=dict)  # Core ML: {"minIOS": "15", …}
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[int, int, int]:
+        return (STATUS_RANK[self.status], -len(self.path), CONFIDENCE_RANK.get(self.confidence or "high", 2))
+
+    def entry(self, **extra: Any) -> CompatibilityEntry:
+        data: dict[str, Any] = dict(
+            runtime=self.runtime, format=self.format, version_range=self.version_range,
+            precision=self.precision, status=self.status, path=list(self.path), confidence=self.confidence,
+            evidence=list(self.evidence), measurements=dict(self.measurements))
+        data.update(extra)
+        return CompatibilityEntry(**data)
+
+
+@dataclass
+class Analysis:
+    """Everything the derivation found, including what it ruled out (for explanations)."""
+
+    runtimes: dict[str, Cell]
+    targets: list[CompatibilityEntry]
+    hardware: list[CompatibilityEntry]
+    kept: list[CompatibilityEntry]
+    blocked: dict[str, list[str]]  # runtime → reasons it is NOT offered although a format matched
+    kb_version: str
+
+    @property
+    def entries(self) -> list[CompatibilityEntry]:
+        rt = sorted(self.runtimes.values(), key=lambda c: (-STATUS_RANK[c.status], c.runtime))
+        return [c.entry() for c in rt] + self.targets + self.hardware + self.kept
+
+
+def _ev(kind: str, detail: str, kb: KnowledgeBase, *, artifact: str | None = None,
+        kb_fact: str | None = None) -> Evidence:
+    return Evidence(kind=kind, detail=detail, artifact=artifact, kb_fact=kb_fact,  # type: ignore[arg-type]
+                    kb_version=kb.version if kb_fact else None)
+
+
+def _intersect(a: VersionRange | None, b: VersionRange | None) -> VersionRange | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    lo, lo_inc = a.min, a.min_inclusive
+    if b.min is not None and (lo is None or parse_version(b.min) > parse_version(lo)):  # type: ignore[operator]
+        lo, lo_inc = b.min, b.min_inclusive
+    hi, hi_inc = a.max, a.max_inclusive
+    if b.max is not None and (hi is None or parse_version(b.max) < parse_version(hi)):  # type: ignore[operator]
+        hi, hi_inc = b.max, b.max_inclusive
+    return VersionRange(min=lo, max=hi, min_inclusive=lo_inc, max_inclusive=hi_inc)
+
+
+def _weaker(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if CONFIDENCE_RANK.get(a, 2) <= CONFIDENCE_RANK.get(b, 2) else b
+
+
+# ------------------------------------------------------------------------------------------------
+# Version ranges from KB facts
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class RangeResult:
+    version_range: VersionRange | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    confidence: str | None = None
+    os_min: dict[str, str] = field(default_factory=dict)
+
+    def narrow(self, rng: VersionRange | None) -> None:
+        self.version_range = _intersect(self.version_range, rng)
+
+
+def axis_range(kb: KnowledgeBase, axis: CapabilityAxis, value: float) -> tuple[VersionRange | None, list[Any]]:
+    """Releases of the axis' runtime that accept `value`: [first accepting, first later one that
+    does not). Returns (None, []) when no release in the KB accepts it."""
+    rels = [r for r in kb.compat.releases_of(axis.runtime) if r.knows(axis)]
+    first = next((r for r in rels if r.accepts(axis, value)), None)
+    if first is None:
+        return None, []
+    after = rels[rels.index(first) + 1:]
+    stop = next((r for r in after if not r.accepts(axis, value)), None)
+    return VersionRange(min=first.version, max=stop.version if stop else None), [first] + ([stop] if stop else [])
+
+
+def _capability_ranges(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str, Any],
+                       res: RangeResult, artifact: str | None) -> bool:
+    """Apply every capability axis of (runtime, fmt) whose detail the artifact states."""
+    used = False
+    for axis in kb.compat.axes_for(runtime, fmt):
+        raw = details.get(axis.detail_key)
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        rng, rels = axis_range(kb, axis, value)
+        shown = int(value) if value.is_integer() else value
+        label = kb.runtimes[runtime].label if runtime in kb.runtimes else runtime
+        if rng is None:
+            known = [r.version for r in kb.compat.releases_of(runtime) if r.knows(axis)]
+            res.blocked.append(f"{axis.label} {shown} is accepted by no {label} release in the KB"
+                               + (f" (newest known: {known[-1]})" if known else ""))
+            continue
+        used = True
+        res.narrow(rng)
+        first = rels[0]
+        res.confidence = _weaker(res.confidence, first.confidence)
+        detail = f"{axis.label} {shown} → {label} {rng}: first release accepting it is {first.version}"
+        if len(rels) > 1:
+            detail += f", release {rels[1].version} no longer does"
+        if first.source:
+            detail += f" (source: {first.source})"
+        res.evidence.append(_ev("kb", detail, kb, artifact=artifact,
+                                kb_fact=f"release/{first.iri.rsplit('/', 1)[-1]} {axis.max_cap or axis.min_cap}"))
+    return used
+
+
+def _format_requirements(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str, Any],
+                         res: RangeResult, artifact: str | None) -> bool:
+    used = False
+    for req in kb.compat.requirements:
+        if req.format != fmt or req.runtime != runtime or not req.applies(details):
+            continue
+        if req.unsupported:
+            res.blocked.append(f"{req.detail_key}={req.detail_value} is not loadable by {runtime}"
+                               + (f" ({req.source})" if req.source else ""))
+            continue
+        if req.min_version:
+            used = True
+            res.narrow(VersionRange(min=req.min_version))
+            res.evidence.append(_ev("kb", f"{fmt} needs {runtime} ≥ {req.min_version}"
+                                    + (f": {req.comment}" if req.comment else ""), kb, artifact=artifact,
+                                    kb_fact=f"requirement/{req.id}"))
+    return used
+
+
+def _coreml_os(kb: KnowledgeBase, fmt: str, details: dict[str, Any], res: RangeResult,
+               artifact: str | None) -> None:
+    raw = details.get("coreml_spec_version", details.get("spec_version"))
+    try:
+        spec = int(raw) if raw is not None else kb.compat.format_min_spec.get(fmt)
+    except (TypeError, ValueError):
+        spec = kb.compat.format_min_spec.get(fmt)
+    if spec is None:
+        return
+    known = kb.compat.coreml_specs.get(spec) or next(
+        (kb.compat.coreml_specs[s] for s in sorted(kb.compat.coreml_specs, reverse=True) if s <= spec), None)
+    if known is None:
+        return
+    res.os_min = dict(known.min_os)
+    how = "stated in the model" if raw is not None else f"minimum for {fmt}"
+    res.evidence.append(_ev("kb", f"Core ML specification version {spec} ({how}) needs "
+                            + ", ".join(f"{k[3:]} ≥ {v}" for k, v in known.min_os.items()), kb,
+                            artifact=artifact, kb_fact=f"coreml-spec/{known.spec_version}"))
+
+
+def _gguf_support(kb: KnowledgeBase, runtime: str, quant: str | None, res: RangeResult,
+                  artifact: str | None) -> None:
+    if quant is None:
+        res.evidence.append(_ev("kb", "GGUF quantization type not stated; llama.cpp range left open", kb,
+                                artifact=artifact))
+        return
+    q = kb.compat.quant_type(quant)
+    if q is None:
+        res.confidence = _weaker(res.confidence, "medium")
+        res.evidence.append(_ev("kb", f"GGUF type {quant} is not in the KB; range left open", kb, artifact=artifact))
+        return
+    chain, seen = [q], {q.id}
+    while chain[-1].base and chain[-1].base not in seen and chain[-1].base in kb.compat.quant_types:
+        seen.add(chain[-1].base)
+        chain.append(kb.compat.quant_types[chain[-1].base])
+    if any(runtime in c.unsupported_by for c in chain):
+        res.blocked.append(f"GGUF type {q.label} is no longer loadable by {runtime}")
+        return
+    for c in chain:
+        if c.min_runtime_version:
+            res.narrow(VersionRange(min=c.min_runtime_version))
+            res.evidence.append(_ev("kb", f"GGUF type {c.label} loads in {runtime} build ≥ {c.min_runtime_version}",
+                                    kb, artifact=artifact, kb_fact=f"quant/{c.id} minRuntimeVersion"))
+            return
+        if c.introduced_by:
+            res.confidence = _weaker(res.confidence, "medium")
+            when = f" ({c.introduced_on})" if c.introduced_on else ""
+            res.evidence.append(_ev("kb", f"GGUF type {c.label} was introduced by {c.introduced_by}{when}; "
+                                    "its first build is not in the KB, so the range is left open", kb,
+                                    artifact=artifact, kb_fact=f"quant/{c.id} introducedBy"))
+            return
+        if runtime in c.supported_by:
+            res.evidence.append(_ev("kb", f"GGUF type {c.label} loads in every GGUF-capable {runtime} build",
+                                    kb, artifact=artifact, kb_fact=f"quant/{c.id} supportedBy runtime/{runtime}"))
+            return
+
+
+def _producer_policy(kb: KnowledgeBase, runtime: str, details: dict[str, Any], res: RangeResult,
+                     artifact: str | None) -> bool:
+    """A producing-library version stated in the artifact (MLflow flavour keys such as
+    "sklearn_version") under the runtime's KB version policy."""
+    base = kb.compat.version_tracks.get(runtime, runtime)
+    rt = kb.runtimes.get(base)
+    if rt is None:
+        return False
+    for lib in kb.libraries.values():
+        key = lib.flavor_version_key
+        if lib.native_runtime != base or not key or key not in details:
+            continue
+        rng = VersionRange.with_policy(str(details[key]), rt.version_policy)
+        if rng is None:
+            continue
+        res.narrow(rng)
+        res.evidence.append(_ev("kb", f"produced with {lib.label} {details[key]}; {rt.label} policy "
+                                f"'{rt.version_policy}' gives {rng}", kb, artifact=artifact,
+                                kb_fact=f"runtime/{base} versionPolicy {rt.version_policy}"))
+        return True
+    return False
+
+
+def artifact_range(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str, Any], *,
+                   quant: str | None = None, artifact: str | None = None) -> RangeResult:
+    """Range of `runtime` versions that load an artifact of `fmt` with these details."""
+    res = RangeResult()
+    cap = _capability_ranges(kb, runtime, fmt, details, res, artifact)
+    cap = _format_requirements(kb, runtime, fmt, details, res, artifact) or cap
+    if kb.compat.version_axis.get(runtime) == "os":
+        _coreml_os(kb, fmt, details, res, artifact)
+    if fmt == "gguf":
+        _gguf_support(kb, runtime, quant, res, artifact)
+    if not cap:
+        _producer_policy(kb, runtime, details, res, artifact)
+    return res
+
+
+def _pin_for(kb: KnowledgeBase, runtime: str, pins: dict[str, Requirement]) -> Requirement | None:
+    base = kb.compat.version_tracks.get(runtime, runtime)
+    rt = kb.runtimes.get(base)
+    if rt is None or not rt.python_package:
+        return None
+    return pins.get(_norm_pkg(rt.python_package))
+
+
+def pin_range(kb: KnowledgeBase, runtime: str, pin: Requirement) -> VersionRange | None:
+    base = kb.compat.version_tracks.get(runtime, runtime)
+    rt = kb.runtimes[base]
+    spec = pin.specifier.strip()
+    exact = spec.startswith("==") and "*" not in spec and "," not in spec
+    return VersionRange.with_policy(spec[2:], rt.version_policy) if exact else VersionRange.from_specifier(spec)
+
+
+# ------------------------------------------------------------------------------------------------
+# The derivation
+# ------------------------------------------------------------------------------------------------
+def _record_precision(record: ModelRecord, kb: KnowledgeBase) -> str | None:
+    for d in record.dtypes:
+        p = precision_label(d, kb)
+        if p:
+            return p
+    return None
+
+
+def _add(cells: dict[str, Cell], cell: Cell) -> None:
+    cur = cells.get(cell.runtime)
+    if cur is None:
+        cells[cell.runtime] = cell
+    elif cell.key() > cur.key():
+        cell.evidence = cell.evidence + [e for e in cur.evidence if e not in cell.evidence]
+        cells[cell.runtime] = cell
+    else:
+        cur.evidence += [e for e in cell.evidence if e not in cur.evidence]
+        # Two artifacts of one format (e.g. several GGUF files): the runtime loads the most
+        # permissive one, so keep the wider lower bound.
+        if cell.status == cur.status and cell.format == cur.format and cur.version_range and \
+                cell.version_range is None:
+            cur.version_range = None
+
+
+def _library_ok(conv: Converter, frameworks: set[str]) -> bool:
+    return not conv.requires_libraries or bool(set(conv.requires_libraries) & frameworks)
+
+
+def _tool_version(conv: Converter, pins: dict[str, Requirement]) -> str | None:
+    if not conv.tool_package:
+        return None
+    pin = pins.get(_norm_pkg(conv.tool_package))
+    if pin and pin.specifier.startswith("==") and "*" not in pin.specifier:
+        return pin.specifier[2:]
+    return None
+
+
+@dataclass
+class _Node:
+    fmt: str
+    path: list[str]
+    confidence: str | None
+    details: dict[str, Any]
+    prev: tuple[str, dict[str, Any]] | None  # the format (and its details) the last converter read
+    origin: str | None  # artifact path or "declared"
+    evidence: list[Evidence]
+
+
+def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS) -> Analysis:
+    """Full derivation with the reasons for what is not offered; `derive_compatibility` returns its entries."""
+    cells: dict[str, Cell] = {}
+    blocked: dict[str, list[str]] = {}
+    pins = {_norm_pkg(r.name): r for r in record.requirements if r.specifier}
+    frameworks = set(record.frameworks)
+    rec_precision = _record_precision(record, kb)
+    arch_names = [record.architecture or "", str(record.source_facts.get("model_type") or "")]
+
+    def finish(cell: Cell, res: RangeResult) -> Cell | None:
+        libs = kb.compat.runtime_requires.get(cell.runtime)
+        if libs and frameworks and not (frameworks & set(libs)):
+            blocked.setdefault(cell.runtime, []).append(
+                f"{cell.runtime} loads only models of {', '.join(libs)}; this one is {', '.join(sorted(frameworks))}")
+            return None
+        if res.blocked:
+            blocked.setdefault(cell.runtime, []).extend(res.blocked)
+            if cell.status != "declared":
+                return None
+        cell.version_range = res.version_range
+        cell.range_kind = "capability" if res.version_range is not None else None
+        cell.evidence += res.evidence
+        cell.confidence = _weaker(cell.confidence, res.confidence)
+        cell.os_min = res.os_min
+        # A pinned requirement bounds the range only where no fact inside the artifact does: a
+        # producer pinned onnxruntime 1.17 does not stop an opset-17 file running on 1.12.
+        pin = _pin_for(kb, cell.runtime, pins)
+        if pin is not None and cell.status != "convertible":
+            base = kb.compat.version_tracks.get(cell.runtime, cell.runtime)
+            policy = kb.runtimes[base].version_policy
+            ev = _ev("requirement", f"{pin.name}{pin.specifier} in {pin.source_file or 'requirements'} "
+                     f"(policy {policy})", kb, kb_fact=f"runtime/{base} versionPolicy {policy}")
+            cell.evidence.append(ev)
+            if cell.version_range is None:
+                cell.version_range = pin_range(kb, cell.runtime, pin)
+                cell.range_kind = "pin"
+        arch = kb.compat.architecture_support(cell.runtime, arch_names)
+        if arch is not None:
+            cell.version_range = _intersect(cell.version_range, VersionRange(min=arch.min_version))
+            cell.evidence.append(_ev("kb", f"architecture {arch.model_type} needs {cell.runtime} ≥ {arch.min_version}",
+                                     kb, kb_fact=f"architecture/{arch.id}"))
+        return cell
+
+    # -- native: an artifact in a format the runtime loads -----------------------------------------
+    start: list[_Node] = []
+    for art in record.artifacts:
+        if not art.format or art.format not in kb.formats:
+            continue
+        quant = artifact_quantization(art, kb)
+        precision = precision_label(quant, kb) or precision_label(art.details.get("precision"), kb) or rec_precision
+        label = kb.formats[art.format].label
+        start.append(_Node(art.format, [], None, dict(art.details), None, art.path, [
+            _ev("artifact", f"{art.path} is {label}", kb, artifact=art.path)]))
+        for rt in kb.runtimes_for_format(art.format):
+            cell = Cell(runtime=rt.id, status="native", format=art.format, precision=precision, confidence="high",
+                        evidence=[_ev("artifact", f"{art.path} is {label}", kb, artifact=art.path,
+                                      kb_fact=f"runtime/{rt.id} consumes format/{art.format}")])
+            res = artifact_range(kb, rt.id, art.format, art.details, quant=quant, artifact=art.path)
+            done = finish(cell, res)
+            if done is not None:
+                _add(cells, done)
+
+    # -- declared: the source states a format, a framework or a pinned runtime ----------------------
+    for fmt in record.declared_formats:
+        if fmt not in kb.formats:
+            continue
+        start.append(_Node(fmt, [], None, {}, None, "declared", [
+            _ev("declaration", f"the source declares format {fmt}", kb)]))
+        for rt in kb.runtimes_for_format(fmt):
+            cell = Cell(runtime=rt.id, status="declared", format=fmt, precision=rec_precision, confidence="medium",
+                        evidence=[_ev("declaration", f"the source declares format {fmt}", kb,
+                                      kb_fact=f"runtime/{rt.id} consumes format/{fmt}")])
+            done = finish(cell, artifact_range(kb, rt.id, fmt, {}))
+            if done is not None:
+                _add(cells, done)
+    for lib_id in record.frameworks:
+        lib = kb.libraries.get(lib_id)
+        if lib is None or not lib.native_runtime or lib.native_runtime not in kb.runtimes:
+            continue
+        cell = Cell(runtime=lib.native_runtime, status="declared", precision=rec_precision, confidence="medium",
+                    evidence=[_ev("declaration", f"built with {lib.label}", kb,
+                                  kb_fact=f"library/{lib.id} nativeRuntime runtime/{lib.native_runtime}")])
+        done = finish(cell, RangeResult())
+        if done is not None:
+            _add(cells, done)
+    for pin in pins.values():
+        rt = kb.runtime_for_package(pin.name)
+        if rt is None or rt.id in cells:
+            continue
+        cell = Cell(runtime=rt.id, status="declared", precision=rec_precision, confidence="medium",
+                    evidence=[_ev("requirement", f"the environment pins {pin.name}{pin.specifier}", kb,
+                                  kb_fact=f"runtime/{rt.id} pythonPackage {rt.python_package}")])
+        done = finish(cell, RangeResult())
+        if done is not None:
+            _add(cells, done)
+    # Runtimes that follow another's release numbers (TF Serving ↔ TensorFlow) inherit its cells.
+    for rid, base in kb.compat.version_tracks.items():
+        src = cells.get(base)
+        rt = kb.runtimes.get(rid)
+        if src is None or rt is None or rid in cells:
+            continue
+        if src.format and src.format not in rt.consumes:
+            continue
+        if src.format is None:
+            continue
+        clone = Cell(runtime=rid, status=src.status, format=src.format, version_range=src.version_range,
+                     range_kind=src.range_kind, precision=src.precision, path=list(src.path),
+                     confidence=src.confidence, evidence=list(src.evidence) + [_ev(
+                         "kb", f"{rt.label} releases follow {kb.runtimes[base].label} release numbers", kb,
+                         kb_fact=f"runtime/{rid} versionTracks runtime/{base}")])
+        cells[rid] = clone
+
+    # -- convertible: breadth-first over the converter graph ----------------------------------------
+    have = {n.fmt for n in start}
+    best_path: dict[str, _Node] = {}
+    frontier = start
+    for _hop in range(max_hops):
+        nxt: list[_Node] = []
+        for node in frontier:
+            for conv in kb.compat.converters_from(node.fmt):
+                if not _library_ok(conv, frameworks):
+                    continue
+                if conv.id in node.path:
+                    continue
+                for out in conv.outputs:
+                    if out == node.fmt:
+                        continue
+                    details: dict[str, Any] = {}
+                    ev = list(node.evidence)
+                    note = f"{conv.label} ({conv.confidence} confidence)"
+                    tool_v = _tool_version(conv, pins)
+                    dflt = conv.default_opset(tool_v) if out == "onnx" else None
+                    if dflt is not None:
+                        details["opset"] = dflt.opset
+                        note += (f", writes opset {dflt.opset} by default in {conv.tool_package} "
+                                 f"{tool_v or dflt.tool_version}")
+                        if conv.min_opset is not None:
+                            note += f" (selectable down to {conv.min_opset})"
+                    if conv.output_spec_version is not None:
+                        details["coreml_spec_version"] = conv.output_spec_version
+                    if conv.min_tool_version:
+                        note += f", needs {conv.tool_package} ≥ {conv.min_tool_version}"
+                    if conv.requires_precision:
+                        note += f", input must be {conv.requires_precision}-quantized"
+                    if conv.validates_outputs:
+                        note += ", validates outputs against the original"
+                    ev.append(_ev("converter", f"{node.fmt} → {out} via {note}", kb,
+                                  kb_fact=f"converter/{conv.id}"))
+                    cand = _Node(out, node.path + [conv.id], _weaker(node.confidence, conv.confidence),
+                                 details, (node.fmt, node.details), node.origin, ev)
+                    if out in have:
+                        continue
+                    cur = best_path.get(out)
+                    if cur is None or (len(cand.path), -CONFIDENCE_RANK[cand.confidence or "low"]) < \
+                            (len(cur.path), -CONFIDENCE_RANK[cur.confidence or "low"]):
+                        best_path[out] = cand
+                        nxt.append(cand)
+        frontier = nxt
+    for fmt, node in sorted(best_path.items()):
+        for rt in kb.runtimes_for_format(fmt):
+            if rt.id in cells and STATUS_RANK[cells[rt.id].status] >= STATUS_RANK["declared"]:
+                continue
+            cell = Cell(runtime=rt.id, status="convertible", format=fmt, path=list(node.path),
+                        confidence=node.confidence, precision=rec_precision,
+                        evidence=list(node.evidence) + [_ev("kb", f"{rt.label} loads {kb.formats[fmt].label}", kb,
+                                                            kb_fact=f"runtime/{rt.id} consumes format/{fmt}")])
+            res = artifact_range(kb, rt.id, fmt, node.details)
+            if node.prev is not None:  # e.g. TensorRT's opset range applies to the ONNX it is built from
+                prev_fmt, prev_details = node.prev
+                if prev_fmt != fmt and kb.compat.axes_for(rt.id, prev_fmt):
+                    _capability_ranges(kb, rt.id, prev_fmt, prev_details, res, None)
+            done = finish(cell, res)
+            if done is not None:
+                _add(cells, done)
+
+    # Verification results from an earlier `modelport verify` outrank derived cells.
+    kept = [e for e in record.compatibility if e.status in KEPT_STATUSES]
+    for e in kept:
+        if e.runtime and e.status == "verified" and e.target is None and e.hardware is None:
+            base = cells.get(e.runtime)
+            cells[e.runtime] = Cell(
+                runtime=e.runtime, status="verified", format=e.format, version_range=e.version_range,
+                precision=e.precision, path=list(e.path), confidence="high",
+                evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
+    kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
+
+    targets = _target_entries(cells, kb)
+    from modelport.schema.hardware_fit import hardware_entries  # imported late: it imports this module
+
+    hardware = hardware_entries(record, kb, cells)
+    return Analysis(runtimes=cells, targets=targets, hardware=hardware, kept=kept, blocked=blocked,
+                    kb_version=kb.version)
+
+
+def _target_entries(cells: dict[str, Cell], kb: KnowledgeBase) -> list[CompatibilityEntry]:
+    out: dict[str, CompatibilityEntry] = {}
+    for t in sorted(kb.compat.targets.values(), key=lambda t: t.id):
+        if t.includes:
+            continue
+        cands = [cells[r] for r in t.served_by if r in cells]
+        if not cands:
+            continue
+        # Ties go to the cell with a version range, then alphabetically, so the choice is stable.
+        best = min(cands, key=lambda c: (tuple(-k for k in c.key()), c.version_range is None, c.runtime))
+        rng = best.version_range
+        ev = [_ev("kb", f"{t.label} is served by {kb.runtimes[best.runtime].label}", kb,
+                  kb_fact=f"target/{t.id} servedBy runtime/{best.runtime}")] + best.evidence
+        if t.os_version_key and best.os_min.get(t.os_version_key):
+            rng = VersionRange(min=best.os_min[t.os_version_key])
+            ev.append(_ev("kb", f"{t.label} version range is the OS version ({t.os_version_key})", kb,
+                          kb_fact=f"target/{t.id} osVersionKey {t.os_version_key}"))
+        alts = [f"{c.runtime}:{c.status}" for c in sorted(
+            cands, key=lambda c: (tuple(-k for k in c.key()), c.version_range is None, c.runtime))]
+        out[t.id] = best.entry(target=t.id, version_range=rng, evidence=ev,
+                               measurements={**best.measurements, "alternatives": alts})
+    # Umbrella targets ("mobile") need every member; their status is the weakest member's.
+    for t in sorted(kb.compat.targets.values(), key=lambda t: t.id):
+        if not t.includes:
+            continue
+        members = [out.get(m) for m in t.includes]
+        if not members or any(m is None for m in members):
+            continue
+        ms = [m for m in members if m is not None]
+        worst = min(ms, key=lambda m: (STATUS_RANK[m.status], -len(m.path)))
+        same_rt = len({m.runtime for m in ms}) == 1
+        ev = [_ev("kb", f"{t.label} includes " + ", ".join(m.target or "" for m in ms) + "; "
+                  + "; ".join(f"{m.target}: {m.runtime} {m.status}" for m in ms), kb,
+                  kb_fact=f"target/{t.id} includes")]
+        conf = None
+        for m in ms:
+            conf = _weaker(conf, m.confidence)
+        out[t.id] = CompatibilityEntry(
+            target=t.id, runtime=worst.runtime if same_rt else None, format=worst.format if same_rt else None,
+            version_range=worst.version_range if same_rt else None, precision=worst.precision,
+            status=worst.status, path=list(worst.path), confidence=conf, evidence=ev,
+            measurements={"members": {m.target: f"{m.runtime}:{m.status}" for m in ms}})
+    return [out[k] for k in sorted(out)]
+
+
+def derive_compatibility(record: ModelRecord, kb: KnowledgeBase) -> list[CompatibilityEntry]:
+    """The compatibility matrix of a record: runtime cells (target and hardware unset), then
+    target cells, then hardware-fit cells, then kept verification results."""
+    return analyze(record, kb).entries
+
+
+def carry_verifications(previous: ModelRecord | None, record: ModelRecord) -> ModelRecord:
+    """Copy `verified` / `failed-verification` cells of the stored version of a record onto a
+    freshly normalized one, so a re-harvest does not forget `modelport verify` results — but only
+    while the artifacts they checked are unchanged (same paths and hashes)."""
+    if previous is None:
+        return record
+
+    def sig(r: ModelRecord) -> set[tuple[str, str | None]]:
+        return {(a.path, a.sha256) for a in r.artifacts}
+
+    if sig(previous) != sig(record):
+        return record
+    kept = [e for e in previous.compatibility if e.status in KEPT_STATUSES]
+    record.compatibility = [e for e in record.compatibility if e.status not in KEPT_STATUSES] + kept
+    return record
+
+
+def enrich_record(record: ModelRecord, kb: KnowledgeBase) -> ModelRecord:
+    """What the pipeline runs after normalize: the compatibility matrix plus roofline latency
+    estimates (measured latencies from the source are kept untouched)."""
+    from modelport.schema.hardware_fit import ESTIMATE_SOURCE, estimate_latencies
+
+    analysis = analyze(record, kb)
+    record.compatibility = analysis.entries
+    measured: list[LatencyMeasurement] = [
+        lat for lat in record.latencies if lat.measured or lat.source != ESTIMATE_SOURCE]
+    record.latencies = measured + estimate_latencies(record, kb, analysis)
+    return record
+
+
+def runtime_entries(entries: Iterable[CompatibilityEntry]) -> dict[str, CompatibilityEntry]:
+    return {e.runtime: e for e in entries if e.runtime and e.target is None and e.hardware is None}
+
+
+__all__ = ["derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
+           "artifact_range", "axis_range", "enrich_record", "carry_verifications", "runtime_entries",
+           "MAX_HOPS", "STATUS_RANK"]

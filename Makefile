@@ -1,0 +1,28 @@
+# One command to run the demo, one to run the tests. Both create .venv and install what they need;
+# a second run reuses the environment (re-installed only when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# CPU PyTorch first, from the pinned local build, so no dependency pulls another torch.
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	MODELPORT_DATA_DIR=$${MODELPORT_DATA_DIR:-var/demo} $(BIN)/modelport demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var

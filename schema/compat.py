@@ -399,6 +399,7 @@ class _Node:
     prev: tuple[str, dict[str, Any]] | None  # the format (and its details) the last converter read
     origin: str | None  # artifact path or "declared"
     evidence: list[Evidence]
+    hops: list[dict[str, Any]] = field(default_factory=list)
 
 
 def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS) -> Analysis:
@@ -425,6 +426,8 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
         cell.evidence += res.evidence
         cell.confidence = _weaker(cell.confidence, res.confidence)
         cell.os_min = res.os_min
+        if res.os_min:
+            cell.measurements["min_os"] = dict(res.os_min)
         # A pinned requirement bounds the range only where no fact inside the artifact does: a
         # producer pinned onnxruntime 1.17 does not stop an opset-17 file running on 1.12.
         pin = _pin_for(kb, cell.runtime, pins)
@@ -549,8 +552,12 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                         note += ", validates outputs against the original"
                     ev.append(_ev("converter", f"{node.fmt} → {out} via {note}", kb,
                                   kb_fact=f"converter/{conv.id}"))
+                    hop = {"converter": conv.id, "label": conv.label, "from": node.fmt, "to": out,
+                           "confidence": conv.confidence}
+                    if dflt is not None:
+                        hop["opset"] = dflt.opset
                     cand = _Node(out, node.path + [conv.id], _weaker(node.confidence, conv.confidence),
-                                 details, (node.fmt, node.details), node.origin, ev)
+                                 details, (node.fmt, node.details), node.origin, ev, node.hops + [hop])
                     if out in have:
                         continue
                     cur = best_path.get(out)
@@ -565,6 +572,7 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                 continue
             cell = Cell(runtime=rt.id, status="convertible", format=fmt, path=list(node.path),
                         confidence=node.confidence, precision=rec_precision,
+                        measurements={"hops": node.hops, "source": node.origin},
                         evidence=list(node.evidence) + [_ev("kb", f"{rt.label} loads {kb.formats[fmt].label}", kb,
                                                             kb_fact=f"runtime/{rt.id} consumes format/{fmt}")])
             res = artifact_range(kb, rt.id, fmt, node.details)

@@ -1,0 +1,484 @@
+"""Hugging Face Hub source: lists models through `huggingface_hub`, fetches each with its file
+metadata (and optionally its model card), and maps them to ModelRecords (`hf_mapping`).
+
+Listing pages are read as raw JSON through the client's own session and error mapping, because one
+malformed item raises inside `list_models` and ends the whole iteration; here it becomes one
+`Skipped` event and the rest of the page is kept. Every request draws from a client-side budget and
+transient failures are retried as long as the server asks (`ratelimit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import httpx2
+import typer
+from huggingface_hub import HfApi, ModelInfo
+from huggingface_hub.errors import (
+    DisabledRepoError,
+    GatedRepoError,
+    HfHubHTTPError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelport.harvesters.base import (
+    Checkpoint,
+    Gone,
+    HarvestEvent,
+    HarvestMode,
+    ListingComplete,
+    Skipped,
+    SourceError,
+    SourceRecord,
+)
+from modelport.harvesters.hf_mapping import (
+    NOTES_KEY,
+    README_KEY,
+    README_MAX_BYTES,
+    MappingContext,
+    hub_time,
+    info_to_payload,
+    normalize_payload,
+    parse_hub_datetime,
+)
+from modelport.harvesters.ratelimit import RETRY_STATUSES, RateLimiter, RetryPolicy, call_with_retry
+from modelport.schema.kb import KnowledgeBase, get_kb
+from modelport.schema.record import ModelRecord
+
+log = logging.getLogger("modelport.harvesters.huggingface")
+
+HARVESTER_VERSION = "1.0"
+CHECKPOINT_VERSION = 1
+
+
+class HuggingFaceOptions(BaseModel):
+    """Configuration of one Hub source (the `options` table of a `[[sources]]` entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = "https://huggingface.co"
+    token: str | None = None
+    author: str | None = None
+    filter: list[str] = Field(default_factory=list)  # tags / library / `license:mit` …, all must match
+    limit: int | None = Field(default=None, ge=1)  # stop after listing this many models (no deletions then)
+    mode: Literal["full", "incremental"] = "incremental"  # default for the CLI and the scheduler
+    cards: bool = False  # also fetch README.md for description and card sections
+    files_metadata: bool = True  # call model_info(files_metadata=True) per model (sizes, sha256)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    checkpoint_every: int = Field(default=100, ge=1)
+    rate_limit_requests: int = Field(default=1000, ge=1)
+    rate_limit_period_s: float = Field(default=300.0, gt=0)
+    retry_attempts: int = Field(default=6, ge=1)
+    retry_base_wait_s: float = Field(default=1.0, ge=0)
+    retry_max_wait_s: float = Field(default=60.0, ge=0)
+    max_server_wait_s: float = Field(default=600.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    # This many models in a row failing after all retries means the Hub is down, not one bad repo.
+    max_consecutive_failures: int = Field(default=10, ge=1)
+    base_iri: str = "http://127.0.0.1:8000"
+    cache_dir: Path | None = None  # README download cache; a temporary directory per run if unset
+
+
+@dataclass(frozen=True, order=True)
+class _Key:
+    """Position in the `lastModified`-descending listing."""
+
+    last_modified: datetime
+    id: str
+
+    def dump(self) -> dict[str, str]:
+        return {"last_modified": hub_time(self.last_modified) or "", "id": self.id}
+
+    @classmethod
+    def load(cls, d: Any) -> _Key | None:
+        if not isinstance(d, dict):
+            return None
+        lm = parse_hub_datetime(d.get("last_modified"))
+        return cls(lm, str(d.get("id", ""))) if lm else None
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """429/5xx or a network failure anywhere in the chain (`hf_hub_download` wraps a failed HEAD in
+    `LocalEntryNotFoundError` … from the HTTP error)."""
+    for e in _chain(exc):
+        if isinstance(e, HfHubHTTPError):
+            resp = getattr(e, "response", None)
+            return resp is not None and resp.status_code in RETRY_STATUSES
+        if isinstance(e, httpx2.TransportError):
+            return True
+    return False
+
+
+def _headers_of(exc: BaseException) -> Any:
+    for e in _chain(exc):
+        resp = getattr(e, "response", None)
+        if resp is not None:
+            return resp.headers
+    return None
+
+
+class _Failure(Exception):
+    """A model that could not be fetched; the harvest goes on without it. `transient` failures
+    (429/5xx/network after every retry) are worth retrying next run; others would fail again."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class HuggingFaceSource:
+    """A Hugging Face Hub (or a mirror speaking its API) as a ModelPort source."""
+
+    kind = "huggingface"
+    harvester_version = HARVESTER_VERSION
+
+    def __init__(self, name: str = "huggingface", options: HuggingFaceOptions | None = None,
+                 kb: KnowledgeBase | None = None, **kw: Any) -> None:
+        self.name = name
+        self.options = options or HuggingFaceOptions(**kw)
+        o = self.options
+        self.endpoint = o.endpoint.rstrip("/")
+        self.api = HfApi(endpoint=self.endpoint, token=o.token or False, library_name="modelport",
+                         library_version=HARVESTER_VERSION)
+        self.limiter = RateLimiter(o.rate_limit_requests, o.rate_limit_period_s)
+        self.policy = RetryPolicy(attempts=o.retry_attempts, base_wait_s=o.retry_base_wait_s,
+                                  max_wait_s=o.retry_max_wait_s, max_server_wait_s=o.max_server_wait_s)
+        self._kb = kb
+        self._ctx: MappingContext | None = None
+        self._headers = build_hf_headers(token=o.token or False, library_name="modelport",
+                                         library_version=HARVESTER_VERSION)
+        self._cache_dir: Path | None = None
+        # The client logs "Invalid model-index" for every such card it parses (twice per model); the
+        # same fact lands in the record's mapping notes, so keep the harvest log readable.
+        logging.getLogger("huggingface_hub.repocard_data").setLevel(logging.ERROR)
+
+    @classmethod
+    def from_options(cls, name: str, options: dict[str, Any]) -> HuggingFaceSource:
+        return cls(name, HuggingFaceOptions(**options))
+
+    # -- normalize ---------------------------------------------------------------------------------
+    @property
+    def ctx(self) -> MappingContext:
+        if self._ctx is None:
+            self._ctx = MappingContext(source_name=self.name, source_kind=self.kind,
+                                       harvester_version=self.harvester_version, kb=self._kb or get_kb(),
+                                       base_iri=self.options.base_iri, web_base=self.endpoint)
+        return self._ctx
+
+    def normalize(self, item: SourceRecord) -> ModelRecord:
+        return normalize_payload(item.payload, self.ctx)
+
+    # -- requests ----------------------------------------------------------------------------------
+    def _retry(self, fn: Any, describe: str) -> Any:
+        return call_with_retry(fn, describe=describe, limiter=self.limiter, policy=self.policy,
+                               is_retryable=is_transient, headers_of=_headers_of)
+
+    def _listing_params(self, page_size: int) -> list[tuple[str, str]]:
+        # What `list_models(author, filter, sort="last_modified", full=True, cardData=True,
+        # fetch_config=True, limit)` sends (wire-formats §1.2); no `direction`: the Hub sorts newest first.
+        params: list[tuple[str, str]] = []
+        if self.options.author:
+            params.append(("author", self.options.author))
+        params += [("filter", f) for f in self.options.filter]
+        params += [("sort", "lastModified"), ("full", "true"), ("config", "true"), ("cardData", "true"),
+                   ("limit", str(page_size))]
+        return params
+
+    def _listing_key(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "author": self.options.author, "filter": sorted(self.options.filter)}
+
+    def _pages(self, first_url: str | None) -> Iterator[tuple[str, str | None, list[Any]]]:
+        """(this page's URL, next page's URL, items). The next URL comes verbatim from the `Link`
+        header (it carries the query and the cursor), exactly as the client's `paginate` does."""
+        url: str | None = first_url
+        params: list[tuple[str, str]] | None = None
+        if url is None:
+            url, params = f"{self.endpoint}/api/models", self._listing_params(self.options.page_size)
+        while url is not None:
+            def get(u: str = url, p: Any = params) -> httpx2.Response:
+                r = get_session().get(u, params=p, headers=self._headers, timeout=self.options.timeout_s)
+                hf_raise_for_status(r)
+                return r
+
+            try:
+                resp = self._retry(get, f"GET {url}")
+            except (HfHubHTTPError, httpx2.HTTPError) as e:
+                raise SourceError(f"listing models at {self.endpoint} failed: {_short(e)}") from e
+            try:
+                items = resp.json()
+            except ValueError as e:
+                raise SourceError(f"listing page {resp.request.url} is not JSON: {e}") from e
+            if not isinstance(items, list):
+                raise SourceError(f"listing page {resp.request.url} is not a JSON list")
+            nxt = resp.links.get("next", {}).get("url")
+            yield str(resp.request.url), nxt, items
+            url, params = nxt, None
+
+    def _fetch(self, repo_id: str, listed: dict[str, Any]) -> dict[str, Any] | Gone:
+        """The full payload of one model: `model_info(files_metadata=True)` merged over the listing
+        item (+ README). Raises _Failure after retries on transient errors."""
+        payload = dict(listed)
+        if payload.get("disabled") is True:
+            return Gone(local_id=repo_id, reason="disabled on the Hub")
+        if self.options.files_metadata:
+            try:
+                info = self._retry(lambda: self.api.model_info(repo_id, files_metadata=True,
+                                                               timeout=self.options.timeout_s),
+                                   f"model_info {repo_id}")
+                payload.update(info_to_payload(info))
+            except GatedRepoError:
+                payload["gated"] = payload.get("gated") or True  # metadata needs access; listing data stays
+            except DisabledRepoError:
+                return Gone(local_id=repo_id, reason="disabled on the Hub")
+            except RepositoryNotFoundError:
+                return Gone(local_id=repo_id, reason="repository not found (deleted, renamed or made private)")
+            except (KeyError, TypeError, ValueError) as e:
+                # The client could not build ModelInfo from the answer: keep what the listing said.
+                log.warning("model_info %s: malformed answer (%s); using the listing data", repo_id, _short(e))
+                payload.setdefault(NOTES_KEY, []).append(f"model_info answer malformed: {_short(e)}")
+            except Exception as e:
+                if is_transient(e):
+                    raise _Failure(f"model_info failed after {self.policy.attempts} attempts: {_short(e)}",
+                                   transient=True) from e
+                if isinstance(e, HfHubHTTPError):
+                    raise _Failure(f"model_info refused: {_short(e)}", transient=False) from e
+                raise
+        if payload.get("disabled") is True:
+            return Gone(local_id=repo_id, reason="disabled on the Hub")
+        if self.options.cards:
+            readme = self._readme(repo_id, payload)
+            if readme is not None:
+                payload[README_KEY] = readme
+        return payload
+
+    def _readme(self, repo_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        sibs = payload.get("siblings")
+        if isinstance(sibs, list) and not any(isinstance(s, dict) and s.get("rfilename") == "README.md"
+                                              for s in sibs):
+            return None  # known file list without a card: save the two requests
+        revision = payload.get("sha") if isinstance(payload.get("sha"), str) else None
+        cache_dir = self._cache_dir
+
+        def download() -> str:
+            self.limiter.acquire()  # hf_hub_download makes a HEAD and (unless cached) a GET
+            return self.api.hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache_dir,
+                                            etag_timeout=self.options.timeout_s)
+
+        try:
+            path = self._retry(download, f"README {repo_id}")
+        except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
+            return None
+        except Exception as e:
+            # A card is an extra: the record is still worth storing without it.
+            log.warning("README of %s not fetched: %s", repo_id, _short(e))
+            return None
+        with open(path, "rb") as fh:
+            data = fh.read(README_MAX_BYTES + 1)
+        return {"text": data[:README_MAX_BYTES].decode("utf-8", errors="replace"),
+                "truncated": len(data) > README_MAX_BYTES}
+
+    # -- events ------------------------------------------------------------------------------------
+    def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
+        o = self.options
+        state = checkpoint if isinstance(checkpoint, dict) and checkpoint.get("v") == CHECKPOINT_VERSION else {}
+        watermark = _Key.load(state.get("watermark"))
+        resume = state.get("resume") if isinstance(state.get("resume"), dict) else None
+        if resume and (resume.get("mode") != mode or resume.get("listing") != self._listing_key()):
+            log.info("%s: stored resume point is for another mode or listing; starting over", self.name)
+            resume = None
+        stop_at = watermark if mode == "incremental" else None
+        listed = int(resume.get("listed", 0)) if resume else 0
+        run_newest = _Key.load(resume.get("run_newest")) if resume else None
+        after = _Key.load(resume.get("after")) if resume else None
+        first_url = resume.get("page_url") if resume else None
+        # Deletions are only safe when this very run listed everything from the first page: a
+        # resumed run never saw (in the pipeline's eyes) what the crashed run had listed.
+        from_start = resume is None
+        truncated = False
+        failures = consecutive = 0
+        safe_after_failure: _Key | None = None  # newest success listed after the last failure
+        since_cp = 0
+
+        def state_now(page_url: str | None, last: _Key | None) -> dict[str, Any]:
+            return {"v": CHECKPOINT_VERSION, "watermark": watermark.dump() if watermark else None,
+                    "resume": {"mode": mode, "listing": self._listing_key(), "page_url": page_url,
+                               "after": last.dump() if last else None, "listed": listed,
+                               "run_newest": run_newest.dump() if run_newest else None}}
+
+        own_cache = o.cache_dir is None and o.cards
+        self._cache_dir = Path(tempfile.mkdtemp(prefix="modelport-hf-")) if own_cache else o.cache_dir
+        try:
+            reached_watermark = False
+            page_url: str | None = None
+            last: _Key | None = None
+            for page_url, next_url, items in self._pages(first_url):
+                start = _resume_index(items, after) if after is not None else 0
+                after = None
+                last: _Key | None = None
+                for idx in range(start, len(items)):
+                    raw = items[idx]
+                    ref = _item_ref(raw, page_url, idx)
+                    try:
+                        info = ModelInfo(**raw)
+                    except Exception as e:  # the client's own validation: KeyError, ValueError, TypeError …
+                        listed += 1
+                        yield Skipped(ref=ref, reason=f"malformed listing item: {_short(e)}")
+                        continue
+                    key = _Key(info.last_modified, info.id) if info.last_modified else None
+                    if stop_at is not None and key is not None and (
+                            key.last_modified < stop_at.last_modified or key == stop_at):
+                        reached_watermark = True
+                        break
+                    if o.limit is not None and listed >= o.limit:
+                        truncated = True
+                        break
+                    listed += 1
+                    if run_newest is None and key is not None:
+                        run_newest = key
+                    try:
+                        result = self._fetch(info.id, info_to_payload(info))
+                    except _Failure as e:
+                        consecutive += 1
+                        if e.transient:
+                            failures += 1
+                            safe_after_failure = None
+                        yield Skipped(ref=info.id, reason=str(e))
+                        if consecutive >= o.max_consecutive_failures:
+                            raise SourceError(f"{consecutive} models in a row could not be fetched from "
+                                              f"{self.endpoint}; last error: {e}") from e
+                    else:
+                        consecutive = 0
+                        if safe_after_failure is None and key is not None:
+                            safe_after_failure = key
+                        if isinstance(result, Gone):
+                            yield result
+                        else:
+                            yield SourceRecord(local_id=info.id, payload=result,
+                                               etag=result.get("sha") if isinstance(result.get("sha"), str)
+                                               else None, url=f"{self.endpoint}/api/models/{info.id}")
+                    last = key or last
+                    since_cp += 1
+                    if since_cp >= o.checkpoint_every:
+                        since_cp = 0
+                        yield Checkpoint(state=state_now(page_url, last))
+                if reached_watermark or truncated:
+                    break
+                if next_url is not None:
+                    since_cp = 0
+                    yield Checkpoint(state=state_now(next_url, None))
+            if truncated:
+                # Resume where --limit stopped; the watermark stays until the walk is complete.
+                yield Checkpoint(state=state_now(page_url, last))
+                log.info("%s: stopped after %d models (limit); no deletions this run", self.name, listed)
+                return
+            if mode == "full" and from_start:
+                yield ListingComplete(listed=listed)
+            elif mode == "full":
+                log.info("%s: resumed full listing finished; deletions wait for the next uninterrupted "
+                         "full run", self.name)
+            new_mark = run_newest or watermark
+            if failures:
+                # Models that failed must be seen again next time: hold the watermark below them.
+                new_mark = safe_after_failure if safe_after_failure is not None else watermark
+                log.warning("%s: %d models could not be fetched; the next incremental run revisits them",
+                            self.name, failures)
+            yield Checkpoint(state={"v": CHECKPOINT_VERSION, "watermark": new_mark.dump() if new_mark else None,
+                                    "resume": None, "finished_at": hub_time(datetime.now(UTC))})
+        finally:
+            if own_cache and self._cache_dir is not None:
+                shutil.rmtree(self._cache_dir, ignore_errors=True)
+            self._cache_dir = None
+
+
+def _resume_index(items: list[Any], after: _Key) -> int:
+    """Where to continue in a re-fetched page: after the last processed item if it is still there,
+    else at the first item not newer than it (re-reading a few models is harmless, missing one is not)."""
+    for i, raw in enumerate(items):
+        if isinstance(raw, dict) and raw.get("id") == after.id:
+            return i + 1
+    for i, raw in enumerate(items):
+        lm = parse_hub_datetime(raw.get("lastModified")) if isinstance(raw, dict) else None
+        if lm is not None and lm <= after.last_modified:
+            return i
+    return len(items)
+
+
+def _item_ref(raw: Any, page_url: str, idx: int) -> str:
+    if isinstance(raw, dict):
+        for k in ("id", "modelId"):
+            if isinstance(raw.get(k), str) and raw[k].strip():
+                return raw[k].strip()
+    return f"{page_url}#{idx}"
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    out = f"{type(e).__name__}: {text[0] if text else ''}"
+    return out if len(out) <= 300 else out[:297] + "…"
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def harvest_huggingface_command(
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Hub API endpoint (default https://huggingface.co, or the configured source's)")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="HF_TOKEN", help="Access token (private and gated repos); never stored")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Only models of this user or organisation")] = None,
+    filter: Annotated[list[str] | None, typer.Option(  # noqa: A002 (the Hub's own parameter name)
+        "--filter", help="Tag, library or `license:…` filter; repeat to require several")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Stop after N models (no deletions then)")]
+    = None,
+    full: Annotated[bool | None, typer.Option(
+        "--full/--incremental", help="Full runs list everything and tombstone vanished models; "
+        "incremental runs stop at the last run's newest change")] = None,
+    cards: Annotated[bool | None, typer.Option(
+        "--cards/--no-cards", help="Also fetch README.md (description and card sections)")] = None,
+    source: Annotated[str, typer.Option("--source", help="Source name in the catalog")] = "huggingface",
+) -> None:
+    """Harvest models from a Hugging Face Hub endpoint into the catalog."""
+    from modelport.cli import fail, run_harvest
+    from modelport.settings import Settings
+
+    settings = Settings()
+    # A configured source of that name supplies defaults; flags given here override them.
+    options: dict[str, Any] = {}
+    for sc in settings.sources:
+        if sc.name == source:
+            if sc.kind != "huggingface":
+                fail(f"source {source!r} is configured as kind {sc.kind!r}, not huggingface")
+            options.update(sc.options)
+    given = {"endpoint": endpoint, "token": token, "author": author, "filter": filter or None, "limit": limit,
+             "cards": cards}
+    options.update({k: v for k, v in given.items() if v is not None})
+    options.setdefault("base_iri", settings.base_iri)
+    try:
+        opts = HuggingFaceOptions(**options)
+    except ValidationError as e:
+        fail(f"invalid options for source {source!r}: {e}")
+        raise  # unreachable: fail() exits
+    mode: HarvestMode = ("full" if full else "incremental") if full is not None else opts.mode
+    report = run_harvest(HuggingFaceSource(source, opts), mode, None, settings)
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
+__all__ = ["HuggingFaceSource", "HuggingFaceOptions", "harvest_huggingface_command", "is_transient"]

@@ -169,7 +169,9 @@ def _build_spider_class() -> type:
             prev = self.previous.get(url)
             # An unchanged document (served from the HTTP cache after a 304 or while fresh) keeps
             # its earlier parse; the hash check guards against a cache and parse map out of step.
-            if "cached" in response.flags and prev and prev.get("sha256") == sha:
+            # Scrapy never caches file:// responses; there the content hash alone decides.
+            unchanged = "cached" in response.flags or response.url.startswith("file:")
+            if self.config.incremental and unchanged and prev and prev.get("sha256") == sha:
                 item = prev["item"]
                 self.summary.docs_reused += 1
             else:
@@ -334,14 +336,18 @@ def run_crawl(config: CrawlConfig | dict[str, Any], *, timeout: float | None = N
     """Run a crawl in a child process and return its items and summary."""
     base = config.model_dump() if isinstance(config, CrawlConfig) else dict(config)
     with tempfile.TemporaryDirectory(prefix="modelport-tfhub-") as tmp:
+        if base.get("cache_dir"):
+            base["cache_dir"] = str(Path(base["cache_dir"]).resolve())
         base.setdefault("items_path", str(Path(tmp, "items.jsonl")))
         base.setdefault("summary_path", str(Path(tmp, "summary.json")))
         cfg = CrawlConfig.model_validate(base)
         cfg_path = Path(tmp, "config.json")
         cfg_path.write_text(cfg.model_dump_json(), encoding="utf-8")
         try:
+            # cwd is the temp dir: `-m` puts the cwd first on sys.path, and run from the repository
+            # root the bare `modelport/` folder would shadow the installed package.
             proc = subprocess.run([sys.executable, "-m", "modelport.harvesters.tfhub_crawl", str(cfg_path)],
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+                                  capture_output=True, text=True, timeout=timeout, check=False, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
             raise CrawlFailed(f"crawl of {cfg.root} ran past {timeout} s") from exc
         summary_path = Path(cfg.summary_path)

@@ -180,6 +180,17 @@ def test_file_url_crawl_gives_the_same_records(tree: Path, tmp_path: Path) -> No
     # a plain directory path means the same as its file:// URL
     assert _source(str(tree), settings).root == tree.resolve().as_uri()
 
+    # incremental over file://: no HTTP cache, the content hash tells unchanged documents apart
+    first = _source(tree.as_uri(), settings)
+    pipe.harvest(first, mode="incremental")
+    assert first.last_summary is not None and first.last_summary.docs_parsed == ALL_DOCS
+    doc = tree / "deepmind/models/biggan-deep-128/1.md"
+    doc.write_text(doc.read_text().replace("128x128", "128 x 128 pixels"))
+    second = _source(tree.as_uri(), settings)
+    report = pipe.harvest(second, mode="incremental")
+    assert second.last_summary is not None and second.last_summary.docs_parsed == 1
+    assert report.counts["updated"] == 1
+
 
 def test_incremental_recrawl_reparses_only_changed_documents(server: DocsServer, tmp_path: Path) -> None:
     settings = _settings(tmp_path)

@@ -124,10 +124,10 @@ def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell] | 
                     chosen = res
                     break
                 chosen = res
-            if chosen is not None and (best is None or (chosen.fits and not best.fits)):
-                best = chosen
-            if best is not None and best.fits:
-                break
+            # Only the best-status runtime that can be sized decides: a weaker (e.g. convertible) cell
+            # sized from the parameter count must not make a model "fit" that its real files do not.
+            best = chosen
+            break
         if best is None:
             out.append(FitResult(h.id, cands[0].runtime, cands[0].status, None,
                                  reason="no parameter count or artifact size to size the model with", cell=cands[0]))

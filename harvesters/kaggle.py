@@ -360,7 +360,8 @@ def harvest_kaggle_command(endpoint: str = DEFAULT_ENDPOINT, owner: str | None =
     settings = Settings()
     try:
         src = KaggleSource(name=source, endpoint=endpoint, owner=owner, search=search, base_iri=settings.base_iri)
-        report = Pipeline(settings).harvest(src, mode="incremental" if incremental else "full", limit=limit)
+        with console.status(f"listing Kaggle models at {endpoint} …"):
+            report = Pipeline(settings).harvest(src, mode="incremental" if incremental else "full", limit=limit)
     except SourceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc

@@ -11,6 +11,13 @@ its compatibility matrix gains TFLite/TF.js/Edge TPU targets). The source holds 
 crawl has finished, so it links variants to parents, collections to members and publisher documents
 (the Agent registry) to records in one pass, then emits records. A parent's payload therefore changes
 when a variant appears or disappears, and the pipeline updates it like any changed record.
+
+Records: one per model version document (Module, Placeholder) and one per deployment (Lite, Tfjs,
+Coral), local id = the tfhub.dev URL path (`google/spice/1`, `google/lite-model/spice/1`), which keeps
+a Lite and a Module document with the same handle apart. Collection documents are not records: their
+members get a `collection` link, the collection name as keyword and `source_facts["collections"]`.
+Publisher documents are not records either: they form the Agent registry that names each record's
+publisher (display name, icon in `source_facts["publisher"]`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import contextlib
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,9 @@ def verify_pytorch(model: Any, input_shape: tuple[int, ...], *, seed: int = 0, a
                                       "dynamo": False}
             if opset is not None:
                 kwargs["opset_version"] = opset
-            torch.onnx.export(model, (x,), str(out), **kwargs)
+            with warnings.catch_warnings():  # the legacy-exporter deprecation notice is expected here
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.onnx.export(model, (x,), str(out), **kwargs)
             from modelport.schema.compat import inspect_onnx
 
             facts = inspect_onnx(out)

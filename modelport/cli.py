@@ -85,6 +85,56 @@ def harvest_mlflow(
         raise typer.Exit(1)
 
 
+@harvest_app.command("tfhub")
+def harvest_tfhub(
+    root: Annotated[str, typer.Option("--root", help="Docs tree: http(s):// (listing or linked pages) or file://")],
+    source: Annotated[str, typer.Option(help="Source name in the catalog")] = "tfhub",
+    incremental: Annotated[bool, typer.Option(
+        "--incremental/--full", help="Re-crawl with the HTTP cache: only changed docs re-parsed")] = False,
+) -> None:
+    """Crawl a TF Hub documentation tree (markdown or its HTML rendering) with Scrapy."""
+    from modelport.harvesters.tfhub import TFHubSource
+
+    settings = Settings()
+    try:
+        src = TFHubSource(root, name=source, base_iri=settings.base_iri,
+                          cache_dir=settings.data_dir / "cache" / "tfhub" / source)
+    except SourceError as e:
+        fail(str(e))
+    report = run_harvest(src, "incremental" if incremental else "full", settings=settings)
+    summary = src.last_summary
+    if summary is not None:
+        out.print(f"documents parsed {summary.docs_parsed}, reused from cache {summary.docs_reused}, "
+                  f"malformed {summary.malformed}, fetch errors {len(summary.fetch_errors)}")
+        if not summary.complete:
+            console.print("[yellow]crawl incomplete: nothing was tombstoned[/]")
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
+@harvest_app.command("kaggle")
+def harvest_kaggle(
+    endpoint: Annotated[str | None, typer.Option(help="Kaggle API base URL")] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    search_text: Annotated[str | None, typer.Option("--search")] = None,
+    source: Annotated[str, typer.Option()] = "kaggle",
+    limit: Annotated[int | None, typer.Option()] = None,
+    incremental: Annotated[bool, typer.Option("--incremental/--full")] = False,
+) -> None:
+    """Harvest Kaggle Models (credentials: KAGGLE_USERNAME + KAGGLE_KEY, or KAGGLE_API_TOKEN)."""
+    from modelport.harvesters.kaggle import DEFAULT_ENDPOINT, KaggleSource
+
+    settings = Settings()
+    try:
+        src = KaggleSource(name=source, endpoint=endpoint or DEFAULT_ENDPOINT, owner=owner, search=search_text,
+                           base_iri=settings.base_iri)
+    except SourceError as e:
+        fail(str(e))
+    report = run_harvest(src, "incremental" if incremental else "full", limit, settings)
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",

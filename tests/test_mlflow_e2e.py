@@ -9,8 +9,8 @@ import json
 import httpx
 import pytest
 import rdflib
-from rdflib.compare import isomorphic
 import sklearn
+from rdflib.compare import isomorphic
 from SPARQLWrapper import CSV, JSON, TSV, TURTLE, XML, SPARQLWrapper
 
 from modelport.harvesters.mlflow_registry import MlflowSource
@@ -174,3 +174,35 @@ def test_web_page_and_health(api: object) -> None:
     jobs = httpx.get(f"{api.url}/harvests").json()
     assert jobs[0]["status"] == "ok" and jobs[0]["counts"]["seen"] == len(MODELS)
     assert json.loads(httpx.get(f"{api.url}/openapi.json").text)["paths"]["/search"]
+
+
+def test_deleted_version_is_tombstoned_after_a_full_listing(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+    from mlflow import MlflowClient
+
+    from modelport.api.app import create_app
+
+    client = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    with mlflow.start_run(run_name="doomed"):
+        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model",
+                                 registered_model_name="doomed-model")
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://modelport.test")
+    source = MlflowSource(mlflow_server.uri, name="mlflow", cache_dir=settings.data_dir / "cache")
+    try:
+        p = Pipeline(settings)
+        assert p.harvest(source, mode="full").counts["inserted"] == len(MODELS) + 1
+    finally:
+        client.delete_registered_model("doomed-model")
+    report = p.harvest(source, mode="full")
+    assert report.counts["tombstoned"] == 1 and report.counts["unchanged"] == len(MODELS)
+    p.close()
+    with TestClient(create_app(settings)) as http:
+        gone = http.get("/models/mlflow:doomed-model/1")
+        assert gone.status_code == 410 and "removed upstream" in gone.json()["detail"]
+        assert http.get("/search", params={"q": "doomed"}).json()["total"] == 0
+        ask = http.get("/sparql", params={"query": 'ASK { ?m schema:identifier "mlflow:doomed-model/1" }'})
+        assert ask.json()["boolean"] is False

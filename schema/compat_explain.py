@@ -77,7 +77,7 @@ def matrix(record: ModelRecord, kb: KnowledgeBase | None = None) -> dict[str, An
                 row[tid] = None
                 continue
             min_os = (e.measurements.get("min_os") or {}).get(t.os_version_key or "")
-            os_name = t.os_version_key[3:] if t.os_version_key and min_os else None
+            os_name = (t.os_name or t.os_version_key) if t.os_version_key and min_os else None
             rng = format_range(kb, rid, VersionRange(min=min_os), os_name=os_name) if min_os else None
             row[tid] = {"status": e.status, "range": rng or format_range(kb, rid, e.version_range),
                         "path": list(e.path), "confidence": e.confidence}
@@ -101,7 +101,7 @@ def matrix(record: ModelRecord, kb: KnowledgeBase | None = None) -> dict[str, An
 def _target_range(kb: KnowledgeBase, e: CompatibilityEntry) -> str:
     t = kb.compat.targets.get(e.target or "")
     if t and t.os_version_key and e.runtime and kb.compat.version_axis.get(e.runtime) == "os":
-        return format_range(kb, e.runtime, e.version_range, os_name=t.os_version_key[3:])
+        return format_range(kb, e.runtime, e.version_range, os_name=t.os_name or t.os_version_key)
     return format_range(kb, e.runtime, e.version_range)
 
 

@@ -148,6 +148,7 @@ class Target:
     includes: tuple[str, ...] = ()
     os_version_key: str | None = None
     comment: str | None = None
+    os_name: str | None = None  # "iOS", "macOS": how ranges on the OS axis are displayed
 
 
 @dataclass(frozen=True)
@@ -364,7 +365,7 @@ def load_compat(g: Graph) -> CompatKB:
         kb.targets[tid] = Target(
             id=tid, label=_one(g, s, RDFS.label) or tid, served_by=_ids(g, s, MP.servedBy),
             includes=_ids(g, s, MP.includes), os_version_key=_one(g, s, MP.osVersionKey),
-            comment=_one(g, s, RDFS.comment))
+            comment=_one(g, s, RDFS.comment), os_name=_one(g, s, MP.osName))
 
     for s in g.subjects(RDF.type, MP.FitPolicy):
         kb.activation_overhead = float(_one(g, s, MP.activationOverhead) or kb.activation_overhead)

@@ -304,21 +304,17 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
     artifacts, file_facts = _artifacts(payload.get("siblings"), repo_id, sha, web, kb, notes)
     facts.update(file_facts)
 
-    # formats the Hub declares without us seeing the file; skipped when a file of the same family is
-    # there, because tags are coarse (`tf` is set for a Keras .h5 as well as for a SavedModel)
+    # Formats the Hub declares (tags, library) count only when the file list is unknown (a listing
+    # without siblings): when we can see the files they are the truth, and tags are coarse (`tf` is set
+    # for a Keras .h5 as well as a SavedModel, `pytorch` for a library that ships only TFLite files).
     declared: list[str] = []
-    have_files = payload.get("siblings") is not None
-    art_formats = {a.format for a in artifacts if a.format}
-    families = {kb.formats[f].family for f in art_formats if f in kb.formats}
-    candidates = [f for t in plain_tags for f in kb.formats_for_hub_tag(t)]
-    for lib_id in frameworks:
-        lib = kb.libraries.get(lib_id)
-        if lib:
-            candidates.extend(lib.declares_formats)
-    for f in dict.fromkeys(candidates):
-        if f in art_formats or (have_files and f in kb.formats and kb.formats[f].family in families):
-            continue
-        declared.append(f)
+    if payload.get("siblings") is None:
+        candidates = [f for t in plain_tags for f in kb.formats_for_hub_tag(t)]
+        for lib_id in frameworks:
+            lib = kb.libraries.get(lib_id)
+            if lib:
+                candidates.extend(lib.declares_formats)
+        declared = list(dict.fromkeys(candidates))
 
     # size facts: parameters and dtypes from safetensors, else from GGUF metadata
     parameter_count: int | None = None

@@ -50,6 +50,26 @@ def load(svc: Services, model_id: str):  # type: ignore[no-untyped-def]
     return stored
 
 
+@router.get("/models/{model_id:path}/compatibility/{subject}")
+def get_compatibility_cell(model_id: str, subject: str, svc: Annotated[Services, Depends(services)]) -> dict:
+    """Explain one cell: a runtime (`onnxruntime`), a target (`android`), a hardware profile (`t4`) or
+    `runtime@target`, with the conversion chain, version range and evidence — or why it is not offered."""
+    from modelport.schema.compat_explain import explain
+
+    out = explain(load(svc, model_id).record, subject)
+    if out.get("kind") == "unknown":
+        raise HTTPException(404, out["text"])
+    return out
+
+
+@router.get("/models/{model_id:path}/compatibility")
+def get_compatibility(model_id: str, svc: Annotated[Services, Depends(services)]) -> dict:
+    """The compatibility matrix: runtimes × targets, each cell with status, version range and evidence."""
+    from modelport.schema.compat_explain import matrix
+
+    return matrix(load(svc, model_id).record)
+
+
 @router.get("/models/{model_id:path}", responses={200: {"content": {m: {} for m in MEDIA.values()}}})
 def get_model(
     model_id: str, request: Request, svc: Annotated[Services, Depends(services)],

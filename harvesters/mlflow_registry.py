@@ -243,7 +243,8 @@ class MlflowSource:
         kb = self.kb
         name, version = rm["name"], v["version"]
         facts: dict[str, Any] = {"status": v.get("status"), "run_id": v.get("run_id"), "source": v.get("source"),
-                                 "stage": v.get("current_stage")}
+                                 "stage": v.get("current_stage"), "download_uri": arts.get("download_uri"),
+                                 "tracking_uri": self.uri}
         errors = list(arts.get("errors") or []) + list(run.get("errors") or [])
 
         mlmodel: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelport.schema.record import ModelRecord
+from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     errors      TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS verifications (
+    record_id   TEXT PRIMARY KEY,
+    entries     TEXT NOT NULL,
+    verified_at TEXT NOT NULL
+);
 """
 
 
@@ -300,6 +305,19 @@ class Catalog:
             r = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]),
                    json.loads(r[9])) if r else None
+
+    # -- verification results (outlive re-harvests: they are merged in at enrichment) ------------
+    def set_verifications(self, record_id: str, entries: list[CompatibilityEntry]) -> None:
+        payload = json.dumps([e.model_dump(mode="json") for e in entries])
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO verifications VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+                "entries=excluded.entries, verified_at=excluded.verified_at", (record_id, payload, _now()))
+
+    def get_verifications(self, record_id: str) -> list[CompatibilityEntry]:
+        with self._lock:
+            row = self._conn.execute("SELECT entries FROM verifications WHERE record_id=?", (record_id,)).fetchone()
+        return [CompatibilityEntry.model_validate(e) for e in json.loads(row[0])] if row else []
 
     # -- meta ------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

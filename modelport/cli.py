@@ -213,6 +213,33 @@ def sparql(
 
 
 @app.command()
+def verify(
+    source: Annotated[str | None, typer.Option(help="Only records of this source")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N records")] = None,
+) -> None:
+    """Run each reachable model in its framework and in ONNX Runtime on the same random inputs and
+    record the result as a `verified` (or `failed-verification`) compatibility cell."""
+    from modelport.verify_job import verify as run_verify
+
+    pipeline = Pipeline(Settings())
+    try:
+        with console.status("verifying") as status:
+            report = run_verify(pipeline, source, limit, progress=lambda r: status.update(f"verifying {r.id}"))
+    finally:
+        pipeline.close()
+    table = Table(title=f"verification: {report.checked} checked, {report.verified} verified, {report.failed} failed")
+    for col in ("record", "status", "max abs diff", "tolerance", "runtime"):
+        table.add_column(col)
+    for rid, e in report.results.items():
+        m = e.measurements
+        table.add_row(rid, e.status, str(m.get("max_abs_diff", m.get("error", ""))), str((m.get("tolerance") or {}).get("atol", "")),
+                      f"onnxruntime {m.get('onnxruntime_version', '')}")
+    out.print(table)
+    for s in report.skipped:
+        console.print(f"[yellow]  skipped {s}[/]")
+
+
+@app.command()
 def reindex() -> None:
     """Rebuild the search index and the RDF graph from the catalog."""
     pipeline = Pipeline(Settings())

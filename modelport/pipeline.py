@@ -162,7 +162,7 @@ class Pipeline:
     def prepare(self, source: Source, item: SourceRecord) -> ModelRecord:
         record = source.normalize(item)
         record.iri = record_iri(self.settings.base_iri, record.id)
-        record.compatibility = derive_compatibility(record, self.kb)
+        record.compatibility = derive_compatibility(record, self.kb) + self.catalog.get_verifications(record.id)
         return record.with_hash()
 
     # -- harvest -------------------------------------------------------------------------------

@@ -206,3 +206,37 @@ def test_deleted_version_is_tombstoned_after_a_full_listing(mlflow_server: objec
         assert http.get("/search", params={"q": "doomed"}).json()["total"] == 0
         ask = http.get("/sparql", params={"query": 'ASK { ?m schema:identifier "mlflow:doomed-model/1" }'})
         assert ask.json()["boolean"] is False
+
+
+def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from modelport.verify_job import verify
+
+    settings = Settings(data_dir=tmp_path / "v", base_iri="http://modelport.test")
+    p = Pipeline(settings)
+    source = MlflowSource(mlflow_server.uri, name="mlflow", cache_dir=settings.data_dir / "cache")
+    p.harvest(source, mode="full")
+    report = verify(p, source="mlflow")
+    assert report.checked == len(MODELS)
+    for rid in ("mlflow:iris-classifier/2", "mlflow:iris-onnx/1", "mlflow:tiny-mlp/1"):
+        cell = report.results[rid]
+        assert cell.status == "verified", cell.measurements
+        assert cell.runtime == "onnxruntime"
+        if rid != "mlflow:iris-onnx/1":  # converted models were compared against their own framework
+            assert cell.measurements["max_abs_diff"] <= cell.measurements["tolerance"]["atol"]
+    assert report.results["mlflow:broken-model/1"].status == "failed-verification"
+    # the verified cell is part of the record, survives a re-harvest, and is in the graph
+    p.harvest(source, mode="full")
+    rec = p.catalog.get("mlflow:tiny-mlp/1")
+    assert any(c.status == "verified" for c in rec.compatibility)
+    ask = p.graph.query('ASK { ?m schema:identifier "mlflow:tiny-mlp/1" ; mp:compatibility ?c . '
+                        '?c mp:status "verified" ; mp:runtime rt:onnxruntime }')
+    assert ask.result.askAnswer
+    p.close()
+
+
+def test_compatibility_matrix_over_http(api: object) -> None:
+    m = httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility").json()
+    assert "onnxruntime" in json.dumps(m)
+    cell = httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility/onnxruntime").json()
+    assert cell["status"] == "native" and "1.12" in cell["text"]  # opset 17 → ONNX Runtime ≥ 1.12
+    assert httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility/warp-drive").status_code == 404

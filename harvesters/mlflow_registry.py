@@ -32,6 +32,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.schema.compat import inspect_onnx
 from modelport.schema.identity import record_id
 from modelport.schema.kb import get_kb
 from modelport.schema.record import (
@@ -228,7 +229,7 @@ class MlflowSource:
                 if f["path"].endswith(".onnx") and (f.get("size") or 0) <= MAX_INSPECT_BYTES:
                     try:
                         local = repo.download_artifacts(f["path"], dst_path=tmp)
-                        facts["onnx"][f["path"]] = _inspect_onnx(local)
+                        facts["onnx"][f["path"]] = inspect_onnx(local)
                     except Exception as e:
                         facts["errors"].append(f"reading {f['path']}: {e}")
         return facts
@@ -259,6 +260,7 @@ class MlflowSource:
         flavors: dict[str, Any] = mlmodel.get("flavors") if isinstance(mlmodel.get("flavors"), dict) else {}
 
         frameworks, declared, reqs = [], [], []
+        produced_with: dict[str, str] = {}  # flavour version keys, e.g. {"sklearn_version": "1.9.1"}
         for flavor, conf in flavors.items():
             conf = conf if isinstance(conf, dict) else {}
             lib = kb.library_for_flavor(flavor)
@@ -269,6 +271,8 @@ class MlflowSource:
             fmt = kb.format_for_mlflow(flavor, conf.get("serialization_format"))
             declared.extend([fmt] if fmt else list(lib.declares_formats))
             produced = conf.get(lib.flavor_version_key) if lib.flavor_version_key else None
+            if produced:
+                produced_with[lib.flavor_version_key] = str(produced)
             if produced and lib.python_package:
                 reqs.append(Requirement(name=lib.python_package, specifier=f"=={produced}", source_file="MLmodel"))
         if mlmodel.get("mlflow_version"):
@@ -283,7 +287,8 @@ class MlflowSource:
             if f.get("is_dir"):
                 continue
             fmt = kb.format_of_path(f["path"])
-            details = arts.get("onnx", {}).get(f["path"], {})
+            # The producing versions describe the model files, not configs or env files.
+            details = {**(produced_with if fmt else {}), **arts.get("onnx", {}).get(f["path"], {})}
             size = f.get("size")
             artifacts.append(Artifact(path=f["path"], format=fmt, size_bytes=size if isinstance(size, int) and
                                       size >= 0 else None, url=f"{base_uri}/{f['path']}" if base_uri else None,
@@ -336,21 +341,6 @@ def _walk(repo: Any, path: str, depth: int) -> list[dict[str, Any]]:
                 out.extend(_walk(repo, fi.path, depth - 1))
         else:
             out.append({"path": fi.path, "is_dir": False, "size": fi.file_size})
-    return out
-
-
-def _inspect_onnx(path: str) -> dict[str, Any]:
-    """Opset and IR version declared inside an .onnx file (weights stored outside are not loaded)."""
-    import onnx
-
-    m = onnx.load(path, load_external_data=False)
-    opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in m.opset_import}
-    out: dict[str, Any] = {"ir_version": int(m.ir_version), "opsets": opsets}
-    if "ai.onnx" in opsets:
-        out["opset"] = opsets["ai.onnx"]
-    if "ai.onnx.ml" in opsets:
-        out["ml_opset"] = opsets["ai.onnx.ml"]
-    out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
     return out
 
 

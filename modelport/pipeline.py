@@ -26,7 +26,7 @@ from modelport.harvesters.base import (
     SourceRecord,
 )
 from modelport.index.catalog import Catalog
-from modelport.schema.compat import derive_compatibility
+from modelport.schema.compat import enrich_record
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_ntriples
@@ -162,8 +162,10 @@ class Pipeline:
     def prepare(self, source: Source, item: SourceRecord) -> ModelRecord:
         record = source.normalize(item)
         record.iri = record_iri(self.settings.base_iri, record.id)
-        record.compatibility = derive_compatibility(record, self.kb) + self.catalog.get_verifications(record.id)
-        return record.with_hash()
+        # Stored verification results go in first: the derivation keeps them and lets a verified
+        # cell stand in for the derived one of the same runtime.
+        record.compatibility = self.catalog.get_verifications(record.id)
+        return enrich_record(record, self.kb).with_hash()
 
     # -- harvest -------------------------------------------------------------------------------
     def harvest(self, source: Source, mode: HarvestMode = "incremental", limit: int | None = None,

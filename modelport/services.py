@@ -41,7 +41,7 @@ class RecordSummary(BaseModel):
         if desc and len(desc) > 300:
             desc = desc[:297] + "…"
         runtimes = {c.runtime: f"{c.status} {c.version_range}" if c.version_range else c.status
-                    for c in r.compatibility if c.runtime}
+                    for c in r.compatibility if c.runtime and c.target is None and c.hardware is None}
         return cls(id=r.id, iri=r.iri, name=r.name, version=r.version, source=r.source, description=desc,
                    tasks=r.tasks, frameworks=r.frameworks, formats=r.formats, license=r.license, aliases=r.aliases,
                    parameter_count=r.parameter_count, downloads=r.popularity.downloads, likes=r.popularity.likes,

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelport.pipeline import Pipeline
+from modelport.schema.compat import enrich_record
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 log = logging.getLogger(__name__)
-VERIFY_STATUSES = ("verified", "failed-verification")
 
 
 @dataclass
@@ -55,8 +55,8 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
         else:
             report.failed += 1
         pipeline.catalog.set_verifications(rec.id, [entry])
-        rec.compatibility = [c for c in rec.compatibility if c.status not in VERIFY_STATUSES] + [entry]
-        rec.with_hash()
+        rec.compatibility = [entry]
+        enrich_record(rec, pipeline.kb).with_hash()
         with pipeline.catalog.transaction() as cat:
             cat.upsert_many([rec])
     pipeline.project()

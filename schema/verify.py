@@ -133,7 +133,9 @@ def verify_sklearn(model: Any, n_features: int, *, n_samples: int = DEFAULT_SAMP
 # -- PyTorch -------------------------------------------------------------------------------------------
 def verify_pytorch(model: Any, input_shape: tuple[int, ...], *, seed: int = 0, atol: float = DEFAULT_ATOL,
                    rtol: float = DEFAULT_RTOL, opset: int | None = None,
-                   artifact: str | None = None) -> CompatibilityEntry:
+                   artifact: str | None = None, exported: Any = None) -> CompatibilityEntry:
+    """`exported`: the torch.export ExportedProgram when the model was saved that way (MLflow's
+    default "pt2" format); it goes through the dynamo exporter, which needs `onnxscript`."""
     import onnxruntime as ort
     import torch
 
@@ -153,17 +155,20 @@ def verify_pytorch(model: Any, input_shape: tuple[int, ...], *, seed: int = 0, a
             # The TorchScript-based exporter needs no onnxscript; the dynamo one (default from 2.9) does.
             kwargs: dict[str, Any] = {"input_names": ["input"], "dynamic_axes": {"input": {0: "batch"}},
                                       "dynamo": False}
+            if exported is not None:
+                kwargs = {"dynamo": True}
+                m["converter"] = "torch.onnx.export (dynamo, ExportedProgram)"
             if opset is not None:
                 kwargs["opset_version"] = opset
             with warnings.catch_warnings():  # the legacy-exporter deprecation notice is expected here
                 warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(model, (x,), str(out), **kwargs)
+                torch.onnx.export(exported if exported is not None else model, (x,), str(out), **kwargs)
             from modelport.schema.compat import inspect_onnx
 
             facts = inspect_onnx(out)
             m["opset"] = facts.get("opset")
             sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-            got = sess.run(None, {"input": x.numpy()})[0]
+            got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
         max_abs, ok = _compare(ref.detach().numpy(), got, atol, rtol)
         m.update(max_abs_diff=max_abs, compared="forward")
     except Exception as exc:
@@ -256,6 +261,12 @@ def verify_record(record: ModelRecord, artifact_dir: str | Path, *, n_samples: i
             shape = _tensor_shape(inputs, batch=2)
             if shape is None:
                 raise VerificationError("PyTorch model without a single-tensor signature: input shape unknown")
+            pt2 = sorted(d.rglob("*.pt2"))
+            if pt2:
+                import torch
+
+                exported = torch.export.load(str(pt2[0]))
+                return verify_pytorch(exported.module(), shape, seed=seed, artifact=str(d), exported=exported)
             model = mlflow.pytorch.load_model(str(d), map_location="cpu")
             return verify_pytorch(model, shape, seed=seed, artifact=str(d))
         onnx_files = sorted(d.rglob("*.onnx"))

@@ -232,7 +232,8 @@ def verify(
         table.add_column(col)
     for rid, e in report.results.items():
         m = e.measurements
-        table.add_row(rid, e.status, str(m.get("max_abs_diff", m.get("error", ""))), str((m.get("tolerance") or {}).get("atol", "")),
+        atol = (m.get("tolerance") or {}).get("atol", "")
+        table.add_row(rid, e.status, str(m.get("max_abs_diff", m.get("error", ""))), str(atol),
                       f"onnxruntime {m.get('onnxruntime_version', '')}")
     out.print(table)
     for s in report.skipped:

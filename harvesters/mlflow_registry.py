@@ -266,8 +266,7 @@ class MlflowSource:
             lib = kb.library_for_flavor(flavor)
             if lib is None:
                 continue
-            if lib.id != "mlflow-pyfunc" or len(flavors) == 1:
-                frameworks.append(lib.id)
+            frameworks.append(lib.id)  # python_function too: every such model loads as an MLflow pyfunc
             fmt = kb.format_for_mlflow(flavor, conf.get("serialization_format"))
             declared.extend([fmt] if fmt else list(lib.declares_formats))
             produced = conf.get(lib.flavor_version_key) if lib.flavor_version_key else None

@@ -489,16 +489,9 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
         done = finish(cell, RangeResult())
         if done is not None:
             _add(cells, done)
-    for pin in pins.values():
-        rt = kb.runtime_for_package(pin.name)
-        if rt is None or rt.id in cells:
-            continue
-        cell = Cell(runtime=rt.id, status="declared", precision=rec_precision, confidence="medium",
-                    evidence=[_ev("requirement", f"the environment pins {pin.name}{pin.specifier}", kb,
-                                  kb_fact=f"runtime/{rt.id} pythonPackage {rt.python_package}")])
-        done = finish(cell, RangeResult())
-        if done is not None:
-            _add(cells, done)
+    # A pinned package alone is not a claim that the model runs on that runtime (MLflow pins whatever
+    # the logging process imported, torch beside a scikit-learn model included): pins only bound
+    # the ranges of cells established above.
     # Runtimes that follow another's release numbers (TF Serving ↔ TensorFlow) inherit its cells.
     for rid, base in kb.compat.version_tracks.items():
         src = cells.get(base)

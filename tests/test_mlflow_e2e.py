@@ -51,7 +51,9 @@ def test_record_facts_from_mlmodel_and_env_files(harvested: Settings) -> None:
     assert v2.version_group == v1.version_group == "mlflow:iris-classifier"
     assert "validation_status:approved" in v2.keywords and "validation_status:approved" not in v1.keywords
     assert v2.tasks == ["tabular-classification"] and v2.license == "Apache-2.0"
-    assert v2.frameworks == ["scikit-learn"] and "skops" in v2.formats
+    assert set(v2.frameworks) == {"scikit-learn", "mlflow-pyfunc"} and "skops" in v2.formats
+    # torch pinned in the environment beside it is no claim that the model runs on PyTorch
+    assert not any(c.runtime == "pytorch" and c.status == "declared" for c in v2.compatibility)
     assert any(r.name == "scikit-learn" and r.specifier == f"=={sklearn.__version__}" for r in v2.requirements)
     cell = next(c for c in v2.compatibility if c.runtime == "scikit-learn")
     assert cell.status == "native"
@@ -65,7 +67,7 @@ def test_record_facts_from_mlmodel_and_env_files(harvested: Settings) -> None:
     onnx_art = next(a for a in onnx_rec.artifacts if a.format == "onnx")
     assert onnx_art.details["opset"] == 17 and onnx_art.size_bytes > 0
     assert "onnxruntime" in {c.runtime for c in onnx_rec.compatibility}
-    assert torch_rec.frameworks == ["pytorch"] and "torch-export" in torch_rec.formats
+    assert "pytorch" in torch_rec.frameworks and "torch-export" in torch_rec.formats
 
 
 def test_second_harvest_changes_nothing(harvested: Settings, mlflow_server: object) -> None:

@@ -135,6 +135,35 @@ def harvest_kaggle(
         raise typer.Exit(1)
 
 
+@harvest_app.command("configured")
+def harvest_configured(
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only these configured sources")] = None,
+    incremental: Annotated[bool, typer.Option("--incremental/--full")] = False,
+) -> None:
+    """Harvest every source configured in the TOML file named by MODELPORT_CONFIG (`[[sources]]`)."""
+    from modelport.harvesters.registry import build_source
+
+    settings = Settings()
+    chosen = [c for c in settings.sources if not name or c.name in name]
+    if not chosen:
+        fail("no configured source matches (set MODELPORT_CONFIG to a TOML file with [[sources]] tables)")
+    failed = []
+    for config in chosen:
+        try:
+            src = build_source(config, settings)
+        except SourceError as e:
+            console.print(f"[bold red]error:[/] {e}")
+            failed.append(config.name)
+            continue
+        try:
+            if run_harvest(src, "incremental" if incremental else "full", settings=settings).status == "failed":
+                failed.append(config.name)
+        except typer.Exit:  # one source failing does not stop the others
+            failed.append(config.name)
+    if failed:
+        fail(f"harvest failed for: {', '.join(failed)}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from modelport.settings import Settings
 
 console = Console()
+
+
+def _verify(settings: Settings) -> None:
+    """Check the registry's models numerically, so the demo shows `verified` cells."""
+    from modelport.pipeline import Pipeline
+    from modelport.verify_job import verify
+
+    pipeline = Pipeline(settings)
+    try:
+        with console.status("verifying models against ONNX Runtime"):
+            report = verify(pipeline, source="mlflow-demo")
+    finally:
+        pipeline.close()
+    console.print(f"verified {report.verified} of {report.checked} models "
+                  f"({report.failed} failed verification, with their error recorded)")
+
+
+def _tfhub(settings: Settings) -> None:
+    """A second, local source: the TF Hub documentation sample that ships with the tests."""
+    from modelport.cli import run_harvest
+    from modelport.harvesters.tfhub import TFHubSource
+
+    docs = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tfhub" / "docs"
+    if not docs.is_dir():  # installed without the repository: nothing local to crawl
+        return
+    run_harvest(TFHubSource(docs.as_uri(), name="tfhub-sample", base_iri=settings.base_iri,
+                            cache_dir=settings.data_dir / "cache" / "tfhub" / "tfhub-sample"),
+                "full", settings=settings)
 
 
 def run_demo(settings: Settings, port: int, mlflow_port: int, serve_api: bool) -> None:
@@ -26,6 +56,8 @@ def run_demo(settings: Settings, port: int, mlflow_port: int, serve_api: bool) -
         console.print(f"registered: {', '.join(added) if added else 'nothing new (already there)'}")
         run_harvest(MlflowSource(server.uri, name="mlflow-demo", cache_dir=settings.data_dir / "cache"),
                     "full", settings=settings)
+        _verify(settings)
+        _tfhub(settings)
         if not serve_api:
             return
         base = f"http://127.0.0.1:{port}"

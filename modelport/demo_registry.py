@@ -22,6 +22,8 @@ def populate(tracking_uri: str) -> list[str]:
     import mlflow
     from mlflow import MlflowClient
 
+    # MLflow narrates every run and registration at INFO; the demo prints its own summary.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

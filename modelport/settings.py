@@ -32,7 +32,6 @@ class Settings(BaseSettings):
     query_timeout_s: float = Field(default=10.0, gt=0)
     max_results: int = Field(default=1000, gt=0)
     sources: list[SourceConfig] = Field(default_factory=list)
-    config_file: Path | None = Field(default=None, alias="MODELPORT_CONFIG")
 
     @classmethod
     def settings_customise_sources(

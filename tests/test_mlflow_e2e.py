@@ -242,3 +242,44 @@ def test_compatibility_matrix_over_http(api: object) -> None:
     cell = httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility/onnxruntime").json()
     assert cell["status"] == "native" and "1.12" in cell["text"]  # opset 17 → ONNX Runtime ≥ 1.12
     assert httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility/warp-drive").status_code == 404
+
+
+def test_paging_is_followed_to_the_end(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path / "p", base_iri="http://modelport.test")
+    p = Pipeline(settings)
+    # one registered model per page: every page token must be followed
+    src = MlflowSource(mlflow_server.uri, name="paged", page_size=1, cache_dir=settings.data_dir / "cache")
+    report = p.harvest(src, mode="full")
+    assert report.counts["seen"] == len(MODELS)
+    assert {r.local_id for r in p.catalog.iter_records()} == {m.split(":", 1)[1] for m in MODELS}
+    p.close()
+
+
+def test_several_registries_from_a_config_file(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "modelport.toml"
+    config.write_text(f'''
+base_iri = "http://modelport.test"
+[[sources]]
+name = "registry-a"
+kind = "mlflow"
+options = {{ tracking_uri = "{mlflow_server.uri}" }}
+[[sources]]
+name = "registry-b"
+kind = "mlflow"
+options = {{ tracking_uri = "{mlflow_server.uri}", page_size = 2 }}
+''')
+    env = {**os.environ, "MODELPORT_CONFIG": str(config), "MODELPORT_DATA_DIR": str(tmp_path / "data")}
+    r = subprocess.run([sys.executable, "-m", "modelport.cli", "harvest", "configured"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    p = Pipeline(Settings(data_dir=tmp_path / "data"))
+    assert p.catalog.sources() == {"registry-a": len(MODELS), "registry-b": len(MODELS)}
+    p.close()
+    config.write_text(config.read_text() + '[[sources]]\nname = "bad"\nkind = "mlflow"\noptions = {}\n')
+    r = subprocess.run([sys.executable, "-m", "modelport.cli", "harvest", "configured", "--name", "bad"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "needs options.tracking_uri" in r.stderr

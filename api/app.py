@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
 
 from modelport import __version__
 from modelport.api import models_routes, search_routes, sparql_routes, web
+from modelport.scheduler import AlreadyRunning, HarvestScheduler, UnknownSource
 from modelport.services import Services
 from modelport.settings import Settings
 
 
+class HarvestRequest(BaseModel):
+    source: str
+    mode: Literal["full", "incremental"] | None = None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(settings)
+    scheduler = HarvestScheduler(services.pipeline)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
         yield
+        scheduler.shutdown()
         services.close()
 
     app = FastAPI(
@@ -39,6 +50,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def harvests(source: str | None = None, limit: int = 50) -> list[dict[str, object]]:
         """The job log: every harvest with its start, end, counts and errors."""
         return [j.__dict__ for j in services.catalog.jobs(source, min(max(limit, 1), 500))]
+
+    @app.get("/harvests/sources", tags=["harvest"])
+    def harvest_sources() -> list[dict[str, object]]:
+        """Configured sources with their schedule, next run, whether one is running and the last result."""
+        return scheduler.schedules()
+
+    @app.post("/harvests", status_code=202, tags=["harvest"])
+    def start_harvest(body: HarvestRequest) -> dict[str, str]:
+        """Ask the scheduler to harvest a configured source now (202: queued; see GET /harvests)."""
+        try:
+            scheduler.run_now(body.source, body.mode)
+        except UnknownSource:
+            raise HTTPException(404, f"no configured source {body.source!r}; configured: "
+                                     f"{sorted(scheduler.sources)}") from None
+        except AlreadyRunning:
+            raise HTTPException(409, f"a harvest of {body.source!r} is already running") from None
+        return {"source": body.source, "status": "queued"}
 
     app.include_router(search_routes.router)
     app.include_router(models_routes.router)

@@ -283,3 +283,30 @@ options = {{ tracking_uri = "{mlflow_server.uri}", page_size = 2 }}
     r = subprocess.run([sys.executable, "-m", "modelport.cli", "harvest", "configured", "--name", "bad"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "needs options.tracking_uri" in r.stderr
+
+
+def test_harvest_on_demand_and_on_schedule_through_the_api(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from modelport.api.app import create_app
+    from modelport.settings import SourceConfig
+
+    settings = Settings(data_dir=tmp_path / "s", base_iri="http://modelport.test", sources=[
+        SourceConfig(name="team-registry", kind="mlflow", options={"tracking_uri": mlflow_server.uri},
+                     schedule="0 3 * * *")])
+    with TestClient(create_app(settings)) as http:
+        sources = http.get("/harvests/sources").json()
+        assert sources[0]["source"] == "team-registry" and sources[0]["next_run"].startswith("20")
+        assert http.post("/harvests", json={"source": "nope"}).status_code == 404
+        assert http.post("/harvests", json={"source": "team-registry", "mode": "full"}).status_code == 202
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            jobs = http.get("/harvests").json()
+            if jobs and jobs[0]["status"] != "running":
+                break
+            time.sleep(0.5)
+        assert jobs[0]["status"] == "ok" and jobs[0]["counts"]["seen"] == len(MODELS)
+        assert http.get("/search", params={"q": "iris"}).json()["total"] >= 3
+        assert http.get("/harvests/sources").json()[0]["last"]["status"] == "ok"

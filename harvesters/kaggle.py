@@ -346,30 +346,5 @@ def _dt(v: Any) -> datetime | None:
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def harvest_kaggle_command(endpoint: str = DEFAULT_ENDPOINT, owner: str | None = None, search: str | None = None,
-                           incremental: bool = False, source: str = "kaggle", limit: int | None = None) -> None:
-    """`modelport harvest kaggle [--owner O] [--search S] [--endpoint URL] [--incremental]`.
-    Credentials: KAGGLE_USERNAME + KAGGLE_KEY (or KAGGLE_API_TOKEN)."""
-    import typer
-    from rich.console import Console
-
-    from modelport.pipeline import Pipeline
-    from modelport.settings import Settings
-
-    console = Console(stderr=True)
-    settings = Settings()
-    try:
-        src = KaggleSource(name=source, endpoint=endpoint, owner=owner, search=search, base_iri=settings.base_iri)
-        with console.status(f"listing Kaggle models at {endpoint} …"):
-            report = Pipeline(settings).harvest(src, mode="incremental" if incremental else "full", limit=limit)
-    except SourceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
-    console.print(f"kaggle harvest of {endpoint}: {report.status} ({counts})")
-    for err in list(report.errors)[:10]:
-        console.print(f"[yellow]{err}[/yellow]")
-
-
-__all__ = ["KaggleSource", "harvest_kaggle_command", "format_for_framework", "library_for_framework",
+__all__ = ["KaggleSource", "format_for_framework", "library_for_framework",
            "framework_slug", "make_model_client"]

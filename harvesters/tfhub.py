@@ -399,36 +399,4 @@ def _collection_members(collection: ParsedDoc, by_local: dict[str, ParsedDoc]) -
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def harvest_tfhub_command(root: str, incremental: bool = False, source: str = "tfhub") -> None:
-    """`modelport harvest tfhub --root URL [--incremental]`: crawl a TF Hub documentation tree."""
-    import typer
-    from rich.console import Console
-
-    from modelport.pipeline import Pipeline
-    from modelport.settings import Settings
-
-    console = Console(stderr=True)
-    settings = Settings()
-    try:
-        src = TFHubSource(root, name=source, base_iri=settings.base_iri,
-                          cache_dir=settings.data_dir / "cache" / "tfhub" / source)
-        with console.status(f"crawling {src.root} …"):
-            report = Pipeline(settings).harvest(src, mode="incremental" if incremental else "full")
-    except SourceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-    summary = src.last_summary
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
-    console.print(f"tfhub harvest of {src.root}: {report.status} ({counts})")
-    if summary is not None:
-        console.print(f"documents parsed={summary.docs_parsed} unchanged(reused)={summary.docs_reused} "
-                      f"malformed={summary.malformed} fetch errors={len(summary.fetch_errors)} "
-                      f"robots-excluded={len(summary.robots_excluded)}")
-        if not summary.complete:
-            console.print("[yellow]crawl incomplete: nothing was tombstoned[/yellow]")
-    if getattr(report, "errors", None):
-        for err in list(report.errors)[:10]:
-            console.print(f"[yellow]{err}[/yellow]")
-
-
-__all__ = ["TFHubSource", "harvest_tfhub_command", "link_documents", "format_for_tfhub", "library_for_tfhub"]
+__all__ = ["TFHubSource", "link_documents", "format_for_tfhub", "library_for_tfhub"]

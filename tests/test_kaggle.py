@@ -21,7 +21,6 @@ from modelport.harvesters.kaggle import (  # noqa: E402
     KaggleSource,
     format_for_framework,
     framework_slug,
-    harvest_kaggle_command,
     library_for_framework,
 )
 from modelport.pipeline import Pipeline  # noqa: E402
@@ -203,18 +202,21 @@ def test_errors(fake: tuple[str, FakeState]) -> None:
         list(_source("http://127.0.0.1:9/api", retries=0).events("full", None))
 
 
-def test_cli_reads_credentials_from_env(fake: tuple[str, FakeState], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
+def test_cli_reads_credentials_from_env(fake: tuple[str, FakeState], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from modelport.cli import app
 
     endpoint, state = fake
     monkeypatch.setenv("MODELPORT_DATA_DIR", str(tmp_path / "cli"))
     monkeypatch.setenv("KAGGLE_USERNAME", USER)
     monkeypatch.setenv("KAGGLE_KEY", KEY)
-    harvest_kaggle_command(endpoint=endpoint, owner="google")
-    assert "inserted=10" in capsys.readouterr().err
+    runner = CliRunner()
+    r = runner.invoke(app, ["harvest", "kaggle", "--endpoint", endpoint, "--owner", "google"])
+    assert r.exit_code == 0, r.output
+    assert Pipeline(Settings()).catalog.count(source="kaggle") == 10
     assert all(b["owner"] == "google" for b in state.bodies)
     monkeypatch.delenv("KAGGLE_KEY")
-    with pytest.raises(typer.Exit) as exc:
-        harvest_kaggle_command(endpoint=endpoint)
-    assert exc.value.exit_code == 2
+    r = runner.invoke(app, ["harvest", "kaggle", "--endpoint", endpoint])
+    assert r.exit_code == 1 and "error" in r.output

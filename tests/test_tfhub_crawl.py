@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from modelport.harvesters.base import ListingComplete, Skipped, SourceError, SourceRecord
-from modelport.harvesters.tfhub import TFHubSource, harvest_tfhub_command
+from modelport.harvesters.tfhub import TFHubSource
 from modelport.pipeline import Pipeline
 from modelport.settings import Settings
 
@@ -350,22 +350,24 @@ def test_unreachable_root_and_bad_roots_are_source_errors(tmp_path: Path) -> Non
         list(_source(empty.as_uri(), settings).events("full", None))
 
 
-def test_cli_command(server: DocsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                     capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
+def test_cli_command(server: DocsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from modelport.cli import app
 
     monkeypatch.setenv("MODELPORT_DATA_DIR", str(tmp_path / "cli-data"))
     monkeypatch.setenv("MODELPORT_BASE_IRI", "http://test")
-    harvest_tfhub_command(server.url, incremental=True, source="tfhub-mirror")
-    err = capsys.readouterr().err
-    assert "inserted=41" in err and "documents parsed=50" in err
+    runner = CliRunner()
+    args = ["harvest", "tfhub", "--root", server.url, "--incremental", "--source", "tfhub-mirror"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "documents parsed 50" in r.output
     pipe = Pipeline(Settings())
     assert len(_live_ids(pipe, "tfhub-mirror")) == MODEL_DOCS
-    r = pipe.catalog.get("tfhub-mirror:google/lite-model/spice/1")
-    assert r is not None and r.base_models[0].ref == "tfhub-mirror:google/spice/2"
+    rec = pipe.catalog.get("tfhub-mirror:google/lite-model/spice/1")
+    assert rec is not None and rec.base_models[0].ref == "tfhub-mirror:google/spice/2"
     pipe.close()
-    harvest_tfhub_command(server.url, incremental=True, source="tfhub-mirror")
-    assert "documents parsed=0" in capsys.readouterr().err
-    with pytest.raises(typer.Exit) as exc:
-        harvest_tfhub_command("ftp://nowhere/", incremental=False)
-    assert exc.value.exit_code == 2
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "documents parsed 0" in r.output
+    r = runner.invoke(app, ["harvest", "tfhub", "--root", "ftp://nowhere/"])
+    assert r.exit_code == 1 and "error" in r.output

@@ -9,6 +9,7 @@ transient failures are retried as long as the server asks (`ratelimit`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
@@ -330,10 +331,23 @@ class HuggingFaceSource:
             reached_watermark = False
             page_url: str | None = None
             last: _Key | None = None
-            for page_url, next_url, items in self._pages(first_url):
+            pages = self._pages(first_url)
+            try:
+                first_page = next(pages)
+            except SourceError as e:
+                # A stored cursor the server no longer accepts (expired, listing changed shape) must
+                # not wedge the source: start the listing over; a transient failure stays an error.
+                if first_url is None or e.__cause__ is None or is_transient(e.__cause__):
+                    raise
+                log.warning("%s: the stored resume point was refused (%s); listing from the start",
+                            self.name, _short(e.__cause__))
+                listed, run_newest, after, from_start = 0, None, None, True
+                pages = self._pages(None)
+                first_page = next(pages)
+            for page_url, next_url, items in itertools.chain([first_page], pages):
                 start = _resume_index(items, after) if after is not None else 0
                 after = None
-                last: _Key | None = None
+                last = None
                 for idx in range(start, len(items)):
                     raw = items[idx]
                     ref = _item_ref(raw, page_url, idx)

@@ -345,3 +345,20 @@ def test_cli_command(small_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.Mon
     res = runner.invoke(app, ["huggingface", "--source", "hf-down"])
     assert res.exit_code == 1
     assert "error" in res.output and "listing models" in res.output
+
+
+def test_refused_resume_point_restarts_the_listing(small_hub: FakeHub) -> None:
+    src = make_source(small_hub)
+    state = next(ev.state for ev in src.events("full", None) if isinstance(ev, Checkpoint))
+    state["resume"]["page_url"] = state["resume"]["page_url"].split("cursor=")[0] + "cursor=expired"
+    events = list(src.events("full", state))
+    assert [e.local_id for e in events if isinstance(e, SourceRecord)] == SMALL_IDS
+    assert any(isinstance(e, ListingComplete) for e in events)  # a listing from the start is complete
+
+
+def test_listing_only_mode_makes_no_per_model_calls(small_hub: FakeHub) -> None:
+    src = make_source(small_hub, files_metadata=False, page_size=30)
+    records = [e for e in src.events("full", None) if isinstance(e, SourceRecord)]
+    assert len(records) == len(SMALL_IDS) and small_hub.requests("GET", r"^/api/models/") == []
+    bert = src.normalize(next(r for r in records if r.local_id == "google-bert/bert-base-uncased"))
+    assert "safetensors" in bert.formats and all(a.size_bytes is None for a in bert.artifacts)

@@ -338,3 +338,11 @@ def test_card_parser_edge_cases() -> None:
 def test_number_parsing() -> None:
     assert number("91.5%") == 91.5 and number(" 3 ") == 3.0 and number(7) == 7.0
     assert number(True) is None and number("n/a") is None and number(float("nan")) is None and number(None) is None
+
+
+def test_declared_formats_only_without_a_file_list(source: HuggingFaceSource) -> None:
+    p = {k: v for k, v in PAYLOADS["google-bert/bert-base-uncased"].items() if k != "siblings"}
+    r = source.normalize(SourceRecord(local_id=p["id"], payload=p))
+    assert r.artifacts == [] and {"onnx", "safetensors", "pytorch-pickle", "coreml-neuralnetwork"} <= set(r.formats)
+    with_files = rec(source, "qualcomm/MobileNet-v2")  # library pytorch, but the files are TFLite and ONNX
+    assert with_files.declared_formats == [] and "pytorch-pickle" not in with_files.formats

@@ -30,6 +30,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -88,7 +89,7 @@ class HuggingFaceOptions(BaseModel):
     # This many models in a row failing after all retries means the Hub is down, not one bad repo.
     max_consecutive_failures: int = Field(default=10, ge=1)
     base_iri: str = "http://127.0.0.1:8000"
-    cache_dir: Path | None = None  # README download cache; a temporary directory per run if unset
+    cache_dir: Path | None = None  # scratch space for README downloads; a temporary directory if unset
 
 
 @dataclass(frozen=True, order=True)
@@ -286,14 +287,20 @@ class HuggingFaceSource:
 
         try:
             path = self._retry(download, f"README {repo_id}")
+            with open(path, "rb") as fh:
+                data = fh.read(README_MAX_BYTES + 1)
         except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
             return None
         except Exception as e:
             # A card is an extra: the record is still worth storing without it.
             log.warning("README of %s not fetched: %s", repo_id, _short(e))
             return None
-        with open(path, "rb") as fh:
-            data = fh.read(README_MAX_BYTES + 1)
+        finally:
+            # The download cache is scratch space: kept, it would grow by one card per repo forever.
+            if cache_dir is not None:
+                folder = repo_folder_name(repo_id=repo_id, repo_type="model")
+                shutil.rmtree(Path(cache_dir) / folder, ignore_errors=True)
+                shutil.rmtree(Path(cache_dir) / ".locks" / folder, ignore_errors=True)
         return {"text": data[:README_MAX_BYTES].decode("utf-8", errors="replace"),
                 "truncated": len(data) > README_MAX_BYTES}
 

@@ -362,3 +362,11 @@ def test_listing_only_mode_makes_no_per_model_calls(small_hub: FakeHub) -> None:
     assert len(records) == len(SMALL_IDS) and small_hub.requests("GET", r"^/api/models/") == []
     bert = src.normalize(next(r for r in records if r.local_id == "google-bert/bert-base-uncased"))
     assert "safetensors" in bert.formats and all(a.size_bytes is None for a in bert.artifacts)
+
+
+def test_readme_scratch_space_does_not_grow(small_hub: FakeHub, tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    src = make_source(small_hub, cards=True, cache_dir=scratch)
+    recs = [src.normalize(e) for e in src.events("full", None) if isinstance(e, SourceRecord)]
+    assert any(r.card.body for r in recs)
+    assert [p.name for p in scratch.rglob("*") if p.is_file()] in ([], ["CACHEDIR.TAG"])

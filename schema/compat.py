@@ -577,7 +577,10 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
             if done is not None:
                 _add(cells, done)
 
-    # Verification results from an earlier `modelport verify` outrank derived cells.
+    # Verification results from an earlier `modelport verify` outrank derived cells — for the runtime
+    # only: a check on this machine's CPU build says nothing about a T4 or a phone, so targets and
+    # hardware keep deriving from the derived cells.
+    derived = dict(cells)
     kept = [e for e in record.compatibility if e.status in KEPT_STATUSES]
     for e in kept:
         if e.runtime and e.status == "verified" and e.target is None and e.hardware is None:
@@ -588,10 +591,10 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                 evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
     kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
 
-    targets = _target_entries(cells, kb)
+    targets = _target_entries(derived, kb)
     from modelport.schema.hardware_fit import hardware_entries  # imported late: it imports this module
 
-    hardware = hardware_entries(record, kb, cells)
+    hardware = hardware_entries(record, kb, derived)
     return Analysis(runtimes=cells, targets=targets, hardware=hardware, kept=kept, blocked=blocked,
                     kb_version=kb.version)
 

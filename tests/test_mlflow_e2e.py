@@ -10,6 +10,7 @@ import httpx
 import pytest
 import rdflib
 import sklearn
+from rdflib import Variable
 from rdflib.compare import isomorphic
 from SPARQLWrapper import CSV, JSON, TSV, TURTLE, XML, SPARQLWrapper
 
@@ -232,6 +233,18 @@ def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_
     assert any(c.status == "verified" for c in rec.compatibility)
     ask = p.graph.query('ASK { ?m schema:identifier "mlflow:tiny-mlp/1" ; mp:compatibility ?c . '
                         '?c mp:status "verified" ; mp:runtime rt:onnxruntime }')
+    assert ask.result.askAnswer
+    # the verification numbers and the derivation chain are queryable
+    rows = p.graph.query("""SELECT ?id ?diff ?tol WHERE {
+        ?m schema:identifier ?id ; mp:compatibility ?c . ?c mp:status "verified" ; prov:wasGeneratedBy ?run .
+        ?run a mp:VerificationRun ; mp:maxAbsDiff ?diff ; mp:atol ?tol . FILTER(?diff <= ?tol) }""").result
+    assert {"mlflow:iris-classifier/2", "mlflow:tiny-mlp/1"} <= {str(r[Variable("id")]) for r in rows.bindings}
+    rec = p.catalog.get("mlflow:iris-classifier/1")
+    t4 = next(c for c in rec.compatibility if c.hardware == "t4")
+    assert t4.status == "convertible"  # verified on this CPU is not verified on a T4
+    ask = p.graph.query("""ASK { ?m schema:identifier "mlflow:iris-classifier/1" ; mp:compatibility ?c .
+        ?c mp:target tgt:cloud-nvidia-gpu ; mp:status "convertible" ; mp:conversionStep ?s ; prov:wasGeneratedBy ?a .
+        ?s mp:stepIndex 0 ; mp:converter conv:skl2onnx . ?a a mp:Derivation ; mp:kbVersion ?v }""")
     assert ask.result.askAnswer
     p.close()
 

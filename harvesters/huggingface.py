@@ -322,15 +322,20 @@ class HuggingFaceSource:
         # resumed run never saw (in the pipeline's eyes) what the crashed run had listed.
         from_start = resume is None
         truncated = False
-        failures = consecutive = 0
-        safe_after_failure: _Key | None = None  # newest success listed after the last failure
+        consecutive = 0
+        # Transient failures hold the next watermark below them (see the end of the run); carried
+        # through resume points so a crash in between does not forget them.
+        failures = int(resume.get("failures", 0)) if resume else 0
+        safe_after_failure = _Key.load(resume.get("safe_after_failure")) if resume else None
         since_cp = 0
 
         def state_now(page_url: str | None, last: _Key | None) -> dict[str, Any]:
             return {"v": CHECKPOINT_VERSION, "watermark": watermark.dump() if watermark else None,
                     "resume": {"mode": mode, "listing": self._listing_key(), "page_url": page_url,
                                "after": last.dump() if last else None, "listed": listed,
-                               "run_newest": run_newest.dump() if run_newest else None}}
+                               "run_newest": run_newest.dump() if run_newest else None,
+                               "failures": failures,
+                               "safe_after_failure": safe_after_failure.dump() if safe_after_failure else None}}
 
         own_cache = o.cache_dir is None and o.cards
         self._cache_dir = Path(tempfile.mkdtemp(prefix="modelport-hf-")) if own_cache else o.cache_dir
@@ -349,6 +354,7 @@ class HuggingFaceSource:
                 log.warning("%s: the stored resume point was refused (%s); listing from the start",
                             self.name, _short(e.__cause__))
                 listed, run_newest, after, from_start = 0, None, None, True
+                failures, safe_after_failure = 0, None
                 pages = self._pages(None)
                 first_page = next(pages)
             for page_url, next_url, items in itertools.chain([first_page], pages):

@@ -370,3 +370,17 @@ def test_readme_scratch_space_does_not_grow(small_hub: FakeHub, tmp_path: Path) 
     recs = [src.normalize(e) for e in src.events("full", None) if isinstance(e, SourceRecord)]
     assert any(r.card.body for r in recs)
     assert [p.name for p in scratch.rglob("*") if p.is_file()] in ([], ["CACHEDIR.TAG"])
+
+
+def test_failed_model_is_revisited_even_across_a_crash(small_hub: FakeHub, pipeline: Pipeline) -> None:
+    victim = SMALL_IDS[1]
+    small_hub.fail("GET", rf"^/api/models/{victim}\?", 503, times=100)
+    small_hub.fail("GET", r"^/api/models\?.*cursor", 500, times=100)  # and the run dies on page 2
+    with pytest.raises(SourceError):
+        pipeline.harvest(make_source(small_hub, retry_attempts=1), mode="full")
+    small_hub.clear_faults()
+    report = pipeline.harvest(make_source(small_hub), mode="full")  # finishes the interrupted run
+    assert report.status == "ok" and victim not in live_ids(pipeline)  # page 1 is not read again …
+    report = pipeline.harvest(make_source(small_hub), mode="incremental")
+    # … but the watermark was held below the failed model, so the next incremental run gets it
+    assert victim in live_ids(pipeline) and report.counts["seen"] == 2

@@ -1,0 +1,145 @@
+"""Embeddings: what gets embedded, the content-hash cache (unchanged records are never embedded
+again, not even by `reindex` or another process), and search without the embedding extra
+(switched off, or not importable): BM25 results with a notice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelport.index.embeddings import SUMMARY_CHARS, summary_text
+from modelport.index.search import SearchQuery
+from modelport.pipeline import Pipeline
+from modelport.schema.record import ModelRecord
+from modelport.services import Services
+from modelport.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "relevance"
+sys.path.insert(0, str(FIXTURES))
+import corpus  # noqa: E402
+
+pytest.importorskip("sentence_transformers", reason="the embeddings extra is required")
+BRAIN = {"huggingface:neuroimg/brats-unet3d-glioma", "huggingface:radiology-ai/brain-mri-tumor-classifier"}
+
+
+def subset(n: int = 40) -> list[dict]:
+    return corpus.raw_records()[:n]
+
+
+def harvest(settings: Settings, items: list[dict]) -> Pipeline:
+    pipeline = Pipeline(settings)
+    for source in corpus.sources(items):
+        report = pipeline.harvest(source, mode="full")
+        assert report.status == "ok", report.errors
+    return pipeline
+
+
+def test_summary_text_is_short_and_carries_the_essentials() -> None:
+    rec = ModelRecord(
+        id="huggingface:acme/road-net", source="huggingface", source_kind="huggingface", local_id="acme/road-net",
+        name="road-net", tasks=["object-detection"], keywords=["traffic", "license:mit", "cctv"],
+        card={"body": "---\nlicense: mit\n---\n# Road net\n\nDetects **cars** at [junctions](http://x). "
+                      + "More. " * 300},
+        provenance={"harvested_at": datetime(2026, 1, 1, tzinfo=UTC), "harvester": "t", "harvester_version": "0"})
+    text = summary_text(rec)
+    assert text.startswith("road-net by acme")
+    assert "object detection" in text and "traffic, cctv" in text and "license:mit" not in text
+    assert "Detects cars at junctions." in text and "**" not in text and "http" not in text
+    assert len(text) < SUMMARY_CHARS + 120
+
+
+def test_unchanged_records_are_never_embedded_again(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://t")
+    items = subset()
+    pipeline = harvest(settings, items)
+    proj = pipeline.vectors
+    assert proj is not None and len(proj.index) == len(items)
+    assert proj.embedder.embedded == len(items)
+
+    harvest_again = [dict(r) for r in items]
+    harvest_again[0]["tags"] = [*harvest_again[0]["tags"], "extra-tag"]  # in the summary: re-embedded
+    harvest_again[1]["license"] = "unlicense"  # record changed, summary did not: vector stands
+    for source in corpus.sources(harvest_again):
+        pipeline.harvest(source, mode="full")
+    assert proj.embedder.embedded == len(items) + 1
+
+    # reindex empties the vector index; every vector comes back from the cache.
+    pipeline.reindex()
+    assert len(proj.index) == len(items) and proj.embedder.embedded == len(items) + 1
+    first = corpus.to_record(harvest_again[0])
+    vec = proj.index.vector(first.id)
+    assert vec is not None and float(np.linalg.norm(vec)) == pytest.approx(1.0, abs=1e-4)
+    pipeline.close()
+
+    # Another process on the same data directory: the cache is on disk.
+    other = Pipeline(settings)
+    other.reindex()
+    assert other.vectors is not None and other.vectors.embedder.embedded == 0
+    assert len(other.vectors.index) == len(items)
+    other.close()
+
+
+def test_switched_off_by_setting_gives_bm25_with_a_notice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPORT_EMBEDDINGS", "false")
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://t")
+    assert settings.embeddings is False
+    pipeline = harvest(settings, subset())
+    assert pipeline.vectors is None and "MODELPORT_EMBEDDINGS" in (pipeline.vectors_unavailable or "")
+    assert not (settings.index_dir / "vectors").exists()  # nothing was embedded
+    pipeline.close()
+    svc = Services(settings)
+    res = svc.search(SearchQuery(text="brain tumour segmentation in MRI"))
+    assert {h.id for h in res.hits[:2]} == BRAIN
+    assert any("BM25" in n and "MODELPORT_EMBEDDINGS" in n for n in res.notices)
+    # Without free text there is nothing to rank semantically: no notice.
+    assert not svc.search(SearchQuery(filters={"task": ["image-segmentation"]})).notices
+    svc.close()
+
+
+def test_missing_extra_gives_bm25_with_a_notice(tmp_path: Path) -> None:
+    """A clean interpreter where sentence-transformers cannot be imported (as if the extra were not
+    installed): harvesting works without vectors, search answers by BM25 and says why, and the
+    embedder's own import is guarded too."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["sentence_transformers"] = None  # import fails as if not installed
+        sys.path.insert(0, {str(FIXTURES)!r})
+        import corpus
+        from modelport.index.embeddings import EmbeddingsUnavailable, SentenceTransformerEmbedder
+        from modelport.index.search import SearchQuery
+        from modelport.pipeline import Pipeline
+        from modelport.services import Services
+        from modelport.settings import Settings
+        settings = Settings(data_dir={str(tmp_path / "d")!r}, base_iri="http://t")
+        p = Pipeline(settings)
+        for s in corpus.sources(corpus.raw_records()[:40]):
+            assert p.harvest(s, mode="full").status == "ok"
+        out = {{"vectors": p.vectors is not None, "why": p.vectors_unavailable}}
+        p.close()
+        svc = Services(settings)
+        res = svc.search(SearchQuery(text="brain tumour segmentation in MRI"))
+        out["hits"] = [h.id for h in res.hits]
+        out["notices"] = res.notices
+        try:
+            SentenceTransformerEmbedder().embed(["x"])
+            out["guarded"] = False
+        except EmbeddingsUnavailable as e:
+            out["guarded"] = str(e)
+        print(json.dumps(out))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["vectors"] is False and "not installed" in out["why"]
+    assert set(out["hits"][:2]) == BRAIN
+    assert any("not installed" in n and "BM25" in n for n in out["notices"])
+    assert out["guarded"] and "cannot be imported" in out["guarded"]

@@ -121,6 +121,8 @@ class Pipeline:
         self._graph: Any = None
         self._projections: list[Projection] | None = None
         self.extra_projections: list[Projection] = []
+        self._vectors: Any = None  # the dense-vector projection; False once found unavailable
+        self.vectors_unavailable: str | None = None
 
     # -- stores (opened lazily: a CLI search needs no graph, a SPARQL query no index) ----------
     @property
@@ -144,17 +146,37 @@ class Pipeline:
         return self._graph
 
     @property
+    def vectors(self) -> Any:
+        """The dense-vector projection (index/vectors.py), or None when embeddings are switched off,
+        their extra is not installed or the backend is not the embedded one (`vectors_unavailable`
+        says which). It shares the embedded search index's row numbers."""
+        if self._vectors is None:
+            if self.settings.search_backend != "embedded":
+                self._vectors = False
+                self.vectors_unavailable = "dense vectors work with the embedded search backend only"
+            else:
+                from modelport.index.vectors import open_vector_projection
+
+                projection, self.vectors_unavailable = open_vector_projection(self.settings, self.search)
+                self._vectors = projection if projection is not None else False
+        return self._vectors or None
+
+    @property
     def projections(self) -> list[Projection]:
         if self._projections is None:
+            # Vectors come after search: they read the row numbers the search projection assigned.
+            vectors = [self.vectors] if self.vectors is not None else []
             self._projections = [SearchProjection(self.search), GraphProjection(self.graph, self.settings.base_iri),
-                                 *self.extra_projections]
+                                 *vectors, *self.extra_projections]
         return self._projections
 
     def close(self) -> None:
         if self._search is not None:
             self._search.close()
+        if self._vectors:
+            self._vectors.close()
         # Oxigraph (RocksDB) holds a lock on its directory until the store object is freed.
-        self._search = self._graph = self._projections = None
+        self._search = self._graph = self._projections = self._vectors = None
         gc.collect()
         self.catalog.close()
 

@@ -61,6 +61,7 @@ class Services:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.pipeline = Pipeline(self.settings)
+        self._hybrid: Any = None
 
     @property
     def catalog(self) -> Catalog:
@@ -74,8 +75,17 @@ class Services:
     def graph(self) -> Any:
         return self.pipeline.graph
 
+    @property
+    def hybrid(self) -> Any:
+        """BM25 fused with dense vectors (index/hybrid.py); falls back to BM25 with a notice."""
+        if self._hybrid is None:
+            from modelport.index.hybrid import HybridSearcher
+
+            self._hybrid = HybridSearcher(self.search_backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
+        return self._hybrid
+
     def search(self, query: SearchQuery) -> SearchResponse:
-        res: SearchResult = self.search_backend.search(query)
+        res: SearchResult = self.hybrid.search(query)
         records = self.catalog.get_many([h.id for h in res.hits])
         hits = [RecordSummary.of(records[h.id], h.score) for h in res.hits if h.id in records]
         return SearchResponse(total=res.total, hits=hits, facets={k: v.model_dump() for k, v in res.facets.items()},

@@ -249,6 +249,14 @@ class Catalog:
         with self._lock:
             self._conn.executemany("UPDATE records SET dirty=0 WHERE id=? AND content_hash=?", items)
 
+    def hashes(self, ids: list[str]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        with self._lock:
+            for chunk in _chunks(ids, 500):
+                q = f"SELECT id, content_hash FROM records WHERE id IN ({','.join('?' * len(chunk))})"
+                out.extend(self._conn.execute(q, chunk).fetchall())
+        return out
+
     def mark_all_dirty(self) -> int:
         with self._lock:
             return self._conn.execute("UPDATE records SET dirty=1").rowcount

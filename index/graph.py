@@ -47,17 +47,22 @@ class GraphStore:
     # -- writes ------------------------------------------------------------------------------
     def replace(self, items: Iterable[tuple[str, str]]) -> None:
         """(graph IRI, N-Triples) pairs; each graph is dropped and refilled in one SPARQL update,
-        which Oxigraph applies as a single transaction."""
-        parts = []
-        for iri, nt in items:
-            parts.append(f"DROP SILENT GRAPH <{iri}> ;\nINSERT DATA {{ GRAPH <{iri}> {{\n{nt}}} }}")
+        which Oxigraph applies as a single transaction: readers never see a half-replaced record."""
+        parts = [f"DROP SILENT GRAPH <{iri}> ;\nINSERT DATA {{ GRAPH <{iri}> {{\n{nt}}} }}" for iri, nt in items]
         if parts:
             self.store.update(" ;\n".join(parts))
 
+    def add_new(self, items: list[tuple[str, str]]) -> None:
+        """Graphs of records the store has never held, in one bulk load (Oxigraph's fast path; not
+        transactional, which is harmless for graphs nobody can have read yet — and the catalog's
+        outbox replays a batch cut short)."""
+        if items:
+            nquads = "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in items)
+            self.store.bulk_load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
+
     def remove(self, iris: Iterable[str]) -> None:
-        ops = [f"DROP SILENT GRAPH <{iri}>" for iri in iris]
-        if ops:
-            self.store.update(" ;\n".join(ops))
+        for iri in iris:
+            self.store.remove_graph(ox.NamedNode(iri))
 
     def clear(self) -> None:
         self.store.clear()

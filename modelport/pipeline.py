@@ -37,11 +37,13 @@ log = logging.getLogger("modelport.pipeline")
 
 
 class Projection(Protocol):
-    """A view rebuilt from the catalog: gets the changed records and the ids that left."""
+    """A view rebuilt from the catalog: gets the changed records (`fresh`: the ids it has never
+    seen, which need no removal first) and the ids that left."""
 
     name: str
 
-    def apply(self, live: list[ModelRecord], gone: list[str]) -> None: ...
+    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
+              ) -> None: ...
 
     def commit(self) -> None: ...
 
@@ -68,7 +70,8 @@ class SearchProjection:
     def __init__(self, backend: Any) -> None:
         self.backend = backend
 
-    def apply(self, live: list[ModelRecord], gone: list[str]) -> None:
+    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
+              ) -> None:
         if live:
             self.backend.upsert(live)
         if gone:
@@ -87,9 +90,11 @@ class GraphProjection:
     def __init__(self, graph: Any, base: str) -> None:
         self.graph, self.base = graph, base
 
-    def apply(self, live: list[ModelRecord], gone: list[str]) -> None:
+    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
+              ) -> None:
         self.graph.remove(record_iri(self.base, rid) for rid in gone)
-        self.graph.replace((r.iri, record_ntriples(r, self.base)) for r in live)
+        self.graph.add_new([(r.iri, record_ntriples(r, self.base)) for r in live if r.id in fresh])
+        self.graph.replace((r.iri, record_ntriples(r, self.base)) for r in live if r.id not in fresh)
 
     def commit(self) -> None:
         self.graph.flush()
@@ -208,6 +213,11 @@ class Pipeline:
             report.counts["inserted"] += len(res.inserted) + len(res.revived)
             report.counts["updated"] += len(res.updated)
             report.counts["unchanged"] += len(res.unchanged)
+            changed = set(res.inserted) | set(res.updated) | set(res.revived)
+            # The records are in hand: project them without reading them back; the outbox only
+            # has to catch what a crash left behind.
+            self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in changed], [],
+                                  fresh=set(res.inserted))
             batch.clear()
             self.project()
             if progress:
@@ -296,11 +306,18 @@ class Pipeline:
                 return moved
             live = [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None]
             gone = [rid for rid, data, _ in items if data is None]
-            for p in self.projections:
-                p.apply(live, gone)
-                p.commit()
-            self.catalog.mark_clean([(rid, h) for rid, _, h in items])
+            self._project_records(live, gone)
             moved += len(items)
+
+    def _project_records(self, live: list[ModelRecord], gone: list[str],
+                         fresh: set[str] | frozenset[str] = frozenset()) -> None:
+        if not live and not gone:
+            return
+        for p in self.projections:
+            p.apply(live, gone, fresh)
+            p.commit()
+        self.catalog.mark_clean([(r.id, r.provenance.content_hash) for r in live] +
+                                self.catalog.hashes(gone))
 
     def reindex(self) -> int:
         """Rebuild every projection from the catalog."""

@@ -599,6 +599,13 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                     kb_version=kb.version)
 
 
+def via_evidence(cell: Cell, kb: KnowledgeBase) -> Evidence:
+    """A target or hardware cell points at the runtime cell it rests on instead of copying that cell's
+    evidence: the record stays small (and its graph too) and the evidence is said once."""
+    return Evidence(kind="kb", detail=f"rests on the {cell.runtime} cell ({cell.status})",
+                    kb_fact=f"cell/runtime/{cell.runtime}", kb_version=kb.version)
+
+
 def _target_entries(cells: dict[str, Cell], kb: KnowledgeBase) -> list[CompatibilityEntry]:
     out: dict[str, CompatibilityEntry] = {}
     for t in sorted(kb.compat.targets.values(), key=lambda t: t.id):
@@ -611,7 +618,7 @@ def _target_entries(cells: dict[str, Cell], kb: KnowledgeBase) -> list[Compatibi
         best = min(cands, key=lambda c: (tuple(-k for k in c.key()), c.version_range is None, c.runtime))
         rng = best.version_range
         ev = [_ev("kb", f"{t.label} is served by {kb.runtimes[best.runtime].label}", kb,
-                  kb_fact=f"target/{t.id} servedBy runtime/{best.runtime}")] + best.evidence
+                  kb_fact=f"target/{t.id} servedBy runtime/{best.runtime}"), via_evidence(best, kb)]
         if t.os_version_key and best.os_min.get(t.os_version_key):
             rng = VersionRange(min=best.os_min[t.os_version_key])
             ev.append(_ev("kb", f"{t.label} version range is the OS version ({t.os_version_key})", kb,

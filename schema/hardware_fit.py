@@ -148,6 +148,7 @@ def _gib(n: int | None) -> str:
 
 
 def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell]) -> list[CompatibilityEntry]:
+    from modelport.schema.compat import via_evidence
     """Hardware cells: one per profile the model fits, carrying the runtime cell's status."""
     out = []
     for fr in fit_report(record, kb, cells):
@@ -159,7 +160,7 @@ def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Ce
             f"weights ~{_gib(fr.weights_bytes)} ({fr.basis}); working memory ≈ weights × "
             f"{1 + kb.compat.activation_overhead:g} = {_gib(fr.working_bytes)} ≤ {_gib(fr.memory_bytes)} on {h.label}"
             + (" (class profile, approximate)" if h.approximate else "")),
-            kb_fact=f"hardware/{h.id} memory", kb_version=kb.version)] + list(cell.evidence)
+            kb_fact=f"hardware/{h.id} memory", kb_version=kb.version), via_evidence(cell, kb)]
         out.append(cell.entry(
             hardware=h.id, target=h.targets[0] if h.targets else None, precision=fr.precision or cell.precision,
             evidence=ev, measurements={**cell.measurements, "weights_bytes": fr.weights_bytes,
@@ -234,3 +235,4 @@ def memory_summary(record: ModelRecord, kb: KnowledgeBase) -> dict[str, Any]:
 
 __all__ = ["fit_report", "hardware_entries", "estimate_latencies", "memory_summary", "weight_options",
            "FitResult", "WeightOption", "ESTIMATE_SOURCE"]
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -221,9 +220,9 @@ class ModelRecord(_Model):
 
     def compute_hash(self) -> str:
         """Hash of everything a user can see except harvest bookkeeping, so re-harvests of an
-        unchanged model produce the same hash and cause no projection work."""
-        data = self.model_dump(mode="json", exclude={"provenance": {"harvested_at", "content_hash"}})
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        unchanged model produce the same hash and cause no projection work. Pydantic writes fields
+        in declaration order and dicts in insertion order, so equal records give equal bytes."""
+        blob = self.model_dump_json(exclude={"provenance": {"harvested_at", "content_hash"}})
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def with_hash(self) -> ModelRecord:

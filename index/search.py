@@ -1,31 +1,398 @@
 """The search interface every backend implements (embedded Tantivy, Elasticsearch), and its
-query/result models. The API and CLI only ever talk to this interface."""
+query/result models. The API and CLI only ever talk to this interface.
+
+A `SearchQuery` is free text plus hard constraints that all must hold: keyword filters (ontology-
+aware: a task includes its narrower tasks, a format family its formats, `mobile` its member
+targets), runtime-at-version, target and hardware compatibility with a minimum evidence level,
+metric / latency / memory comparisons and parameter-count / size bounds. A constraint may be
+negated, and `AnyOf` groups alternatives. `query_syntax.py` writes the same model as text.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+import base64
+import hashlib
+import json
+from typing import Annotated, Any, Literal, Protocol, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelport.index.facts import keyword_values as _keyword_values
+from modelport.index.vocab import STATUS_ORDER, get_vocab
 from modelport.schema.record import ModelRecord
+from modelport.schema.versions import parse_version
 
 # Keyword fields a query may filter and facet on; every backend indexes each of them.
 FILTER_FIELDS = ("source", "task", "framework", "format", "license", "language", "publisher", "tag",
-                 "runtime", "status", "access")
+                 "runtime", "status", "access", "target", "hardware")
+# Facets: every filter field plus parameter-count buckets.
+FACET_FIELDS = (*FILTER_FIELDS, "params")
+# Parameter-count facet buckets: (label, from inclusive, to exclusive).
+PARAM_BUCKETS: tuple[tuple[str, float | None, float | None], ...] = (
+    ("<10M", None, 1e7), ("10M-100M", 1e7, 1e8), ("100M-1B", 1e8, 1e9), ("1B-10B", 1e9, 1e10),
+    (">=10B", 1e10, None))
 SortKey = Literal["relevance", "downloads", "likes", "modified"]
+Status = Literal["convertible", "declared", "native", "verified"]
+Op = Literal["<", "<=", ">", ">=", "="]
+FilterField = Literal["source", "task", "framework", "format", "license", "language", "publisher", "tag",
+                      "runtime", "status", "access", "target", "hardware"]
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _quote(v: str) -> str:
+    return f'"{v}"' if any(c in v for c in ' ,"():') else v
+
+
+class _Constraint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    negate: bool = False
+
+    def _neg(self, s: str) -> str:
+        return f"-{s}" if self.negate else s
+
+
+class FieldFilter(_Constraint):
+    """The record has any of `values` in a keyword field (expanded through the ontology)."""
+
+    kind: Literal["field"] = "field"
+    field: FilterField
+    values: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _normalise(self) -> FieldFilter:
+        """Names as the index stores them: licence aliases → SPDX, task / framework / runtime
+        names → KB ids. Values the KB does not know stay as written."""
+        vocab = get_vocab()
+        norm = {
+            "license": lambda v: v if v.strip().lower() == "permissive" else vocab.license(v),
+            "task": vocab.task,
+            "framework": vocab.framework,
+            "runtime": lambda v: vocab.runtime(v) or v,
+            "target": lambda v: vocab.target(v) or v,
+            "hardware": lambda v: vocab.hardware_profile(v) or v,
+        }.get(self.field)
+        if norm is not None:
+            self.values = list(dict.fromkeys(norm(v) for v in self.values))
+        return self
+
+    def to_syntax(self) -> str:
+        return self._neg(f"{self.field}:{','.join(_quote(v) for v in self.values)}")
+
+
+class RuntimeConstraint(_Constraint):
+    """A runtime cell whose version range contains `version` (with `and_newer`: contains it and is
+    open at the top), at `min_status` or better. No version: any cell of the runtime."""
+
+    kind: Literal["runtime"] = "runtime"
+    runtime: str
+    version: str | None = None
+    and_newer: bool = False
+    min_status: Status | None = None
+
+    @field_validator("runtime")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        rid = get_vocab().runtime(v)
+        if rid is None:
+            raise ValueError(f"unknown runtime {v!r}; known: {', '.join(sorted(set(get_vocab().runtimes.values())))}")
+        return rid
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and parse_version(v) is None:
+            raise ValueError(f"not a version: {v!r}")
+        return v
+
+    def to_syntax(self) -> str:
+        s = f"runtime:{self.runtime}" + (f"@{self.version}{'+' if self.and_newer else ''}" if self.version else "")
+        return self._neg(s) + (f" (status>={self.min_status})" if self.min_status else "")
+
+
+class TargetConstraint(_Constraint):
+    """The record reaches a deployment target (an umbrella target such as `mobile`: any member)."""
+
+    kind: Literal["target"] = "target"
+    target: str
+    min_status: Status | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        tid = get_vocab().target(v)
+        if tid is None:
+            raise ValueError(f"unknown target {v!r}; known: {', '.join(sorted(set(get_vocab().targets.values())))}")
+        return tid
+
+    def to_syntax(self) -> str:
+        return self._neg(f"target:{self.target}") + (f" (status>={self.min_status})" if self.min_status else "")
+
+
+class HardwareConstraint(_Constraint):
+    """The record fits a KB hardware profile (memory fit through a runtime of its targets)."""
+
+    kind: Literal["hardware"] = "hardware"
+    hardware: str
+    min_status: Status | None = None
+
+    @field_validator("hardware")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        hid = get_vocab().hardware_profile(v)
+        if hid is None:
+            raise ValueError(f"unknown hardware profile {v!r}; known: "
+                             f"{', '.join(sorted(set(get_vocab().hardware.values())))}")
+        return hid
+
+    def to_syntax(self) -> str:
+        return self._neg(f"hardware:{self.hardware}") + (f" (status>={self.min_status})" if self.min_status else "")
+
+
+class StatusConstraint(_Constraint):
+    """Some runtime cell of the record has at least this evidence level."""
+
+    kind: Literal["status"] = "status"
+    min_status: Status
+
+    def to_syntax(self) -> str:
+        return self._neg(f"status:{self.min_status}")
+
+
+def _compare_syntax(op: str, value: str) -> str:
+    return f"{op}{value}"
+
+
+class MetricConstraint(_Constraint):
+    """A reported evaluation of `metric` (on `dataset`, or on any dataset) compares to `value`;
+    without `op` the record only has to report the metric. Names are normalised by the KB; for
+    proportion metrics (accuracy, F1, mAP …) a value above 1 is a percentage."""
+
+    kind: Literal["metric"] = "metric"
+    metric: str
+    dataset: str | None = None
+    op: Op | None = None
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> MetricConstraint:
+        vocab = get_vocab()
+        self.metric = vocab.metric(self.metric)
+        if self.dataset is not None:
+            self.dataset = vocab.dataset(self.dataset)
+        if (self.op is None) != (self.value is None):
+            raise ValueError("a metric constraint needs both a comparison and a value, or neither")
+        if self.value is not None:
+            self.value = vocab.normalise_metric_value(self.metric, self.value)
+        return self
+
+    def to_syntax(self) -> str:
+        s = f"metric:{self.metric}" + (f"@{self.dataset}" if self.dataset else "")
+        if self.op is not None and self.value is not None:
+            s += _compare_syntax(self.op, _fmt_num(self.value))
+        return self._neg(s)
+
+
+def _resolve_hw(v: str | None) -> str | None:
+    if v is None:
+        return None
+    hid = get_vocab().hardware_profile(v)
+    if hid is None:
+        known = ", ".join(sorted(set(get_vocab().hardware.values())))
+        raise ValueError(f"unknown hardware profile {v!r}; known: {known}")
+    return hid
+
+
+class LatencyConstraint(_Constraint):
+    """The best (lowest) latency figure on `hardware` (or on any profile) compares to `ms`;
+    estimates count unless `measured_only`."""
+
+    kind: Literal["latency"] = "latency"
+    hardware: str | None = None
+    op: Op
+    ms: float = Field(ge=0)
+    measured_only: bool = False
+
+    @field_validator("hardware")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        return _resolve_hw(v)
+
+    def to_syntax(self) -> str:
+        name = "measured-latency" if self.measured_only else "latency"
+        return self._neg(f"{name}{'@' + self.hardware if self.hardware else ''}{self.op}{_fmt_num(self.ms)}ms")
+
+
+class MemoryConstraint(_Constraint):
+    """The working memory the record needs on `hardware` (or its smallest on any profile it fits)
+    compares to `bytes`."""
+
+    kind: Literal["memory"] = "memory"
+    hardware: str | None = None
+    op: Op
+    bytes: float = Field(ge=0)
+
+    @field_validator("hardware")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        return _resolve_hw(v)
+
+    def to_syntax(self) -> str:
+        return self._neg(f"memory{'@' + self.hardware if self.hardware else ''}{self.op}{_fmt_bytes(self.bytes)}")
+
+
+class ParamsConstraint(_Constraint):
+    """The parameter count compares to `value` (records without a count never match)."""
+
+    kind: Literal["params"] = "params"
+    op: Op
+    value: float = Field(ge=0)
+
+    def to_syntax(self) -> str:
+        return self._neg(f"params{self.op}{_fmt_count(self.value)}")
+
+
+class SizeConstraint(_Constraint):
+    """The total artifact size in bytes compares to `value` (unknown sizes never match)."""
+
+    kind: Literal["size"] = "size"
+    op: Op
+    value: float = Field(ge=0)
+
+    def to_syntax(self) -> str:
+        return self._neg(f"size{self.op}{_fmt_bytes(self.value)}")
+
+
+class AnyOf(_Constraint):
+    """At least one of the alternatives holds."""
+
+    kind: Literal["any"] = "any"
+    of: list[Constraint] = Field(min_length=1)
+
+    def to_syntax(self) -> str:
+        inner = " OR ".join(c.to_syntax() for c in self.of)
+        return f"-({inner})" if self.negate else f"({inner})"
+
+
+Constraint = Annotated[
+    Union[FieldFilter, RuntimeConstraint, TargetConstraint, HardwareConstraint, StatusConstraint,  # noqa: UP007
+          MetricConstraint, LatencyConstraint, MemoryConstraint, ParamsConstraint, SizeConstraint, AnyOf],
+    Field(discriminator="kind")]
+AnyOf.model_rebuild()
+
+COMPAT_KINDS = ("runtime", "target", "hardware")
+
+
+def _fmt_count(x: float) -> str:
+    for unit, f in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if x >= f and (x / f) == round(x / f, 3):
+            return f"{x / f:g}{unit}"
+    return _fmt_num(x)
+
+
+def _fmt_bytes(x: float) -> str:
+    for unit, f in (("TiB", 2.0 ** 40), ("GiB", 2.0 ** 30), ("MiB", 2.0 ** 20), ("TB", 1e12), ("GB", 1e9),
+                    ("MB", 1e6), ("KB", 1e3)):
+        if x >= f and (x / f) == round(x / f, 3):
+            return f"{x / f:g}{unit}"
+    return f"{_fmt_num(x)}B"
 
 
 class SearchQuery(BaseModel):
-    text: str = Field(default="", max_length=2000)
+    text: str = Field(default="", max_length=2000)  # free text: words and "quoted phrases"
+    exclude_text: list[str] = Field(default_factory=list)  # words / phrases no result may contain
     filters: dict[str, list[str]] = Field(default_factory=dict)  # field → any of these values
     exclude: dict[str, list[str]] = Field(default_factory=dict)  # field → none of these values
+    constraints: list[Constraint] = Field(default_factory=list)  # all must hold
+    min_status: Status | None = None  # default evidence level of runtime / target / hardware constraints
     facets: list[str] = Field(default_factory=list)
     sort: SortKey = "relevance"
     limit: int = Field(default=20, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=10_000)
+    cursor: str | None = None  # from a previous page's `next_cursor`; replaces offset
     facet_timeout_s: float = Field(default=0.5, gt=0)
 
+    @field_validator("filters", "exclude")
+    @classmethod
+    def _fields(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [k for k in v if k not in FILTER_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown filter field(s) {unknown}; known: {list(FILTER_FIELDS)}")
+        return v
 
+    def hard_constraints(self) -> list[Constraint]:
+        """Filters, exclusions and constraints as one list (all must hold), with `min_status`
+        pushed into the compatibility constraints that do not set their own level."""
+        out: list[Constraint] = [FieldFilter(field=k, values=v) for k, v in self.filters.items() if v]  # type: ignore[arg-type]
+        out += [FieldFilter(field=k, values=v, negate=True) for k, v in self.exclude.items() if v]  # type: ignore[arg-type]
+        out += [_with_status(c, self.min_status) for c in self.constraints]
+        if self.min_status and not any(_has_compat(c) for c in self.constraints):
+            out.append(StatusConstraint(min_status=self.min_status))
+        return out
+
+    def fingerprint(self) -> str:
+        """Identifies the result list a cursor pages through (everything but the page and facets)."""
+        data = self.model_dump(mode="json", exclude={"limit", "offset", "cursor", "facets", "facet_timeout_s"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_syntax(self) -> str:
+        parts = [c.to_syntax() for c in self.hard_constraints()]
+        parts += [f'-"{t}"' if " " in t else f"-{t}" for t in self.exclude_text]
+        if self.sort != "relevance":
+            parts.append(f"sort:{self.sort}")
+        return " ".join([self.text.strip(), *parts]).strip()
+
+
+def _has_compat(c: Any) -> bool:
+    if isinstance(c, AnyOf):
+        return any(_has_compat(x) for x in c.of)
+    return c.kind in (*COMPAT_KINDS, "status")
+
+
+def _with_status(c: Any, level: str | None) -> Any:
+    if level is None:
+        return c
+    if isinstance(c, AnyOf):
+        return c.model_copy(update={"of": [_with_status(x, level) for x in c.of]})
+    if c.kind in COMPAT_KINDS and c.min_status is None:
+        return c.model_copy(update={"min_status": level})
+    return c
+
+
+# ------------------------------------------------------------------------------------------------
+# Cursors: opaque to clients, bound to the query they came from.
+# ------------------------------------------------------------------------------------------------
+class CursorError(ValueError):
+    """A cursor that is malformed or belongs to another query."""
+
+
+def encode_cursor(query: SearchQuery, after: list[Any], position: int) -> str:
+    blob = json.dumps({"v": 1, "h": query.fingerprint(), "s": query.sort, "a": after, "n": position},
+                      separators=(",", ":"))
+    return base64.urlsafe_b64encode(blob.encode()).decode().rstrip("=")
+
+
+def decode_cursor(query: SearchQuery) -> dict[str, Any] | None:
+    """The cursor's state ({"a": keyset position, "n": results before it}), or None without one."""
+    if not query.cursor:
+        return None
+    try:
+        raw = query.cursor + "=" * (-len(query.cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        assert isinstance(data, dict) and data.get("v") == 1 and isinstance(data.get("a"), list)
+    except Exception as e:
+        raise CursorError("malformed cursor; pass `next_cursor` from a previous page unchanged") from e
+    if data.get("h") != query.fingerprint():
+        raise CursorError("this cursor belongs to another query (text, constraints or sort changed)")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------------
 class Hit(BaseModel):
     id: str
     score: float
@@ -41,6 +408,27 @@ class SearchResult(BaseModel):
     hits: list[Hit]
     facets: dict[str, FacetCounts] = Field(default_factory=dict)
     took_ms: float = 0.0
+    notices: list[str] = Field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class InterpretedConstraint(BaseModel):
+    """One constraint the query was read as: its canonical syntax, the words it came from and
+    whether the syntax or the natural-language reader found it."""
+
+    syntax: str
+    source: str
+    via: Literal["syntax", "nl", "param"]
+
+
+class Interpretation(BaseModel):
+    """How `q` was read: the constraints taken from it and the free text left for ranking."""
+
+    q: str
+    nl: bool
+    text: str
+    exclude_text: list[str] = Field(default_factory=list)
+    constraints: list[InterpretedConstraint] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)
 
 
@@ -64,19 +452,7 @@ class SearchBackend(Protocol):
 
 def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
     """The filter-field values of a record, shared by every backend so they index the same facts."""
-    return {
-        "source": [record.source],
-        "task": record.tasks,
-        "framework": record.frameworks,
-        "format": record.formats,
-        "license": [record.license] if record.license else [],
-        "language": record.languages,
-        "publisher": [record.publisher.name] if record.publisher else [],
-        "tag": record.keywords,
-        "runtime": sorted({c.runtime for c in record.compatibility if c.runtime}),
-        "status": sorted({c.status for c in record.compatibility}),
-        "access": [record.access],
-    }
+    return _keyword_values(record)
 
 
 def search_text(record: ModelRecord) -> dict[str, str]:
@@ -90,3 +466,11 @@ def search_text(record: ModelRecord) -> dict[str, str]:
         "tags": " ".join([*record.keywords, *record.tasks, *record.frameworks, *record.formats,
                           record.architecture or ""]),
     }
+
+
+__all__ = ["FILTER_FIELDS", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "SortKey", "Status", "Op",
+           "SearchQuery", "Constraint", "FieldFilter", "RuntimeConstraint", "TargetConstraint",
+           "HardwareConstraint", "StatusConstraint", "MetricConstraint", "LatencyConstraint", "MemoryConstraint",
+           "ParamsConstraint", "SizeConstraint", "AnyOf", "Hit", "FacetCounts", "SearchResult", "Interpretation",
+           "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor",
+           "decode_cursor", "CursorError"]

@@ -1,0 +1,247 @@
+"""Record → search facts: the one place that decides what a record contributes to a search index,
+so the embedded backend and Elasticsearch index the same facts and answer constraints alike.
+
+Facts are plain data (`RecordFacts`); the order-preserving integer codes below are how the embedded
+backend turns version ranges, metric values, latencies and memory into exact range queries:
+a fact keyed by (runtime, level, cell) or (metric, dataset) becomes one u64 `key_id << 44 | code`,
+so a range over one key never sees another key's values.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+
+from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
+from modelport.schema.record import CompatibilityEntry, ModelRecord
+from modelport.schema.versions import VersionRange, parse_version
+
+FACTS_VERSION = 1  # bump when the encoding below changes: the embedded index then rebuilds itself
+
+CODE_BITS = 44
+CODE_MAX = (1 << CODE_BITS) - 1
+KEY_MAX = (1 << (64 - CODE_BITS)) - 1
+ROW_BITS = 28  # sort keys: value << ROW_BITS | (ROW_MASK - row), so ties break by row, ascending
+ROW_MASK = (1 << ROW_BITS) - 1
+SORT_VALUE_MAX = (1 << (64 - ROW_BITS)) - 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Order-preserving codes
+# ------------------------------------------------------------------------------------------------
+def float_code(x: float) -> int:
+    """44-bit code whose order is the order of the floats: the IEEE-754 bits with the sign folded
+    (negatives reversed), truncated to sign + exponent + 32 mantissa bits (≈ 10 significant digits:
+    values closer than that compare as equal)."""
+    u = struct.unpack(">Q", struct.pack(">d", float(x)))[0]
+    u = (~u & 0xFFFF_FFFF_FFFF_FFFF) if u >> 63 else u | (1 << 63)
+    return u >> (64 - CODE_BITS)
+
+
+def version_code(text: str) -> int | None:
+    """44-bit code ordered like PEP 440 versions: major (14 bits), minor (12), micro (12) and a
+    6-bit phase (dev < a < b < rc < final < post). Components beyond micro and pre-release numbers
+    past 7 are ignored; components too large for their bits are clamped."""
+    v = parse_version(text)
+    if v is None:
+        return None
+    rel = (list(v.release) + [0, 0, 0])[:3]
+    major, minor, micro = min(rel[0], (1 << 14) - 1), min(rel[1], 4095), min(rel[2], 4095)
+    if v.pre is not None:
+        phase = {"a": 8, "b": 16, "rc": 24}[v.pre[0]] + min(v.pre[1], 7)
+    elif v.dev is not None:
+        phase = 1 + min(v.dev, 6)
+    elif v.post is not None:
+        phase = 33 + min(v.post, 30)
+    else:
+        phase = 32
+    return (major << 30) | (minor << 18) | (micro << 6) | phase
+
+
+def range_codes(rng: VersionRange | None) -> tuple[int, int]:
+    """(lo, hi) with lo inclusive and hi exclusive, so `rng.contains(v)` ⇔ lo ≤ code(v) < hi.
+    An unknown range (None) and open ends cover every version; an open top is hi = CODE_MAX."""
+    if rng is None:
+        return 0, CODE_MAX
+    lo, hi = 0, CODE_MAX
+    if rng.min is not None:
+        c = version_code(rng.min)
+        if c is not None:
+            lo = c if rng.min_inclusive else c + 1
+    if rng.max is not None:
+        c = version_code(rng.max)
+        if c is not None:
+            hi = min(c + 1 if rng.max_inclusive else c, CODE_MAX - 1)
+    return lo, hi
+
+
+def composite(key_id: int, code: int) -> int:
+    return (key_id << CODE_BITS) | code
+
+
+def sort_key(value: float | int | None, row: int) -> int:
+    """A unique u64 per record ordering by value (descending sorts read it high to low) and then by
+    row ascending, so keyset cursors over it never skip or repeat a record."""
+    v = max(0, min(int(value or 0), SORT_VALUE_MAX))
+    return (v << ROW_BITS) | (ROW_MASK - (row & ROW_MASK))
+
+
+def sort_key_row(key: int) -> int:
+    return ROW_MASK - (key & ROW_MASK)
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys of keyed numeric facts
+# ------------------------------------------------------------------------------------------------
+def runtime_key(runtime: str, level: str, ordinal: int) -> str:
+    return f"rt|{runtime}|{level}|{ordinal}"
+
+
+def runtime_key_prefix(runtime: str, level: str) -> str:
+    return f"rt|{runtime}|{level}|"
+
+
+def metric_key(metric: str, dataset: str | None) -> str:
+    return f"m|{metric}|{dataset or '*'}"
+
+
+def latency_key(hardware: str | None, measured_only: bool) -> str:
+    return f"lat|{hardware or '*'}|{'measured' if measured_only else 'any'}"
+
+
+def memory_key(hardware: str | None) -> str:
+    return f"mem|{hardware or '*'}"
+
+
+def runtime_token(runtime: str, level: str) -> str:
+    return f"rt:{runtime}>={level}"
+
+
+def target_token(target: str, level: str) -> str:
+    return f"tg:{target}>={level}"
+
+
+def hardware_token(hardware: str, level: str) -> str:
+    return f"hw:{hardware}>={level}"
+
+
+def any_runtime_token(level: str) -> str:
+    return f"any>={level}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Record → facts
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class RecordFacts:
+    keywords: dict[str, list[str]]  # filter/facet field → values
+    tokens: list[str]  # compatibility tokens: rt:/tg:/hw:<id>>=<level>, any>=<level>
+    runtime_ranges: list[tuple[str, int, int]]  # (runtime key, lo code, hi code)
+    metrics: list[tuple[str, float]] = field(default_factory=list)  # (metric key, value)
+    latencies: list[tuple[str, float]] = field(default_factory=list)  # (latency key, best ms)
+    memory: list[tuple[str, float]] = field(default_factory=list)  # (memory key, best bytes)
+    params: int | None = None
+    size: int | None = None
+    downloads: int = 0
+    likes: int = 0
+    modified: int = 0  # epoch seconds
+
+
+def levels_of(status: str) -> list[str]:
+    """The evidence levels a cell of this status satisfies."""
+    r = status_rank(status)
+    return list(STATUS_ORDER[: r + 1]) if r >= 0 else []
+
+
+def is_runtime_cell(e: CompatibilityEntry) -> bool:
+    return bool(e.runtime) and e.target is None and e.hardware is None
+
+
+def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
+    """The filter-field values of a record (see `search.FILTER_FIELDS`)."""
+    comp = record.compatibility
+    return {
+        "source": [record.source],
+        "task": record.tasks,
+        "framework": record.frameworks,
+        "format": record.formats,
+        "license": [record.license] if record.license else [],
+        "language": record.languages,
+        "publisher": [record.publisher.name] if record.publisher else [],
+        "tag": record.keywords,
+        "runtime": sorted({c.runtime for c in comp if c.runtime}),
+        "status": sorted({c.status for c in comp}),
+        "access": [record.access],
+        "target": sorted({c.target for c in comp if c.target and c.hardware is None and levels_of(c.status)}),
+        "hardware": sorted({c.hardware for c in comp if c.hardware and levels_of(c.status)}),
+    }
+
+
+def _best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    best: dict[str, float] = {}
+    for k, v in pairs:
+        if not math.isnan(v) and (k not in best or v < best[k]):
+            best[k] = v
+    return sorted(best.items())
+
+
+def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
+    tokens: set[str] = set()
+    ranges: list[tuple[str, int, int]] = []
+    ordinals: dict[str, int] = {}
+    for e in record.compatibility:
+        levels = levels_of(e.status)
+        if not levels:
+            continue
+        if is_runtime_cell(e):
+            assert e.runtime is not None
+            # Each runtime cell gets its own ordinal so lo and hi of one cell are matched together.
+            n = ordinals.get(e.runtime, 0)
+            ordinals[e.runtime] = n + 1
+            lo, hi = range_codes(e.version_range)
+            for lv in levels:
+                tokens.add(runtime_token(e.runtime, lv))
+                tokens.add(any_runtime_token(lv))
+                ranges.append((runtime_key(e.runtime, lv, n), lo, hi))
+        elif e.hardware:
+            tokens.update(hardware_token(e.hardware, lv) for lv in levels)
+        elif e.target:
+            tokens.update(target_token(e.target, lv) for lv in levels)
+
+    metrics: list[tuple[str, float]] = []
+    for ev in record.evaluations:
+        if ev.value is None or math.isnan(ev.value):
+            continue
+        m = vocab.metric(ev.metric)
+        value = vocab.normalise_metric_value(m, float(ev.value))
+        metrics.append((metric_key(m, None), value))
+        if ev.dataset:
+            metrics.append((metric_key(m, vocab.dataset(ev.dataset)), value))
+    metrics = sorted(set(metrics))
+
+    lat: list[tuple[str, float]] = []
+    for la in record.latencies:
+        hw = vocab.hardware_profile(la.hardware) or la.hardware.strip().lower()
+        for measured_only in ((False, True) if la.measured else (False,)):
+            lat.append((latency_key(hw, measured_only), la.latency_ms))
+            lat.append((latency_key(None, measured_only), la.latency_ms))
+
+    mem: list[tuple[str, float]] = []
+    for e in record.compatibility:
+        wb = e.measurements.get("working_bytes") if e.hardware and levels_of(e.status) else None
+        if isinstance(wb, int | float):
+            mem.append((memory_key(e.hardware), float(wb)))
+            mem.append((memory_key(None), float(wb)))
+
+    return RecordFacts(
+        keywords=keyword_values(record), tokens=sorted(tokens), runtime_ranges=ranges, metrics=metrics,
+        latencies=_best(lat), memory=_best(mem), params=record.parameter_count, size=record.size_bytes,
+        downloads=record.popularity.downloads or 0, likes=record.popularity.likes or 0,
+        modified=int(record.modified.timestamp()) if record.modified else 0)
+
+
+__all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "keyword_values", "float_code", "version_code",
+           "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "runtime_key",
+           "runtime_key_prefix", "metric_key", "latency_key", "memory_key", "runtime_token", "target_token",
+           "hardware_token", "any_runtime_token", "CODE_MAX", "KEY_MAX"]

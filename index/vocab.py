@@ -1,0 +1,228 @@
+"""The names search understands, read from the knowledge base: runtimes, targets, hardware,
+licences, metrics, datasets, tasks, formats and frameworks with their labels and aliases, plus
+the ontology-aware expansions (narrower tasks, format families, umbrella targets, permissive
+licences). The query syntax, the natural-language reader and every backend use this one table,
+so a new alias is an edit of `ontology/kb/*.ttl`, not of code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from rdflib import RDF, RDFS, SKOS, Literal, URIRef
+
+from modelport.schema.kb import MP, KnowledgeBase, get_kb, local_name
+
+STATUS_ORDER = ("convertible", "declared", "native", "verified")
+"""Evidence levels, weakest first: a cell satisfies a minimum level when its status ranks at or
+above it (`failed-verification` satisfies none)."""
+
+
+def status_rank(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else -1
+
+
+def _norm(name: str) -> str:
+    """Lower-case with runs of spaces, underscores and hyphens folded to one space."""
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+@dataclass
+class Vocab:
+    """Lookup tables built once per KB version."""
+
+    kb_version: str
+    runtimes: dict[str, str] = field(default_factory=dict)  # normalised alias → runtime id
+    targets: dict[str, str] = field(default_factory=dict)
+    hardware: dict[str, str] = field(default_factory=dict)
+    licenses: dict[str, str] = field(default_factory=dict)  # alias → SPDX id
+    permissive: frozenset[str] = frozenset()
+    metrics: dict[str, str] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)
+    proportion_metrics: frozenset[str] = frozenset()
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    formats: dict[str, list[str]] = field(default_factory=dict)  # id, label or family → format ids
+    frameworks: dict[str, str] = field(default_factory=dict)
+    target_includes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    kb: KnowledgeBase | None = None
+
+    # -- names → ids -------------------------------------------------------------------------------
+    def runtime(self, name: str) -> str | None:
+        return self.runtimes.get(_norm(name))
+
+    def target(self, name: str) -> str | None:
+        return self.targets.get(_norm(name))
+
+    def hardware_profile(self, name: str) -> str | None:
+        return self.hardware.get(_norm(name))
+
+    def license(self, name: str) -> str:
+        """SPDX id for a licence name; unknown names stay as given (they may be LicenseRef-…)."""
+        hit = self.licenses.get(_norm(name))
+        if hit:
+            return hit
+        assert self.kb is not None
+        return self.kb.license_id(name) or name
+
+    def metric(self, name: str) -> str:
+        hit = self.metrics.get(_norm(name))
+        if hit:
+            return hit
+        assert self.kb is not None
+        return self.kb.metric_id(name)
+
+    def is_metric(self, name: str) -> bool:
+        """Whether the KB knows this metric name (an id, label or alias)."""
+        return _norm(name) in self.metrics
+
+    def dataset(self, name: str) -> str:
+        hit = self.datasets.get(_norm(name))
+        if hit:
+            return hit
+        assert self.kb is not None
+        return self.kb.dataset_id(name)
+
+    def task(self, name: str) -> str:
+        assert self.kb is not None
+        return self.kb.task_id(name) or name.strip().lower()
+
+    def framework(self, name: str) -> str:
+        return self.frameworks.get(_norm(name), name.strip().lower())
+
+    # -- expansions --------------------------------------------------------------------------------
+    def expand(self, field_name: str, values: list[str]) -> list[str]:
+        """The index values a filter on `field_name` accepts: a task includes its narrower tasks,
+        a format name or family its formats, `permissive` every permissive licence."""
+        assert self.kb is not None
+        out: list[str] = []
+        for v in values:
+            if field_name == "task":
+                tid = self.kb.task_id(v)
+                out += sorted(self.kb.task_descendants(tid)) if tid else [v]
+            elif field_name == "format":
+                out += self.formats.get(_norm(v), [v])
+            elif field_name == "license":
+                out += sorted(self.permissive) if _norm(v) == "permissive" else [self.license(v)]
+            elif field_name == "framework":
+                out.append(self.framework(v))
+            elif field_name == "target":
+                out += self.target_closure(self.target(v) or v)
+            elif field_name == "runtime":
+                out.append(self.runtime(v) or v)
+            elif field_name == "hardware":
+                out.append(self.hardware_profile(v) or v)
+            else:
+                out.append(v)
+        return list(dict.fromkeys(out))
+
+    def target_closure(self, target: str) -> list[str]:
+        """An umbrella target and every target it includes (transitively): `mobile` → mobile,
+        android, ios."""
+        out, stack = [], [target]
+        while stack:
+            t = stack.pop(0)
+            if t not in out:
+                out.append(t)
+                stack.extend(self.target_includes.get(t, ()))
+        return out
+
+    def is_proportion(self, metric: str) -> bool:
+        return metric in self.proportion_metrics
+
+    def normalise_metric_value(self, metric: str, value: float) -> float:
+        """Proportion metrics are compared on 0..1: a value above 1 is a percentage."""
+        if metric in self.proportion_metrics and value > 1.0:
+            return value / 100.0
+        return value
+
+    # -- alternations for the natural-language reader ----------------------------------------------
+    def names(self, table: str) -> list[str]:
+        """Every alias of a table, longest first (so "onnx runtime" wins over "onnx")."""
+        return sorted(getattr(self, table), key=len, reverse=True)
+
+
+def _labels(kb: KnowledgeBase, s: URIRef) -> list[str]:
+    g = kb.graph
+    out = [local_name(s)]
+    for p in (RDFS.label, SKOS.prefLabel, SKOS.altLabel, MP.alias):
+        for o in g.objects(s, p):
+            if isinstance(o, Literal):
+                text = str(o)
+                out.append(text)
+                # "TensorFlow Lite / LiteRT", "Edge TPU runtime (libedgetpu)": each part is a name too.
+                base = re.sub(r"\s*\([^)]*\)", "", text)
+                out += [part for part in re.split(r"\s*/\s*", base) if part] if p == RDFS.label else []
+    return out
+
+
+def _add(table: dict[str, str], names: list[str], value: str) -> None:
+    for n in names:
+        key = _norm(n)
+        if key and key not in table:
+            table[key] = value
+
+
+@cache
+def _build(kb_version: str) -> Vocab:
+    kb = get_kb()
+    g = kb.graph
+    v = Vocab(kb_version=kb_version, kb=kb)
+    # Explicit aliases first, so a label part shared by two things ("TensorFlow") goes to the thing
+    # that claims it as an alias.
+    for cls, table in ((MP.Runtime, v.runtimes), (MP.DeploymentTarget, v.targets),
+                       (MP.HardwareProfile, v.hardware)):
+        subjects = sorted(set(g.subjects(RDF.type, cls)))
+        for s in subjects:
+            _add(table, [local_name(s), *(str(o) for o in g.objects(s, MP.alias))], local_name(s))
+        for s in subjects:
+            _add(table, _labels(kb, s), local_name(s))
+    for rid, rt in kb.runtimes.items():
+        if rt.python_package:
+            _add(v.runtimes, [rt.python_package], rid)
+    v.target_includes = {t.id: t.includes for t in kb.compat.targets.values() if t.includes}
+
+    permissive = set()
+    for s in g.subjects(RDF.type, MP.License):
+        spdx = str(g.value(s, MP.spdxId) or local_name(s))
+        _add(v.licenses, [spdx, *(str(o) for o in g.objects(s, MP.alias))], spdx)
+        perm = g.value(s, MP.permissive)
+        if perm is not None and perm.toPython() is True:
+            permissive.add(spdx)
+    v.permissive = frozenset(permissive)
+
+    proportions = set()
+    for s in g.subjects(RDF.type, MP.Metric):
+        mid = local_name(s)
+        _add(v.metrics, _labels(kb, s), mid)
+        hib = g.value(s, MP.higherIsBetter)
+        v.higher_is_better[mid] = bool(hib.toPython()) if hib is not None else True
+        prop = g.value(s, MP.proportion)
+        if prop is not None and prop.toPython() is True:
+            proportions.add(mid)
+    v.proportion_metrics = frozenset(proportions)
+    for s in g.subjects(RDF.type, MP.Dataset):
+        _add(v.datasets, _labels(kb, s), local_name(s))
+
+    for f in kb.formats.values():
+        for name in (f.id, f.label):
+            v.formats.setdefault(_norm(name), []).append(f.id)
+    families: dict[str, list[str]] = {}
+    for f in kb.formats.values():
+        if f.family:
+            families.setdefault(_norm(f.family), []).append(f.id)
+    for fam, ids in families.items():
+        # A family name that is also a format id ("onnx", "gguf") keeps meaning the whole family.
+        v.formats[fam] = sorted(set(ids) | set(v.formats.get(fam, [])))
+    for lib in kb.libraries.values():
+        _add(v.frameworks, [lib.id, lib.label, *lib.hub_libraries, *([lib.python_package] if lib.python_package
+                                                                      else [])], lib.id)
+    return v
+
+
+def get_vocab() -> Vocab:
+    return _build(get_kb().version)
+
+
+__all__ = ["STATUS_ORDER", "Vocab", "get_vocab", "status_rank"]

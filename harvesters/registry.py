@@ -36,5 +36,5 @@ def build_source(config: SourceConfig, settings: Settings) -> Source:
         from modelport.harvesters.kaggle import KaggleSource
 
         return KaggleSource(name=config.name, base_iri=settings.base_iri, **opts)
-    except TypeError as e:  # an option the harvester does not take
+    except (TypeError, ValueError) as e:  # an option the harvester does not take, or a bad value
         raise SourceError(f"source {config.name!r} ({config.kind}): bad options: {e}") from e

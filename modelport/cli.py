@@ -85,6 +85,14 @@ def harvest_mlflow(
         raise typer.Exit(1)
 
 
+try:  # the `huggingface` extra may not be installed; the other commands work without it
+    from modelport.harvesters.huggingface import harvest_huggingface_command
+except ImportError:
+    pass
+else:
+    harvest_app.command("huggingface")(harvest_huggingface_command)
+
+
 @harvest_app.command("tfhub")
 def harvest_tfhub(
     root: Annotated[str, typer.Option("--root", help="Docs tree: http(s):// (listing or linked pages) or file://")],
@@ -140,7 +148,7 @@ def harvest_configured(
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these configured sources")] = None,
     incremental: Annotated[bool, typer.Option("--incremental/--full")] = False,
 ) -> None:
-    """Harvest every source configured in the TOML file named by MODELPORT_CONFIG (`[[sources]]`)."""
+    """Harvest every source configured in the TOML file named by MODELPORT_CONFIG (its sources tables)."""
     from modelport.harvesters.registry import build_source
 
     settings = Settings()

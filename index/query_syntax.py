@@ -162,13 +162,25 @@ def _tokenize(q: str, notices: list[str]) -> list[_Token]:
             if q[j] == '"':
                 in_quote = not in_quote
             j += 1
-        word = q[i:j]
+        word, w_start, w_end = q[i:j], i, j
+        # Parentheses only group (OR binds tighter than AND already): "(a OR b)" reads as "a OR b".
+        if not in_quote and (word.startswith("(") or word.endswith(")")):
+            stripped = word.strip("()")
+            if not stripped:
+                negate_next = None
+                i = j
+                continue
+            if _QUALIFIER.match(stripped) or stripped in ("OR", "AND", "NOT"):
+                w_start = i + (len(word) - len(word.lstrip("(")))
+                w_end = w_start + len(stripped)
+                word = stripped
         if in_quote:
             notices.append(f"unclosed quote in {word!r} at {i}")
         if negate_next is None and word in ("OR", "AND", "NOT"):
-            out.append(_Token(word, i, op=word, raw=word))
+            out.append(_Token(word, w_start, op=word, raw=word))
         else:
-            out.append(_Token(word, start, negate=negate_next is not None, raw=q[start:j]))
+            tok_start = start if negate_next is not None else w_start
+            out.append(_Token(word, tok_start, negate=negate_next is not None, raw=q[tok_start:w_end]))
         negate_next = None
         i = j
     return out

@@ -273,8 +273,10 @@ class AnyOf(_Constraint):
     of: list[Constraint] = Field(min_length=1)
 
     def to_syntax(self) -> str:
-        inner = " OR ".join(c.to_syntax() for c in self.of)
-        return f"-({inner})" if self.negate else f"({inner})"
+        # OR binds tighter than the implicit AND, so no parentheses; NOT (a OR b) is -a -b.
+        if self.negate:
+            return " ".join(c.model_copy(update={"negate": not c.negate}).to_syntax() for c in self.of)
+        return " OR ".join(c.to_syntax() for c in self.of)
 
 
 Constraint = Annotated[

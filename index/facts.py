@@ -17,7 +17,7 @@ from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 from modelport.schema.versions import VersionRange, parse_version
 
-FACTS_VERSION = 1  # bump when the encoding below changes: the embedded index then rebuilds itself
+FACTS_VERSION = 2  # bump when the encoding below changes: the embedded index then rebuilds itself
 
 CODE_BITS = 44
 CODE_MAX = (1 << CODE_BITS) - 1
@@ -94,12 +94,20 @@ def sort_key_row(key: int) -> int:
 # ------------------------------------------------------------------------------------------------
 # Keys of keyed numeric facts
 # ------------------------------------------------------------------------------------------------
-def runtime_key(runtime: str, level: str, ordinal: int) -> str:
-    return f"rt|{runtime}|{level}|{ordinal}"
+# Compatibility facts are keyed by a cell's exact status; a query for "at least L" asks for every
+# status at or above L (`statuses_from`). That indexes one fact per cell instead of one per level.
+def statuses_from(level: str | None) -> list[str]:
+    """The statuses that satisfy a minimum evidence level (all of them for None)."""
+    r = status_rank(level) if level else 0
+    return list(STATUS_ORDER[max(r, 0):])
 
 
-def runtime_key_prefix(runtime: str, level: str) -> str:
-    return f"rt|{runtime}|{level}|"
+def runtime_key(runtime: str, status: str, ordinal: int) -> str:
+    return f"rt|{runtime}|{status}|{ordinal}"
+
+
+def runtime_key_prefix(runtime: str, status: str) -> str:
+    return f"rt|{runtime}|{status}|"
 
 
 def metric_key(metric: str, dataset: str | None) -> str:
@@ -114,20 +122,20 @@ def memory_key(hardware: str | None) -> str:
     return f"mem|{hardware or '*'}"
 
 
-def runtime_token(runtime: str, level: str) -> str:
-    return f"rt:{runtime}>={level}"
+def runtime_token(runtime: str, status: str) -> str:
+    return f"rt:{runtime}={status}"
 
 
-def target_token(target: str, level: str) -> str:
-    return f"tg:{target}>={level}"
+def target_token(target: str, status: str) -> str:
+    return f"tg:{target}={status}"
 
 
-def hardware_token(hardware: str, level: str) -> str:
-    return f"hw:{hardware}>={level}"
+def hardware_token(hardware: str, status: str) -> str:
+    return f"hw:{hardware}={status}"
 
 
-def any_runtime_token(level: str) -> str:
-    return f"any>={level}"
+def any_runtime_token(status: str) -> str:
+    return f"any={status}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,7 +144,7 @@ def any_runtime_token(level: str) -> str:
 @dataclass
 class RecordFacts:
     keywords: dict[str, list[str]]  # filter/facet field → values
-    tokens: list[str]  # compatibility tokens: rt:/tg:/hw:<id>>=<level>, any>=<level>
+    tokens: list[str]  # compatibility tokens: rt:/tg:/hw:<id>=<status>, any=<status>
     runtime_ranges: list[tuple[str, int, int]]  # (runtime key, lo code, hi code)
     metrics: list[tuple[str, float]] = field(default_factory=list)  # (metric key, value)
     latencies: list[tuple[str, float]] = field(default_factory=list)  # (latency key, best ms)
@@ -148,10 +156,12 @@ class RecordFacts:
     modified: int = 0  # epoch seconds
 
 
-def levels_of(status: str) -> list[str]:
-    """The evidence levels a cell of this status satisfies."""
-    r = status_rank(status)
-    return list(STATUS_ORDER[: r + 1]) if r >= 0 else []
+_LEVELS = {s: tuple(STATUS_ORDER[: i + 1]) for i, s in enumerate(STATUS_ORDER)}
+
+
+def levels_of(status: str) -> tuple[str, ...]:
+    """The evidence levels a cell of this status satisfies (none for failed-verification)."""
+    return _LEVELS.get(status, ())
 
 
 def is_runtime_cell(e: CompatibilityEntry) -> bool:
@@ -160,7 +170,16 @@ def is_runtime_cell(e: CompatibilityEntry) -> bool:
 
 def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
     """The filter-field values of a record (see `search.FILTER_FIELDS`)."""
-    comp = record.compatibility
+    runtimes, statuses, targets, hardware = set(), set(), set(), set()
+    for c in record.compatibility:
+        statuses.add(c.status)
+        if c.runtime:
+            runtimes.add(c.runtime)
+        if c.status in _LEVELS:
+            if c.hardware:
+                hardware.add(c.hardware)
+            elif c.target:
+                targets.add(c.target)
     return {
         "source": [record.source],
         "task": record.tasks,
@@ -170,11 +189,11 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
         "language": record.languages,
         "publisher": [record.publisher.name] if record.publisher else [],
         "tag": record.keywords,
-        "runtime": sorted({c.runtime for c in comp if c.runtime}),
-        "status": sorted({c.status for c in comp}),
+        "runtime": sorted(runtimes),
+        "status": sorted(statuses),
         "access": [record.access],
-        "target": sorted({c.target for c in comp if c.target and c.hardware is None and levels_of(c.status)}),
-        "hardware": sorted({c.hardware for c in comp if c.hardware and levels_of(c.status)}),
+        "target": sorted(targets),
+        "hardware": sorted(hardware),
     }
 
 
@@ -189,59 +208,56 @@ def _best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
 def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
     tokens: set[str] = set()
     ranges: list[tuple[str, int, int]] = []
-    ordinals: dict[str, int] = {}
+    ordinals: dict[tuple[str, str], int] = {}
+    mem: list[tuple[str, float]] = []
     for e in record.compatibility:
-        levels = levels_of(e.status)
-        if not levels:
+        st = e.status
+        if st not in _LEVELS:
             continue
-        if is_runtime_cell(e):
-            assert e.runtime is not None
-            # Each runtime cell gets its own ordinal so lo and hi of one cell are matched together.
-            n = ordinals.get(e.runtime, 0)
-            ordinals[e.runtime] = n + 1
-            lo, hi = range_codes(e.version_range)
-            for lv in levels:
-                tokens.add(runtime_token(e.runtime, lv))
-                tokens.add(any_runtime_token(lv))
-                ranges.append((runtime_key(e.runtime, lv, n), lo, hi))
-        elif e.hardware:
-            tokens.update(hardware_token(e.hardware, lv) for lv in levels)
+        if e.hardware:
+            tokens.add(hardware_token(e.hardware, st))
+            wb = e.measurements.get("working_bytes")
+            if isinstance(wb, int | float):
+                mem.append((memory_key(e.hardware), float(wb)))
+                mem.append((memory_key(None), float(wb)))
         elif e.target:
-            tokens.update(target_token(e.target, lv) for lv in levels)
+            tokens.add(target_token(e.target, st))
+        elif e.runtime:
+            # Each runtime cell gets its own ordinal so lo and hi of one cell are matched together.
+            n = ordinals.get((e.runtime, st), 0)
+            ordinals[(e.runtime, st)] = n + 1
+            lo, hi = range_codes(e.version_range)
+            tokens.add(runtime_token(e.runtime, st))
+            tokens.add(any_runtime_token(st))
+            ranges.append((runtime_key(e.runtime, st, n), lo, hi))
 
-    metrics: list[tuple[str, float]] = []
+    metrics: set[tuple[str, float]] = set()
     for ev in record.evaluations:
         if ev.value is None or math.isnan(ev.value):
             continue
         m = vocab.metric(ev.metric)
         value = vocab.normalise_metric_value(m, float(ev.value))
-        metrics.append((metric_key(m, None), value))
+        metrics.add((metric_key(m, None), value))
         if ev.dataset:
-            metrics.append((metric_key(m, vocab.dataset(ev.dataset)), value))
-    metrics = sorted(set(metrics))
+            metrics.add((metric_key(m, vocab.dataset(ev.dataset)), value))
 
     lat: list[tuple[str, float]] = []
     for la in record.latencies:
         hw = vocab.hardware_profile(la.hardware) or la.hardware.strip().lower()
-        for measured_only in ((False, True) if la.measured else (False,)):
-            lat.append((latency_key(hw, measured_only), la.latency_ms))
-            lat.append((latency_key(None, measured_only), la.latency_ms))
-
-    mem: list[tuple[str, float]] = []
-    for e in record.compatibility:
-        wb = e.measurements.get("working_bytes") if e.hardware and levels_of(e.status) else None
-        if isinstance(wb, int | float):
-            mem.append((memory_key(e.hardware), float(wb)))
-            mem.append((memory_key(None), float(wb)))
+        lat.append((latency_key(hw, False), la.latency_ms))
+        lat.append((latency_key(None, False), la.latency_ms))
+        if la.measured:
+            lat.append((latency_key(hw, True), la.latency_ms))
+            lat.append((latency_key(None, True), la.latency_ms))
 
     return RecordFacts(
-        keywords=keyword_values(record), tokens=sorted(tokens), runtime_ranges=ranges, metrics=metrics,
+        keywords=keyword_values(record), tokens=sorted(tokens), runtime_ranges=ranges, metrics=sorted(metrics),
         latencies=_best(lat), memory=_best(mem), params=record.parameter_count, size=record.size_bytes,
         downloads=record.popularity.downloads or 0, likes=record.popularity.likes or 0,
         modified=int(record.modified.timestamp()) if record.modified else 0)
 
 
 __all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "keyword_values", "float_code", "version_code",
-           "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "runtime_key",
+           "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "statuses_from", "runtime_key",
            "runtime_key_prefix", "metric_key", "latency_key", "memory_key", "runtime_token", "target_token",
            "hardware_token", "any_runtime_token", "CODE_MAX", "KEY_MAX"]

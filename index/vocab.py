@@ -8,6 +8,7 @@ so a new alias is an edit of `ontology/kb/*.ttl`, not of code.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -15,6 +16,7 @@ from rdflib import RDF, RDFS, SKOS, Literal, URIRef
 
 from modelport.schema.kb import MP, KnowledgeBase, get_kb, local_name
 
+FACET_OVERFLOW_BIT = 63  # set in a facet bitmask for a value outside the KB vocabulary
 STATUS_ORDER = ("convertible", "declared", "native", "verified")
 """Evidence levels, weakest first: a cell satisfies a minimum level when its status ranks at or
 above it (`failed-verification` satisfies none)."""
@@ -46,7 +48,11 @@ class Vocab:
     formats: dict[str, list[str]] = field(default_factory=dict)  # id, label or family → format ids
     frameworks: dict[str, str] = field(default_factory=dict)
     target_includes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    bits: dict[str, dict[str, int]] = field(default_factory=dict)  # facet field → value → bit
     kb: KnowledgeBase | None = None
+    # Names seen while indexing repeat endlessly ("T4", "top-1"); their lookups are remembered.
+    # Bounded: cleared when it grows past 100k names.
+    _memo: dict[tuple[str, str], str] = field(default_factory=dict)
 
     # -- names → ids -------------------------------------------------------------------------------
     def runtime(self, name: str) -> str | None:
@@ -55,8 +61,16 @@ class Vocab:
     def target(self, name: str) -> str | None:
         return self.targets.get(_norm(name))
 
+    def _remember(self, kind: str, name: str, compute: Callable[[], str]) -> str:
+        hit = self._memo.get((kind, name))
+        if hit is None:
+            if len(self._memo) > 100_000:
+                self._memo.clear()
+            hit = self._memo[(kind, name)] = compute()
+        return hit
+
     def hardware_profile(self, name: str) -> str | None:
-        return self.hardware.get(_norm(name))
+        return self._remember("hw", name, lambda: self.hardware.get(_norm(name)) or "") or None
 
     def license(self, name: str) -> str:
         """SPDX id for a licence name; unknown names stay as given (they may be LicenseRef-…)."""
@@ -67,22 +81,18 @@ class Vocab:
         return self.kb.license_id(name) or name
 
     def metric(self, name: str) -> str:
-        hit = self.metrics.get(_norm(name))
-        if hit:
-            return hit
         assert self.kb is not None
-        return self.kb.metric_id(name)
+        kb = self.kb
+        return self._remember("metric", name, lambda: self.metrics.get(_norm(name)) or kb.metric_id(name))
 
     def is_metric(self, name: str) -> bool:
         """Whether the KB knows this metric name (an id, label or alias)."""
         return _norm(name) in self.metrics
 
     def dataset(self, name: str) -> str:
-        hit = self.datasets.get(_norm(name))
-        if hit:
-            return hit
         assert self.kb is not None
-        return self.kb.dataset_id(name)
+        kb = self.kb
+        return self._remember("dataset", name, lambda: self.datasets.get(_norm(name)) or kb.dataset_id(name))
 
     def task(self, name: str) -> str:
         assert self.kb is not None
@@ -127,6 +137,12 @@ class Vocab:
                 out.append(t)
                 stack.extend(self.target_includes.get(t, ()))
         return out
+
+    def facet_bits(self, field_name: str) -> dict[str, int]:
+        """Bit of each value of a closed-vocabulary facet field (the KB's runtimes, targets,
+        hardware profiles, formats; the evidence statuses): a record's values of such a field are
+        also indexed as one bitmask, which counts ~20× faster than a multi-valued keyword."""
+        return self.bits.get(field_name, {})
 
     def is_proportion(self, metric: str) -> bool:
         return metric in self.proportion_metrics
@@ -182,6 +198,12 @@ def _build(kb_version: str) -> Vocab:
         if rt.python_package:
             _add(v.runtimes, [rt.python_package], rid)
     v.target_includes = {t.id: t.includes for t in kb.compat.targets.values() if t.includes}
+    statuses = ("native", "declared", "convertible", "verified", "failed-verification")
+    for name, ids in (("runtime", kb.runtimes), ("target", kb.compat.targets), ("hardware", kb.compat.hardware),
+                      ("format", kb.formats), ("status", statuses)):
+        ordered = sorted(ids)
+        if len(ordered) < FACET_OVERFLOW_BIT:  # otherwise the field is counted as plain keywords
+            v.bits[name] = {x: i for i, x in enumerate(ordered)}
 
     permissive = set()
     for s in g.subjects(RDF.type, MP.License):
@@ -225,4 +247,4 @@ def get_vocab() -> Vocab:
     return _build(get_kb().version)
 
 
-__all__ = ["STATUS_ORDER", "Vocab", "get_vocab", "status_rank"]
+__all__ = ["FACET_OVERFLOW_BIT", "STATUS_ORDER", "Vocab", "get_vocab", "status_rank"]

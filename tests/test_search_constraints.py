@@ -391,6 +391,10 @@ def test_facets_count_under_the_query(backend: TantivyBackend) -> None:
         t for r in matched for t in {e.target for e in r.compatibility if e.target and not e.hardware
                                      and e.status in LEVEL}))
     assert res.facets["status"].counts == dict(Counter(s for r in matched for s in {e.status for e in r.compatibility}))
+    assert res.facets["runtime"].counts == dict(Counter(
+        x for r in matched for x in {e.runtime for e in r.compatibility if e.runtime}))
+    assert res.facets["format"].counts == dict(Counter(f for r in matched for f in r.formats))
+    assert res.facets["framework"].counts == dict(Counter(f for r in matched for f in r.frameworks))
     buckets = Counter()
     for r in matched:
         if r.parameter_count is None:
@@ -417,6 +421,23 @@ def test_a_facet_out_of_time_is_reported_and_results_still_come(backend: Tantivy
     assert res.facets["task"].timed_out and res.facets["license"].timed_out
     again = backend.search(SearchQuery(filters={"task": ["image-classification"]}, facets=["task"]))
     assert not again.facets["task"].timed_out and again.facets["task"].counts["image-classification"] == again.total
+
+
+def test_facet_values_outside_the_kb_are_still_counted(tmp_path: Path) -> None:
+    # Runtime/target/format facets count a per-record bitmask of KB values; a value the KB does not
+    # know must make them fall back to counting the keywords, not vanish.
+    from modelport.schema.record import CompatibilityEntry
+
+    odd = RECORDS[0].model_copy(update={"id": "test:odd", "compatibility": [
+        *RECORDS[0].compatibility, CompatibilityEntry(runtime="homegrown-rt", status="declared")]})
+    b = TantivyBackend(tmp_path / "idx")
+    b.upsert([odd, *RECORDS[1:20]])
+    b.commit()
+    res = b.search(SearchQuery(facets=["runtime", "status"], limit=1))
+    assert res.facets["runtime"].counts["homegrown-rt"] == 1
+    assert res.facets["runtime"].counts == dict(Counter(
+        x for r in [odd, *RECORDS[1:20]] for x in {e.runtime for e in r.compatibility if e.runtime}))
+    b.close()
 
 
 # ------------------------------------------------------------------------------------------------

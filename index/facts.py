@@ -17,7 +17,7 @@ from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 from modelport.schema.versions import VersionRange, parse_version
 
-FACTS_VERSION = 2  # bump when the encoding below changes: the embedded index then rebuilds itself
+FACTS_VERSION = 3  # bump when the encoding below changes: the embedded index then rebuilds itself
 
 CODE_BITS = 44
 CODE_MAX = (1 << CODE_BITS) - 1
@@ -126,6 +126,13 @@ def runtime_token(runtime: str, status: str) -> str:
     return f"rt:{runtime}={status}"
 
 
+def release_token(runtime: str, release: str, status: str, and_newer: bool = False) -> str:
+    """A runtime cell whose range contains a KB release (with `and_newer`: and is open at the top).
+    The same fact as the cell's (lo, hi) codes, as one term, for the versions the KB knows: a term
+    is read lazily inside an intersection, a range over the codes is materialised first."""
+    return f"rt:{runtime}@{release}{'+' if and_newer else ''}={status}"
+
+
 def target_token(target: str, status: str) -> str:
     return f"tg:{target}={status}"
 
@@ -205,6 +212,18 @@ def _best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(best.items())
 
 
+_RELEASE_CODES: dict[tuple[str, str], list[tuple[str, int]]] = {}
+
+
+def _release_codes(vocab: Vocab, runtime: str) -> list[tuple[str, int]]:
+    key = (vocab.kb_version, runtime)
+    got = _RELEASE_CODES.get(key)
+    if got is None:
+        got = _RELEASE_CODES[key] = [(r, c) for r in vocab.releases.get(runtime, ())
+                                     if (c := version_code(r)) is not None]
+    return got
+
+
 def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
     tokens: set[str] = set()
     ranges: list[tuple[str, int, int]] = []
@@ -230,6 +249,11 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
             tokens.add(runtime_token(e.runtime, st))
             tokens.add(any_runtime_token(st))
             ranges.append((runtime_key(e.runtime, st, n), lo, hi))
+            for rel, code in _release_codes(vocab, e.runtime):
+                if lo <= code < hi:
+                    tokens.add(release_token(e.runtime, rel, st))
+                    if hi == CODE_MAX:
+                        tokens.add(release_token(e.runtime, rel, st, and_newer=True))
 
     metrics: set[tuple[str, float]] = set()
     for ev in record.evaluations:
@@ -260,4 +284,4 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
 __all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "keyword_values", "float_code", "version_code",
            "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "statuses_from", "runtime_key",
            "runtime_key_prefix", "metric_key", "latency_key", "memory_key", "runtime_token", "target_token",
-           "hardware_token", "any_runtime_token", "CODE_MAX", "KEY_MAX"]
+           "hardware_token", "any_runtime_token", "release_token", "CODE_MAX", "KEY_MAX"]

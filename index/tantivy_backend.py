@@ -45,6 +45,7 @@ from modelport.index.facts import (
     memory_key,
     metric_key,
     record_facts,
+    release_token,
     runtime_key_prefix,
     runtime_token,
     sort_key,
@@ -82,7 +83,7 @@ from modelport.schema.record import ModelRecord
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 4  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
+INDEX_FORMAT = 5  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
 META_FILE = "modelport-index.json"
 _BOOSTS = {"name": 5.0, "tags": 3.0, "description": 1.5, "card": 1.0}
 _SORTS = ("downloads", "likes", "modified")
@@ -92,12 +93,14 @@ _QUERY_SYNTAX = re.compile(r'[+\-&|!(){}\[\]^~*?:\\/<>=]')
 _U64 = tantivy.FieldType.Unsigned
 _I64 = tantivy.FieldType.Integer
 _MUST, _SHOULD, _MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
-# Relevance pages are cut from a top-N list; N grows until the page is clear of ties at the cut.
-_RELEVANCE_DEPTH_MAX = 200_000
+# Relevance pages are slices of a top-N list (N = position + page size); deeper, sort by a field.
+_RELEVANCE_DEPTH_MAX = 100_000
+_LAZY_TERMS = 4  # up to this many alternatives a filter is a union of term queries, above a term set
 _MASK_BUCKETS = 65_535  # distinct value combinations counted per bitmask facet before falling back
-# Facets run beside the main search; two workers match the two cores this is sized for, and the
-# facets of one query are split into that many aggregations.
-_FACET_GROUPS = 2
+# Facets run beside the main search as one aggregation (the query is evaluated twice, on the two
+# cores this is sized for: measured at 1M records, splitting facets further only added evaluations).
+# Two workers, so two concurrent requests do not queue behind each other's facets.
+_FACET_GROUPS = 1
 _FACET_POOL = ThreadPoolExecutor(max_workers=_FACET_GROUPS, thread_name_prefix="facets")
 
 
@@ -399,7 +402,7 @@ class TantivyBackend:
     def _constraint(self, c: Constraint) -> tantivy.Query:
         vocab = get_vocab()
         if isinstance(c, FieldFilter):
-            return tantivy.Query.term_set_query(self.schema, c.field, vocab.expand(c.field, c.values))
+            return self._tokens(vocab.expand(c.field, c.values), c.field)
         if isinstance(c, RuntimeConstraint):
             return self._runtime(c)
         if isinstance(c, TargetConstraint):
@@ -428,13 +431,21 @@ class TantivyBackend:
             return inner
         return tantivy.Query.boolean_query([(_MUST, tantivy.Query.all_query()), (_MUST_NOT, inner)])
 
-    def _tokens(self, tokens: list[str]) -> tantivy.Query:
-        return tantivy.Query.term_set_query(self.schema, "compat", tokens)
+    def _tokens(self, tokens: list[str], field: str = "compat") -> tantivy.Query:
+        """Any of the terms. A few terms as a lazy union of term queries (cheap to skip through inside
+        an intersection); many as a term set (one bitset)."""
+        if len(tokens) <= _LAZY_TERMS:
+            return tantivy.Query.boolean_query([(_SHOULD, tantivy.Query.term_query(self.schema, field, t))
+                                                for t in tokens])
+        return tantivy.Query.term_set_query(self.schema, field, tokens)
 
     def _runtime(self, c: RuntimeConstraint) -> tantivy.Query:
         statuses = statuses_from(c.min_status)
         if c.version is None:
             return self._tokens([runtime_token(c.runtime, st) for st in statuses])
+        release = get_vocab().release(c.runtime, c.version)
+        if release is not None:  # a version the KB knows: its tokens say the same as the ranges
+            return self._tokens([release_token(c.runtime, release, st, c.and_newer) for st in statuses])
         code = version_code(c.version)
         assert code is not None  # validated by the model
         alternatives = []
@@ -589,35 +600,42 @@ class TantivyBackend:
 
     def _relevance_page(self, searcher: tantivy.Searcher, query: tantivy.Query, q: SearchQuery,
                         cursor: dict[str, Any] | None, notices: list[str]) -> tuple[int, list[Hit], list[Any]]:
-        """BM25 order with ties broken by row: the page is cut from the top-N list, N growing until
-        the page lies clear of any tie group at N's edge; a cursor carries (score, row) of the last
-        hit, so a record is never shown twice or skipped while the index is unchanged."""
+        """BM25 order, ties in Tantivy's own deterministic order (segment, document). A page is a
+        slice of the top (position + limit) list; the cursor also carries the (score, row) of the
+        last record shown, and when the record at that position is another one (the index changed
+        between pages) the page continues right after that record instead, so nothing already shown
+        comes again."""
         skip = cursor["n"] if cursor else q.offset
-        n = skip + q.limit + 1
-        while True:
-            res = searcher.search(query, limit=n, count=True)
-            addrs = [a for _, a in res.hits]
-            rows = searcher.fast_field_values("row", addrs)
-            ranked = sorted(zip((float(s) for s, _ in res.hits), (int(r) for r in rows), addrs, strict=True),
-                            key=lambda t: (-t[0], t[1]))
-            if cursor:
-                s0, r0 = float(cursor["a"][0]), int(cursor["a"][1])
-                rest = [t for t in ranked if (-t[0], t[1]) > (-s0, r0)]
-            else:
-                rest = ranked[skip:]
-            page = rest[: q.limit]
-            total = int(res.count or 0)
-            exhausted = len(ranked) >= total
-            clear = exhausted or (bool(page) and page[-1][0] > ranked[-1][0])
-            if clear or n >= _RELEVANCE_DEPTH_MAX:
-                if not clear:
-                    notices.append(f"relevance paging stops at depth {_RELEVANCE_DEPTH_MAX}; sort by a field "
-                                   "to page further")
-                break
-            n = min(n * 2, _RELEVANCE_DEPTH_MAX)
-        hits = [Hit(id=searcher.doc(a)["id"][0], score=s) for s, _, a in page]
-        after = [page[-1][0], page[-1][1]] if page else []
-        return total, hits, after
+        if skip >= _RELEVANCE_DEPTH_MAX:
+            notices.append(f"relevance paging stops at {_RELEVANCE_DEPTH_MAX} results; sort by a field to page further")
+            return self._count(searcher, query), [], []
+        res = searcher.search(query, limit=skip + q.limit, count=True)
+        total = int(res.count or 0)
+        hits = res.hits
+        page = hits[skip:]
+        if cursor and skip:
+            s0, r0 = float(cursor["a"][0]), int(cursor["a"][1])
+            anchor = hits[skip - 1] if len(hits) >= skip else None
+            if anchor is None or float(anchor[0]) != s0 or self._row(searcher, anchor[1]) != r0:
+                # Look for the last record shown in a wider window (records may have come in above it).
+                hits = searcher.search(query, limit=min(2 * (skip + q.limit) + 100, _RELEVANCE_DEPTH_MAX),
+                                       count=False).hits
+                rows = searcher.fast_field_values("row", [a for _, a in hits])
+                at = next((i for i, r in enumerate(rows) if r == r0), None)
+                if at is not None:
+                    page = hits[at + 1:at + 1 + q.limit]
+                else:  # the last record shown moved down or went away: continue below its score
+                    page = [h for h, r in zip(hits, rows, strict=True)
+                            if (-float(h[0]), int(r)) > (-s0, r0)][: q.limit]
+                notices.append("the index changed while paging; results continue after the last one shown")
+        page = page[: q.limit]
+        out = [Hit(id=searcher.doc(a)["id"][0], score=float(sc)) for sc, a in page]
+        after = [float(page[-1][0]), self._row(searcher, page[-1][1])] if page else []
+        return total, out, after
+
+    @staticmethod
+    def _row(searcher: tantivy.Searcher, addr: Any) -> int:
+        return int(searcher.fast_field_values("row", [addr])[0])
 
     @staticmethod
     def _count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:

@@ -15,6 +15,7 @@ from functools import cache
 from rdflib import RDF, RDFS, SKOS, Literal, URIRef
 
 from modelport.schema.kb import MP, KnowledgeBase, get_kb, local_name
+from modelport.schema.versions import parse_version
 
 FACET_OVERFLOW_BIT = 63  # set in a facet bitmask for a value outside the KB vocabulary
 STATUS_ORDER = ("convertible", "declared", "native", "verified")
@@ -49,6 +50,7 @@ class Vocab:
     frameworks: dict[str, str] = field(default_factory=dict)
     target_includes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     bits: dict[str, dict[str, int]] = field(default_factory=dict)  # facet field → value → bit
+    releases: dict[str, list[str]] = field(default_factory=dict)  # runtime → KB release versions
     kb: KnowledgeBase | None = None
     # Names seen while indexing repeat endlessly ("T4", "top-1"); their lookups are remembered.
     # Bounded: cleared when it grows past 100k names.
@@ -144,6 +146,13 @@ class Vocab:
         also indexed as one bitmask, which counts ~20× faster than a multi-valued keyword."""
         return self.bits.get(field_name, {})
 
+    def release(self, runtime: str, version: str) -> str | None:
+        """The KB release of `runtime` equal to `version` as a PEP 440 version ("1.14.0" → "1.14")."""
+        want = parse_version(version)
+        if want is None:
+            return None
+        return next((r for r in self.releases.get(runtime, ()) if parse_version(r) == want), None)
+
     def is_proportion(self, metric: str) -> bool:
         return metric in self.proportion_metrics
 
@@ -198,6 +207,7 @@ def _build(kb_version: str) -> Vocab:
         if rt.python_package:
             _add(v.runtimes, [rt.python_package], rid)
     v.target_includes = {t.id: t.includes for t in kb.compat.targets.values() if t.includes}
+    v.releases = {rt: [r.version for r in rels] for rt, rels in kb.compat.releases.items()}
     statuses = ("native", "declared", "convertible", "verified", "failed-verification")
     for name, ids in (("runtime", kb.runtimes), ("target", kb.compat.targets), ("hardware", kb.compat.hardware),
                       ("format", kb.formats), ("status", statuses)):

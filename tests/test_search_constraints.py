@@ -249,6 +249,20 @@ def test_constraint_query_equals_the_computed_answer(backend: TantivyBackend, q:
     assert backend.matching_ids(query) == sorted(want)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "tensorrt"])
+def test_every_kb_release_and_versions_between_them(backend: TantivyBackend, runtime: str) -> None:
+    # KB releases are answered from per-release terms, other versions from the (lo, hi) codes:
+    # both must give the range semantics, at every evidence level, with and without "+".
+    versions = [r.version for r in KB.compat.releases_of(runtime)]
+    versions += [v + ".3" for v in versions[::3]] + ["0.0.1", "99.0"]
+    for v in versions:
+        for status in ("convertible", "native"):
+            for newer in (False, True):
+                q = f"runtime:{runtime}@{v}{'+' if newer else ''} status:{status}"
+                got = set(backend.matching_ids(compile_query(q, nl=False)[0]))
+                assert got == expected(runs(runtime, v, status, newer)), q
+
+
 def test_answers_are_neither_empty_nor_everything() -> None:
     sizes = [len(expected(p)) for _, p in CASES]
     assert sum(1 for s in sizes if 0 < s < len(RECORDS)) >= 38
@@ -360,6 +374,25 @@ def test_cursor_survives_inserts_between_pages(tmp_path: Path) -> None:
         seen += [h.id for h in res.hits]
         cursor = res.next_cursor
     assert len(seen) == len(set(seen)) == len(RECORDS)  # nothing repeated, nothing of the old list skipped
+    b.close()
+
+
+def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes(tmp_path: Path) -> None:
+    b = TantivyBackend(tmp_path / "idx")
+    b.upsert(RECORDS)
+    b.commit()
+    q = SearchQuery(text="forecasts traffic volume", limit=5)
+    first = b.search(q)
+    full = [h.id for h in b.search(q.model_copy(update={"limit": 200})).hits]
+    assert first.total > 10 and [h.id for h in first.hits] == full[:5]
+    # A record that outranks everything arrives between the pages.
+    top = RECORDS[0].model_copy(update={"id": "kaggle:forecaster", "local_id": "forecaster", "name": "forecaster",
+                                        "description": "forecasts traffic volume " * 5})
+    b.upsert([top])
+    b.commit()
+    second = b.search(q.model_copy(update={"cursor": first.next_cursor}))
+    assert any("index changed" in n for n in second.notices)
+    assert [h.id for h in second.hits] == full[5:10]  # right after the last record shown, no repeats
     b.close()
 
 

@@ -2,9 +2,9 @@
 so the embedded backend and Elasticsearch index the same facts and answer constraints alike.
 
 Facts are plain data (`RecordFacts`); the order-preserving integer codes below are how the embedded
-backend turns version ranges, metric values, latencies and memory into exact range queries:
-a fact keyed by (runtime, level, cell) or (metric, dataset) becomes one u64 `key_id << 44 | code`,
-so a range over one key never sees another key's values.
+backend turns version ranges and metric values into exact range queries: a fact keyed by (runtime,
+status, cell) or (metric, dataset) becomes one u64 `key_id << 44 | code`, so a range over one key
+never sees another key's values. Latency and memory are one best figure per KB hardware profile.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
@@ -114,14 +115,6 @@ def metric_key(metric: str, dataset: str | None) -> str:
     return f"m|{metric}|{dataset or '*'}"
 
 
-def latency_key(hardware: str | None, measured_only: bool) -> str:
-    return f"lat|{hardware or '*'}|{'measured' if measured_only else 'any'}"
-
-
-def memory_key(hardware: str | None) -> str:
-    return f"mem|{hardware or '*'}"
-
-
 def runtime_token(runtime: str, status: str) -> str:
     return f"rt:{runtime}={status}"
 
@@ -154,8 +147,10 @@ class RecordFacts:
     tokens: list[str]  # compatibility tokens: rt:/tg:/hw:<id>=<status>, any=<status>
     runtime_ranges: list[tuple[str, int, int]]  # (runtime key, lo code, hi code)
     metrics: list[tuple[str, float]] = field(default_factory=list)  # (metric key, value)
-    latencies: list[tuple[str, float]] = field(default_factory=list)  # (latency key, best ms)
-    memory: list[tuple[str, float]] = field(default_factory=list)  # (memory key, best bytes)
+    # Best (lowest) figures: (hardware or None for "any profile", measured only?, ms) and
+    # (hardware or None for "smallest over the profiles it fits", working bytes).
+    latencies: list[tuple[str | None, bool, float]] = field(default_factory=list)
+    memory: list[tuple[str | None, float]] = field(default_factory=list)
     params: int | None = None
     size: int | None = None
     downloads: int = 0
@@ -204,12 +199,12 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
     }
 
 
-def _best(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    best: dict[str, float] = {}
+def _best(pairs: list[tuple[Any, float]]) -> dict[Any, float]:
+    best: dict[Any, float] = {}
     for k, v in pairs:
         if not math.isnan(v) and (k not in best or v < best[k]):
             best[k] = v
-    return sorted(best.items())
+    return best
 
 
 _RELEASE_CODES: dict[tuple[str, str], list[tuple[str, int]]] = {}
@@ -228,7 +223,7 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
     tokens: set[str] = set()
     ranges: list[tuple[str, int, int]] = []
     ordinals: dict[tuple[str, str], int] = {}
-    mem: list[tuple[str, float]] = []
+    mem: list[tuple[str | None, float]] = []
     for e in record.compatibility:
         st = e.status
         if st not in _LEVELS:
@@ -237,8 +232,8 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
             tokens.add(hardware_token(e.hardware, st))
             wb = e.measurements.get("working_bytes")
             if isinstance(wb, int | float):
-                mem.append((memory_key(e.hardware), float(wb)))
-                mem.append((memory_key(None), float(wb)))
+                mem.append((e.hardware, float(wb)))
+                mem.append((None, float(wb)))
         elif e.target:
             tokens.add(target_token(e.target, st))
         elif e.runtime:
@@ -265,23 +260,22 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
         if ev.dataset:
             metrics.add((metric_key(m, vocab.dataset(ev.dataset)), value))
 
-    lat: list[tuple[str, float]] = []
+    lat: list[tuple[tuple[str | None, bool], float]] = []
     for la in record.latencies:
         hw = vocab.hardware_profile(la.hardware) or la.hardware.strip().lower()
-        lat.append((latency_key(hw, False), la.latency_ms))
-        lat.append((latency_key(None, False), la.latency_ms))
-        if la.measured:
-            lat.append((latency_key(hw, True), la.latency_ms))
-            lat.append((latency_key(None, True), la.latency_ms))
+        for measured_only in ((False, True) if la.measured else (False,)):
+            lat.append(((hw, measured_only), la.latency_ms))
+            lat.append(((None, measured_only), la.latency_ms))
 
     return RecordFacts(
         keywords=keyword_values(record), tokens=sorted(tokens), runtime_ranges=ranges, metrics=sorted(metrics),
-        latencies=_best(lat), memory=_best(mem), params=record.parameter_count, size=record.size_bytes,
+        latencies=[(hw, m, v) for (hw, m), v in _best(lat).items()], memory=list(_best(mem).items()),
+        params=record.parameter_count, size=record.size_bytes,
         downloads=record.popularity.downloads or 0, likes=record.popularity.likes or 0,
         modified=int(record.modified.timestamp()) if record.modified else 0)
 
 
 __all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "keyword_values", "float_code", "version_code",
            "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "statuses_from", "runtime_key",
-           "runtime_key_prefix", "metric_key", "latency_key", "memory_key", "runtime_token", "target_token",
+           "runtime_key_prefix", "metric_key", "runtime_token", "target_token",
            "hardware_token", "any_runtime_token", "release_token", "CODE_MAX", "KEY_MAX"]

@@ -53,6 +53,7 @@ class Embedder(Protocol):
 
 # -- record → summary text ------------------------------------------------------------------------
 _MD_NOISE = [
+    (re.compile(r"^---\n.*?\n---\n", re.S), " "),  # YAML front matter
     (re.compile(r"```.*?```", re.S), " "),  # code blocks
     (re.compile(r"<[^>]+>"), " "),  # html tags
     (re.compile(r"!\[[^\]]*\]\([^)]*\)"), " "),  # images
@@ -60,20 +61,21 @@ _MD_NOISE = [
     (re.compile(r"^\s*\|.*\|\s*$", re.M), " "),  # table rows
     (re.compile(r"^\s*(#+|[-*>]|\d+\.)\s*", re.M), ""),  # headings, bullets, quotes
     (re.compile(r"[*_`]+"), ""),
-    (re.compile(r"^---\n.*?\n---\n", re.S), " "),  # YAML front matter
 ]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _plain(text: str) -> str:
-    for pattern, repl in _MD_NOISE:
-        text = pattern.sub(repl, text)
+    # Most descriptions are plain prose: the cleanup only runs where markdown can be.
+    if any(c in text for c in "`<[|#*_") or "\n-" in text or "\n>" in text or text.startswith(("-", ">")):
+        for pattern, repl in _MD_NOISE:
+            text = pattern.sub(repl, text)
     return " ".join(text.split())
 
 
 def _first_sentences(text: str, limit: int) -> str:
     out = ""
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in _SENTENCE_END.split(text[:limit * 2]):
         if not sentence:
             continue
         if out and len(out) + len(sentence) + 1 > limit:
@@ -97,7 +99,11 @@ def summary_text(record: ModelRecord) -> str:
         parts.append("Tags: " + ", ".join(tags) + ".")
     body = record.description or record.card.intended_use or record.card.body or ""
     if body:
-        parts.append(_first_sentences(_plain(body), SUMMARY_CHARS))
+        # Only the head is needed: cleaning a whole card costs more than embedding its summary.
+        head = body[:SUMMARY_CHARS * 4]
+        if head.count("```") % 2:
+            head = head[:head.rfind("```")]  # a code block cut open by the slice
+        parts.append(_first_sentences(_plain(head), SUMMARY_CHARS))
     return " ".join(parts)
 
 
@@ -129,6 +135,8 @@ class SentenceTransformerEmbedder:
     dim = DIM
     _model: Any = None
     _lock = threading.Lock()
+    _run_lock = threading.Lock()
+    _threads: int | None = None  # torch's default thread count, restored for batch embedding
 
     def _load(self) -> Any:
         cls = type(self)
@@ -153,14 +161,27 @@ class SentenceTransformerEmbedder:
         return cls._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self._load().encode(list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32)
+        return self._encode(texts, threads=None)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        # One short query gains nothing from a second torch thread, and during a search the other
+        # core runs BM25 and the facets: two torch threads there made p95 several times worse.
+        return self._encode([text], threads=1)[0]
+
+    def _encode(self, texts: Sequence[str], threads: int | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        import torch  # loaded with the model
+
+        cls = type(self)
+        with cls._run_lock:  # torch's thread count is process-wide: one encode at a time sets it
+            if cls._threads is None:
+                cls._threads = torch.get_num_threads()
+            torch.set_num_threads(threads or cls._threads)
+            vecs = model.encode(list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
 
 
 def load_embedder(enabled: bool = True) -> SentenceTransformerEmbedder:

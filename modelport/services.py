@@ -55,6 +55,7 @@ class SearchResponse(BaseModel):
     took_ms: float
     query: dict[str, Any]
     notices: list[str] = []
+    next_cursor: str | None = None
 
 
 class Services:
@@ -85,11 +86,15 @@ class Services:
         return self._hybrid
 
     def search(self, query: SearchQuery) -> SearchResponse:
+        from modelport.index.tantivy_backend import ensure_current
+
+        ensure_current(self.search_backend, self.pipeline.reindex)  # an index of an older layout was emptied
         res: SearchResult = self.hybrid.search(query)
         records = self.catalog.get_many([h.id for h in res.hits])
         hits = [RecordSummary.of(records[h.id], h.score) for h in res.hits if h.id in records]
         return SearchResponse(total=res.total, hits=hits, facets={k: v.model_dump() for k, v in res.facets.items()},
-                              took_ms=res.took_ms, query=query.model_dump(), notices=res.notices)
+                              took_ms=res.took_ms, query=query.model_dump(), notices=res.notices,
+                              next_cursor=res.next_cursor)
 
     def close(self) -> None:
         self.pipeline.close()

@@ -65,7 +65,10 @@ def search(
     nl: Annotated[bool, Query(description="Read natural-language constraints in q")] = True,
     source: ListParam = None, task: ListParam = None, framework: ListParam = None, format: ListParam = None,
     license: ListParam = None, language: ListParam = None, publisher: ListParam = None, tag: ListParam = None,
-    runtime: ListParam = None, status: ListParam = None, target: ListParam = None, hardware: ListParam = None,
+    runtime: ListParam = None,
+    status: Annotated[list[str] | None, Query(description="Some compatibility cell has exactly this status "
+                                                          "(for 'at least', use min_status)")] = None,
+    target: ListParam = None, hardware: ListParam = None,
     min_status: Annotated[Status | None, Query(description="Minimum evidence of runtime/target/hardware "
                                                            "constraints: convertible < declared < native < "
                                                            "verified")] = None,

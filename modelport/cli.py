@@ -187,30 +187,39 @@ def serve(
 
 @app.command()
 def search(
-    text: Annotated[str, typer.Argument(help="Free text")] = "",
+    text: Annotated[str, typer.Argument(help="Free text and qualifiers, e.g. 'task:image-classification "
+                                              "runtime:onnxruntime@1.14 license:apache-2.0 mobilenet'")] = "",
     task: Annotated[list[str] | None, typer.Option()] = None,
     format: Annotated[list[str] | None, typer.Option()] = None,
     framework: Annotated[list[str] | None, typer.Option()] = None,
     source: Annotated[list[str] | None, typer.Option()] = None,
     license: Annotated[list[str] | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 10,
+    nl: Annotated[bool, typer.Option("--nl/--no-nl", help="Read constraints written in plain words")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Search the catalog from the terminal."""
+    """Search the catalog from the terminal (the query syntax of GET /search; see the README)."""
+    from modelport.index.query_syntax import QuerySyntaxError, compile_query
     from modelport.index.search import SearchQuery
     from modelport.services import Services
 
     filters = {k: v for k, v in {"task": task, "format": format, "framework": framework, "source": source,
                                  "license": license}.items() if v}
+    try:
+        query, interp = compile_query(text, nl=nl, base=SearchQuery(filters=filters, limit=limit))
+    except QuerySyntaxError as e:
+        console.print(f"[bold red]query error[/] at position {e.position} ({e.token!r}): {e.message}"
+                      + (f" — {e.hint}" if e.hint else ""))
+        raise typer.Exit(2) from None
     svc = Services(Settings())
     try:
-        res = svc.search(SearchQuery(text=text, filters=filters, limit=limit))
+        res = svc.search(query)
     finally:
         svc.close()
     if as_json:
         out.print_json(res.model_dump_json())
         return
-    table = Table(title=f"{res.total} models ({res.took_ms:.1f} ms)")
+    table = Table(title=f"{res.total} models ({res.took_ms:.1f} ms) — read as: {query.to_syntax() or 'everything'}")
     for col in ("id", "tasks", "formats", "runtimes", "license"):
         table.add_column(col)
     for h in res.hits:

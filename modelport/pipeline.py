@@ -197,6 +197,11 @@ class Pipeline:
     # -- harvest -------------------------------------------------------------------------------
     def harvest(self, source: Source, mode: HarvestMode = "incremental", limit: int | None = None,
                 batch_size: int = 500, progress: Callable[[JobReport], None] | None = None) -> JobReport:
+        from modelport.index.tantivy_backend import ensure_current
+
+        # An index emptied on open (its layout or the KB changed) is rebuilt before new records go in;
+        # otherwise only the records this run changes would come back.
+        ensure_current(self.search, self.reindex)
         job_id = self.catalog.start_job(source.name, source.kind, mode, {"limit": limit})
         report = JobReport(job_id=job_id, source=source.name, mode=mode)
         seen: set[str] = set()

@@ -29,3 +29,8 @@ def test_search_and_sparql_on_an_empty_catalog(tmp_path) -> None:  # type: ignor
     assert r.returncode == 1 and "SPARQL" in r.stderr
     r = run("sparql", "SELECT (COUNT(*) AS ?n) WHERE { ?s a mp:Runtime }", env_dir=str(tmp_path))
     assert r.returncode == 0 and int(r.stdout.splitlines()[1]) > 10
+
+
+def test_search_syntax_errors_point_at_the_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = run("search", "task:image-classification runtime:warpdrive@9", env_dir=str(tmp_path))
+    assert r.returncode == 2 and "warpdrive" in r.stderr and "position" in r.stderr

@@ -68,7 +68,19 @@ class HybridSearcher:
         if not self.vectors.in_step():
             return ("the vector index is out of step with the search index (it was rebuilt on its own); "
                     "results are ranked by BM25 until `modelport reindex`")
+        if len(self.vectors.index) == 0 and self.backend.index.searcher().num_docs > 0:
+            return ("no record has a vector yet (embeddings were off when they were indexed); results are "
+                    "ranked by BM25 until `modelport reindex` embeds the catalog")
         return None
+
+    def warm(self) -> None:
+        """Load the embedding model now (a few seconds) rather than on the first text query;
+        `modelport serve` can call this in a background thread at start-up."""
+        if self.why_not() is None:
+            try:
+                self._embed_query("warm-up")
+            except EmbeddingsUnavailable as e:
+                log.warning("embedding model not loaded: %s", e)
 
     # -- entry point ------------------------------------------------------------------------------
     def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:

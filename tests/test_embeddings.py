@@ -103,6 +103,17 @@ def test_switched_off_by_setting_gives_bm25_with_a_notice(tmp_path: Path, monkey
     assert not svc.search(SearchQuery(filters={"task": ["image-segmentation"]})).notices
     svc.close()
 
+    # Switched on later: search says the catalog has no vectors until a reindex embeds it.
+    monkeypatch.setenv("MODELPORT_EMBEDDINGS", "true")
+    on = Settings(data_dir=tmp_path / "d", base_iri="http://t")
+    svc = Services(on)
+    res = svc.search(SearchQuery(text="brain tumour segmentation in MRI"))
+    assert {h.id for h in res.hits[:2]} == BRAIN and any("reindex" in n for n in res.notices)
+    svc.pipeline.reindex()
+    res = svc.search(SearchQuery(text="brain tumour segmentation in MRI"))
+    assert {h.id for h in res.hits[:2]} == BRAIN and not res.notices
+    svc.close()
+
 
 def test_missing_extra_gives_bm25_with_a_notice(tmp_path: Path) -> None:
     """A clean interpreter where sentence-transformers cannot be imported (as if the extra were not

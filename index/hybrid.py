@@ -33,10 +33,11 @@ Fusion = Literal["rrf", "score"]
 RRF_K = 60  # the usual constant: damps the head so one list cannot decide alone
 SCORE_ALPHA = 0.7  # weight of the cosine in the blend; chosen on the judged set (bench/results)
 DEPTH = 100  # how deep each list is read for fusion (at least the end of the requested page)
+DENSE_DEPTH = 50  # the dense list is cut shorter: BM25 candidates get their exact cosine anyway
 # Up to this many records satisfying the constraints, their rows are listed and scored; above it,
 # the dense ranking over all rows is filtered by the constraint query instead.
-ENUMERATE_MAX = 20_000
-ENUMERATE_SHARE = 0.05  # ... or this share of the index: listing costs ~0.3 µs a record, asking ~1.6 µs a row
+ENUMERATE_MAX = 50_000
+ENUMERATE_SHARE = 0.2  # ... or this share of the index: listing costs ~0.3 µs a record, asking ~10 µs a row
 _QUERY_CACHE = 512
 _CURSOR_TAG = "hybrid"
 
@@ -46,9 +47,9 @@ class HybridSearcher:
 
     def __init__(self, backend: Any, vectors: VectorProjection | None, unavailable: str | None = None,
                  fusion: Fusion = "score", score_alpha: float = SCORE_ALPHA, dense_weight: float = 1.0,
-                 enumerate_max: int = ENUMERATE_MAX) -> None:
+                 enumerate_max: int = ENUMERATE_MAX, enumerate_share: float = ENUMERATE_SHARE) -> None:
         self.backend = backend
-        self.enumerate_max = enumerate_max
+        self.enumerate_max, self.enumerate_share = enumerate_max, enumerate_share
         self.vectors = vectors
         self.unavailable = unavailable
         self.fusion: Fusion = fusion
@@ -111,7 +112,7 @@ class HybridSearcher:
             bm_f.cancel()
             return self._fallback(q, str(e))
         self.vectors.index.refresh()
-        dense = self._dense(q, qvec, depth)
+        dense = self._dense(q, qvec, max(DENSE_DEPTH, want))
         exact = self._exact(q)
         bm = bm_f.result()
         bm_list = [(h.id, h.score) for h in bm.hits]
@@ -180,7 +181,7 @@ class HybridSearcher:
             return []
         if n_match >= n_all:  # no constraint excludes anything: plain top-k over all rows
             return index.search(qvec, k)
-        if n_match <= max(self.enumerate_max, n_all * ENUMERATE_SHARE):
+        if n_match <= max(self.enumerate_max, n_all * self.enumerate_share):
             return index.search(qvec, k, self._matching_rows(searcher, cq, n_match))
         # Broad constraints: rank all rows and ask the constraint query about the best of them.
         rows, scores = index.search_filtered(qvec, k, lambda r: self._satisfying(searcher, cq, r), n_match / n_all)

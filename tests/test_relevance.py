@@ -81,7 +81,8 @@ def test_meaning_beats_word_overlap(services: Services) -> None:
 
 @pytest.mark.parametrize("enumerate_max", [20_000, 5])  # enumerated candidate rows / filtered dense list
 def test_constraints_hold_before_ranking(services: Services, enumerate_max: int) -> None:
-    hybrid = HybridSearcher(services.search_backend, services.pipeline.vectors, enumerate_max=enumerate_max)
+    hybrid = HybridSearcher(services.search_backend, services.pipeline.vectors, enumerate_max=enumerate_max,
+                            enumerate_share=0.0)
     text = "real-time traffic prediction from camera input at urban intersections"
     q = SearchQuery(text=text, filters={"license": ["mit"]}, limit=50)
     ids = [h.id for h in hybrid.search(q).hits]

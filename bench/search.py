@@ -352,6 +352,10 @@ def serve(data_dir: Path, n_queries: int) -> dict[str, Any]:
     from modelport.services import Services
     from modelport.settings import Settings
 
+    if os.environ.get("BENCH_BLAS_THREADS"):  # experiment: cap numpy's BLAS threads in the serving process
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(os.environ["BENCH_BLAS_THREADS"]), user_api="blas")
     svc = Services(Settings(data_dir=data_dir, base_iri="http://bench"))
     queries = make_queries(n_queries + 10)
     t = time.perf_counter()

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -34,12 +35,36 @@ RRF_K = 60  # the usual constant: damps the head so one list cannot decide alone
 SCORE_ALPHA = 0.7  # weight of the cosine in the blend; chosen on the judged set (bench/results)
 DEPTH = 100  # how deep each list is read for fusion (at least the end of the requested page)
 DENSE_DEPTH = 50  # the dense list is cut shorter: BM25 candidates get their exact cosine anyway
-# Up to this many records satisfying the constraints, their rows are listed and scored; above it,
-# the dense ranking over all rows is filtered by the constraint query instead.
-ENUMERATE_MAX = 50_000
-ENUMERATE_SHARE = 0.2  # ... or this share of the index: listing costs ~0.3 µs a record, asking ~10 µs a row
+# Dense search within constraints either lists the rows of every matching record (cheap for few
+# matches) or ranks all rows and asks Tantivy which of the best ones match (cheap for broad
+# constraints). Costs measured on the 2-core reference machine (bench/results/search-*.md):
+LIST_ALWAYS = 5_000  # below this many matches, always list
+LIST_US = 0.35  # µs to list one matching record's row from Tantivy
+ASK_US = 10.0  # µs to ask Tantivy whether one ranked row matches (a term-set query over rows)
+DenseStrategy = Literal["auto", "list", "ask"]
 _QUERY_CACHE = 512
 _CURSOR_TAG = "hybrid"
+
+
+def _one_blas_thread() -> None:
+    """Cap numpy's BLAS at one thread in a process that serves hybrid searches. The dense scans
+    are memory-bound matrix-vector products that a second thread barely speeds up, and OpenBLAS
+    keeps that thread spinning between calls, taking the core Tantivy's search and facets need: at
+    1M records it cut p50 from 46 to 37 ms (bench/results). Needs threadpoolctl (else unchanged)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1, user_api="blas")
+
+
+@dataclass
+class _Plan:
+    searcher: Any
+    cq: Any
+    n_match: int
+    n_all: int
+    rows: np.ndarray | None  # listed candidate rows, or None: rank all and ask
 
 
 class HybridSearcher:
@@ -47,9 +72,9 @@ class HybridSearcher:
 
     def __init__(self, backend: Any, vectors: VectorProjection | None, unavailable: str | None = None,
                  fusion: Fusion = "score", score_alpha: float = SCORE_ALPHA, dense_weight: float = 1.0,
-                 enumerate_max: int = ENUMERATE_MAX, enumerate_share: float = ENUMERATE_SHARE) -> None:
+                 dense_strategy: DenseStrategy = "auto") -> None:
         self.backend = backend
-        self.enumerate_max, self.enumerate_share = enumerate_max, enumerate_share
+        self.dense_strategy: DenseStrategy = dense_strategy
         self.vectors = vectors
         self.unavailable = unavailable
         self.fusion: Fusion = fusion
@@ -57,8 +82,10 @@ class HybridSearcher:
         self.dense_weight = dense_weight
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._qlock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hybrid")
         self._noticed: set[str] = set()
+        if vectors is not None:
+            _one_blas_thread()
 
     def why_not(self) -> str | None:
         """Why a text query is ranked by BM25 alone right now (None when hybrid is available)."""
@@ -102,18 +129,22 @@ class HybridSearcher:
         depth = max(DEPTH, want)
         if mode == "vector":
             return self._vector_only(q, first, want, start)
-        # BM25 + facets run beside the query embedding and the dense search: Tantivy, torch and
-        # numpy all release the GIL, so the two cores work at once.
+        # BM25 + facets, the constraint side of the dense search and the exact-name lookup run
+        # beside the query embedding: Tantivy, torch and numpy all release the GIL.
         bm_f = self._pool.submit(self.backend.search,
                                  q.model_copy(update={"limit": min(depth, 10_000), "offset": 0, "cursor": None}))
+        self.vectors.index.refresh()
+        k = max(DENSE_DEPTH, want)
+        plan_f = self._pool.submit(self._dense_plan, q, k)
+        exact_f = self._pool.submit(self._exact, q)
         try:
             qvec = self._embed_query(text)
         except EmbeddingsUnavailable as e:
-            bm_f.cancel()
+            for f in (bm_f, plan_f, exact_f):
+                f.cancel()
             return self._fallback(q, str(e))
-        self.vectors.index.refresh()
-        dense = self._dense(q, qvec, max(DENSE_DEPTH, want))
-        exact = self._exact(q)
+        dense = self._dense_rank(plan_f.result(), qvec, k)
+        exact = exact_f.result()
         bm = bm_f.result()
         bm_list = [(h.id, h.score) for h in bm.hits]
         if self.fusion == "score":
@@ -171,21 +202,46 @@ class HybridSearcher:
 
     def _dense(self, q: SearchQuery, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k records most similar to the query among those satisfying every constraint."""
+        return self._dense_rank(self._dense_plan(q, k), qvec, k)
+
+    def _dense_plan(self, q: SearchQuery, k: int) -> _Plan:
+        """The constraint side of the dense search, which needs no query vector (so it runs while
+        the model embeds the query): how many records match, and their rows when listing them is
+        cheaper than asking about the best-ranked rows."""
         assert self.vectors is not None
-        index = self.vectors.index
         searcher = self.backend.index.searcher()
         cq = self._constraint_query(q)
         n_all = searcher.num_docs
         n_match = searcher.search(cq, limit=1, count=True).count or 0
-        if n_match == 0:
+        if n_match == 0 or n_match >= n_all:  # nothing, or no constraint excludes anything
+            return _Plan(searcher, cq, n_match, n_all, None)
+        if self._list_first(self.vectors.index, n_match, n_all, k):
+            return _Plan(searcher, cq, n_match, n_all, self._matching_rows(searcher, cq, n_match))
+        return _Plan(searcher, cq, n_match, n_all, None)
+
+    def _dense_rank(self, plan: _Plan, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
+        assert self.vectors is not None
+        index = self.vectors.index
+        if plan.n_match == 0:
             return []
-        if n_match >= n_all:  # no constraint excludes anything: plain top-k over all rows
+        if plan.n_match >= plan.n_all:
             return index.search(qvec, k)
-        if n_match <= max(self.enumerate_max, n_all * self.enumerate_share):
-            return index.search(qvec, k, self._matching_rows(searcher, cq, n_match))
+        if plan.rows is not None:
+            return index.search(qvec, k, plan.rows)
         # Broad constraints: rank all rows and ask the constraint query about the best of them.
-        rows, scores = index.search_filtered(qvec, k, lambda r: self._satisfying(searcher, cq, r), n_match / n_all)
+        rows, scores = index.search_filtered(qvec, k, lambda r: self._satisfying(plan.searcher, plan.cq, r),
+                                             plan.n_match / plan.n_all)
         return list(zip(index.ids_of(rows), scores.tolist(), strict=True))
+
+    def _list_first(self, index: Any, n_match: int, n_all: int, k: int) -> bool:
+        if self.dense_strategy != "auto":
+            return self.dense_strategy == "list"
+        if n_match <= LIST_ALWAYS:
+            return True
+        scan_us, gather_us = index.cost_per_row_us()
+        listing = n_match * (LIST_US + gather_us)
+        asking = n_all * scan_us + (2 * k * n_all / n_match + 64) * ASK_US
+        return listing <= asking
 
     def _matching_rows(self, searcher: tantivy.Searcher, cq: Any, n: int) -> np.ndarray:
         """Vector rows of the records the constraint query matches."""

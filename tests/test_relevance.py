@@ -79,10 +79,9 @@ def test_meaning_beats_word_overlap(services: Services) -> None:
         assert set(bm25) != want and set(hybrid) == want, (text, bm25, hybrid)
 
 
-@pytest.mark.parametrize("enumerate_max", [20_000, 5])  # enumerated candidate rows / filtered dense list
-def test_constraints_hold_before_ranking(services: Services, enumerate_max: int) -> None:
-    hybrid = HybridSearcher(services.search_backend, services.pipeline.vectors, enumerate_max=enumerate_max,
-                            enumerate_share=0.0)
+@pytest.mark.parametrize("strategy", ["list", "ask"])  # listed candidate rows / filtered dense ranking
+def test_constraints_hold_before_ranking(services: Services, strategy: str) -> None:
+    hybrid = HybridSearcher(services.search_backend, services.pipeline.vectors, dense_strategy=strategy)  # type: ignore[arg-type]
     text = "real-time traffic prediction from camera input at urban intersections"
     q = SearchQuery(text=text, filters={"license": ["mit"]}, limit=50)
     ids = [h.id for h in hybrid.search(q).hits]

@@ -43,6 +43,7 @@ _UPDATE_WORDS = ("INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", 
 class GraphStore:
     def __init__(self, path: Path | str | None) -> None:
         self.store = ox.Store(str(path)) if path is not None else ox.Store()
+        self._shared: set[str] = set()  # shared-node graphs known to be stored (see add_shared)
 
     # -- writes ------------------------------------------------------------------------------
     def replace(self, items: Iterable[tuple[str, str]]) -> None:
@@ -60,12 +61,26 @@ class GraphStore:
             nquads = "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in items)
             self.store.bulk_load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
 
+    def add_shared(self, graphs: dict[str, str]) -> int:
+        """Content-addressed nodes many records link to (schema/rdf.py `RecordRdf.shared`): each is
+        written once, in a graph named by its own IRI. They go in with a transactional load — a graph
+        found in the store is never written again, so it must never be half there. Returns how many
+        were new."""
+        new = {iri: nt for iri, nt in graphs.items()
+               if iri not in self._shared and not self.store.contains_named_graph(ox.NamedNode(iri))}
+        self._shared.update(graphs)
+        if new:
+            nquads = "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in new.items())
+            self.store.load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
+        return len(new)
+
     def remove(self, iris: Iterable[str]) -> None:
         for iri in iris:
             self.store.remove_graph(ox.NamedNode(iri))
 
     def clear(self) -> None:
         self.store.clear()
+        self._shared.clear()
 
     def load_ontology(self, kb_version: str) -> None:
         """(Re)load the vocabulary, shapes-free ontology and KB into their own graph when the KB changed."""

@@ -29,7 +29,7 @@ from modelport.index.catalog import Catalog
 from modelport.schema.compat import enrich_record
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
-from modelport.schema.rdf import record_ntriples
+from modelport.schema.rdf import record_rdf
 from modelport.schema.record import ModelRecord
 from modelport.settings import Settings
 
@@ -93,8 +93,14 @@ class GraphProjection:
     def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
               ) -> None:
         self.graph.remove(record_iri(self.base, rid) for rid in gone)
-        self.graph.add_new([(r.iri, record_ntriples(r, self.base)) for r in live if r.id in fresh])
-        self.graph.replace((r.iri, record_ntriples(r, self.base)) for r in live if r.id not in fresh)
+        rdf = [(r, record_rdf(r, self.base)) for r in live]
+        shared: dict[str, str] = {}
+        for _, x in rdf:
+            shared.update(x.shared)
+        # Shared nodes first: a record graph never links to a node that is not there yet.
+        self.graph.add_shared(shared)
+        self.graph.add_new([(r.iri, x.own) for r, x in rdf if r.id in fresh])
+        self.graph.replace((r.iri, x.own) for r, x in rdf if r.id not in fresh)
 
     def commit(self) -> None:
         self.graph.flush()

@@ -126,11 +126,16 @@ class Analysis:
     kept: list[CompatibilityEntry]
     blocked: dict[str, list[str]]  # runtime → reasons it is NOT offered although a format matched
     kb_version: str
+    _runtime_entries: list[CompatibilityEntry] | None = None  # shared, from the memoized core
 
     @property
     def entries(self) -> list[CompatibilityEntry]:
-        rt = sorted(self.runtimes.values(), key=lambda c: (-STATUS_RANK[c.status], c.runtime))
-        return [c.entry() for c in rt] + self.targets + self.hardware + self.kept
+        if self._runtime_entries is not None:
+            rt_entries = list(self._runtime_entries)
+        else:
+            rt = sorted(self.runtimes.values(), key=lambda c: (-STATUS_RANK[c.status], c.runtime))
+            rt_entries = [c.entry() for c in rt]
+        return rt_entries + self.targets + self.hardware + self.kept
 
 
 def _ev(kind: str, detail: str, kb: KnowledgeBase, *, artifact: str | None = None,
@@ -402,8 +407,78 @@ class _Node:
     hops: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class _Core:
+    """The part of a derivation that depends only on what `_signature` reads; shared by every record
+    with the same signature and never mutated after it is built."""
+
+    cells: dict[str, Cell]
+    blocked: dict[str, list[str]]
+    targets: list[CompatibilityEntry]
+    runtime_entries: list[CompatibilityEntry]
+
+
+_CORE_CACHE: dict[tuple[Any, ...], _Core] = {}
+_CORE_CACHE_MAX = 20_000
+
+
+def _signature(record: ModelRecord, kb: KnowledgeBase, max_hops: int) -> tuple[Any, ...] | None:
+    """Every record field the runtime/target derivation reads. Sizes, counts and texts are not in it:
+    most models of one library ship the same file names and formats, so at Hub scale a few thousand
+    signatures cover millions of records. None when the record carries verification results (rare,
+    and they override cells)."""
+    if any(e.status in KEPT_STATUSES for e in record.compatibility):
+        return None
+    arts = tuple((a.path, a.format, a.quantization,
+                  tuple(sorted((k, repr(v)) for k, v in a.details.items())) if a.details else ())
+                 for a in record.artifacts if a.format)
+    return (id(kb), kb.version, max_hops, arts, tuple(record.declared_formats), tuple(record.frameworks),
+            tuple((r.name, r.specifier, r.source_file) for r in record.requirements if r.specifier),
+            tuple(record.dtypes), record.architecture, str(record.source_facts.get("model_type") or ""))
+
+
 def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS) -> Analysis:
-    """Full derivation with the reasons for what is not offered; `derive_compatibility` returns its entries."""
+    """Full derivation with the reasons for what is not offered; `derive_compatibility` returns its entries.
+    The runtime and target cells are memoized on the record's signature (the derivation is pure in
+    it); hardware fit reads sizes and parameter counts and is computed for every record."""
+    from modelport.schema.hardware_fit import hardware_entries  # imported late: it imports this module
+
+    sig = _signature(record, kb, max_hops)
+    core = _CORE_CACHE.get(sig) if sig is not None else None
+    if core is None:
+        cells, blocked = _derive_cells(record, kb, max_hops)
+        core = _Core(cells, blocked, _target_entries(cells, kb), [])
+        rt = sorted(cells.values(), key=lambda c: (-STATUS_RANK[c.status], c.runtime))
+        core.runtime_entries = [c.entry() for c in rt]
+        if sig is not None:
+            if len(_CORE_CACHE) >= _CORE_CACHE_MAX:
+                _CORE_CACHE.clear()
+            _CORE_CACHE[sig] = core
+    if sig is not None:
+        return Analysis(runtimes=dict(core.cells), targets=list(core.targets),
+                        hardware=hardware_entries(record, kb, core.cells), kept=[],
+                        blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version,
+                        _runtime_entries=core.runtime_entries)
+    # Verification results from an earlier `modelport verify` outrank derived cells — for the runtime
+    # only: a check on this machine's CPU build says nothing about a T4 or a phone, so targets and
+    # hardware keep deriving from the derived cells.
+    cells = dict(core.cells)
+    kept = [e for e in record.compatibility if e.status in KEPT_STATUSES]
+    for e in kept:
+        if e.runtime and e.status == "verified" and e.target is None and e.hardware is None:
+            base = cells.get(e.runtime)
+            cells[e.runtime] = Cell(
+                runtime=e.runtime, status="verified", format=e.format, version_range=e.version_range,
+                precision=e.precision, path=list(e.path), confidence="high",
+                evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
+    kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
+    return Analysis(runtimes=cells, targets=list(core.targets), hardware=hardware_entries(record, kb, core.cells),
+                    kept=kept, blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version)
+
+
+def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
+                  max_hops: int) -> tuple[dict[str, Cell], dict[str, list[str]]]:
+    """Runtime cells (native, declared, convertible) and the reasons runtimes were ruled out."""
     cells: dict[str, Cell] = {}
     blocked: dict[str, list[str]] = {}
     pins = {_norm_pkg(r.name): r for r in record.requirements if r.specifier}
@@ -577,26 +652,7 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
             if done is not None:
                 _add(cells, done)
 
-    # Verification results from an earlier `modelport verify` outrank derived cells — for the runtime
-    # only: a check on this machine's CPU build says nothing about a T4 or a phone, so targets and
-    # hardware keep deriving from the derived cells.
-    derived = dict(cells)
-    kept = [e for e in record.compatibility if e.status in KEPT_STATUSES]
-    for e in kept:
-        if e.runtime and e.status == "verified" and e.target is None and e.hardware is None:
-            base = cells.get(e.runtime)
-            cells[e.runtime] = Cell(
-                runtime=e.runtime, status="verified", format=e.format, version_range=e.version_range,
-                precision=e.precision, path=list(e.path), confidence="high",
-                evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
-    kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
-
-    targets = _target_entries(derived, kb)
-    from modelport.schema.hardware_fit import hardware_entries  # imported late: it imports this module
-
-    hardware = hardware_entries(record, kb, derived)
-    return Analysis(runtimes=cells, targets=targets, hardware=hardware, kept=kept, blocked=blocked,
-                    kb_version=kb.version)
+    return cells, blocked
 
 
 def via_evidence(cell: Cell, kb: KnowledgeBase) -> Evidence:

@@ -5,16 +5,21 @@ same triples as an rdflib Graph for serialization (Turtle, JSON-LD) and SHACL va
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 from urllib.parse import quote
 
 from rdflib import Graph
 
+from modelport.schema.hardware_fit import ESTIMATE_SOURCE
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import KB_BASE, ontology_dir
-from modelport.schema.record import ModelRecord
+from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 SCHEMA = "http://schema.org/"
 FAIR4ML = "https://w3id.org/fair4ml#"
@@ -34,9 +39,6 @@ PREFIXES = {"schema": SCHEMA, "fair4ml": FAIR4ML, "mls": MLS, "mp": MP, "prov": 
             "lib": KB_BASE + "library/", "tgt": KB_BASE + "target/", "hw": KB_BASE + "hardware/",
             "met": KB_BASE + "metric/", "ds": KB_BASE + "dataset/", "conv": KB_BASE + "converter/"}
 
-_ESC = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
-
-
 def _iri(value: str) -> str:
     # Keep the IRI valid whatever the source put into an id (spaces, quotes, braces …).
     return "<" + quote(value, safe="/:#?&=@%+~.,;!$'()*[]-_") + ">"
@@ -51,7 +53,11 @@ def _lit(value: object) -> str:
         return f'"{value!r}"^^<{XSD}double>'
     if isinstance(value, datetime):
         return f'"{value.isoformat()}"^^<{XSD}dateTime>'
-    return '"' + str(value).translate(_ESC) + '"'
+    text = str(value)
+    if "\\" in text or '"' in text or "\n" in text or "\r" in text:
+        # str.replace runs in C per character class; translate() with a dict is ~10x slower on long cards.
+        text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + text + '"'
 
 
 class _Triples:
@@ -75,7 +81,13 @@ def license_iri(spdx: str) -> str | None:
 
 
 def record_ntriples(record: ModelRecord, base: str) -> str:
-    """All triples of one record, each node it owns named `<record IRI>#<part>`."""
+    """All triples of one record, shared compatibility nodes included (self-contained)."""
+    return record_rdf(record, base).ntriples()
+
+
+def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> str:
+    """The record's own triples, each node it owns named `<record IRI>#<part>`; the shared nodes it
+    links to are added to `shared`."""
     t = _Triples()
     s = _iri(record.iri)
     sch = lambda n: f"<{SCHEMA}{n}>"  # noqa: E731
@@ -164,7 +176,13 @@ def record_ntriples(record: ModelRecord, base: str) -> str:
         t.add(node, mp("hardware"), _iri(kb_iri("hardware", lat.hardware)))
         t.lit(node, mp("latencyMs"), float(lat.latency_ms))
         t.lit(node, mp("measured"), lat.measured)
-        t.lit(node, mp("method"), lat.method)
+        if lat.source == ESTIMATE_SOURCE and lat.method:
+            # The estimate's arithmetic (weight bytes, bandwidth, peak) is in mp:memoryFootprint and
+            # the KB's hardware profile; the graph keeps the method's name, not a per-record sentence.
+            t.lit(node, mp("method"), lat.method.split(":", 1)[0] + "; batch 1, datasheet peaks, no kernel "
+                  "overheads — a lower bound, not a measurement")
+        else:
+            t.lit(node, mp("method"), lat.method)
         if lat.runtime:
             t.add(node, mp("runtime"), _iri(kb_iri("runtime", lat.runtime)))
     t.lit(s, sch("version"), record.version)
@@ -190,7 +208,7 @@ def record_ntriples(record: ModelRecord, base: str) -> str:
     t.lit(s, f4("modelRisksBiasLimitations"), lim or None)
     for req in record.requirements:
         t.lit(s, sch("softwareRequirements"), f"{req.name}{req.specifier}")
-    _compat_triples(t, record, s)
+    _compat_triples(t, record, s, shared)
     prov = record.provenance
     if prov.source_url:
         t.add(s, f"<{PROV}hadPrimarySource>", _iri(prov.source_url))
@@ -202,81 +220,144 @@ def record_ntriples(record: ModelRecord, base: str) -> str:
     return "\n".join(t.lines) + "\n"
 
 
-def _compat_triples(t: _Triples, record: ModelRecord, s: str) -> None:
-    """The matrix as mp:CompatibilityAssertion nodes with PROV-O provenance.
+DERIVED_BASE = "https://w3id.org/modelport/derived/"
+_SUBJ = "<urn:modelport:this>"  # placeholder subject while a shared node's content is hashed
 
-    Runtime cells carry their evidence (one node per distinct piece of evidence, shared between
-    cells) and their conversion steps. Target and hardware cells rest on a runtime cell: they link
-    to it with prov:wasDerivedFrom and add only their own KB fact, which keeps a record's graph a
-    few hundred triples instead of thousands. Derived cells share one mp:Derivation activity (with
-    the KB version); each verification is an mp:VerificationRun with its numbers."""
+
+@dataclass
+class RecordRdf:
+    """A record's triples: its own graph, plus the shared nodes it links to (named by a hash of their
+    content, each stored once in a graph of its own IRI, whichever record brought it first)."""
+
+    own: str
+    shared: dict[str, str]
+
+    def ntriples(self) -> str:
+        """Self-contained: the record and every shared node it uses (export, SHACL validation)."""
+        return self.own + "".join(self.shared.values())
+
+
+def record_rdf(record: ModelRecord, base: str) -> RecordRdf:
+    shared: dict[str, str] = {}
+    own = _record_triples(record, base, shared)
+    return RecordRdf(own, shared)
+
+
+def _shared_node(kind: str, t: _Triples, shared: dict[str, str]) -> str:
+    """Name the node described by `t` (subject `_SUBJ`) by a hash of that description."""
+    body = "\n".join(t.lines) + "\n"
+    iri = f"<{DERIVED_BASE}{kind}/{hashlib.sha1(body.encode()).hexdigest()[:24]}>"
+    shared[iri[1:-1]] = body.replace(_SUBJ[:-1], iri[:-1])
+    return iri
+
+
+# Shared nodes are derived from (KB version, cell content) alone, so their text is memoized: records
+# with the same signature share the same entry objects (schema/compat.py), and hardware cells key on
+# the few fields they write.
+_NODE_CACHE: dict[Any, tuple[Any, str, dict[str, str]]] = {}
+_NODE_CACHE_MAX = 50_000
+
+
+def _cached(key: Any, anchor: Any, build: Callable[[dict[str, str]], str],
+            shared: dict[str, str]) -> str:
+    hit = _NODE_CACHE.get(key)
+    if hit is None or hit[0] is not anchor:
+        if len(_NODE_CACHE) >= _NODE_CACHE_MAX:
+            _NODE_CACHE.clear()
+        mine: dict[str, str] = {}
+        iri = build(mine)
+        hit = _NODE_CACHE[key] = (anchor, iri, mine)
+    shared.update(hit[2])
+    return hit[1]
+
+
+def _derivation_node(kb_version: str | None, shared: dict[str, str]) -> str:
+    """One mp:Derivation activity per KB version: every derived cell says which KB produced it."""
+    iri = f"{DERIVED_BASE}derivation/{quote(kb_version or 'unknown', safe='')}"
+    if iri not in shared:
+        shared[iri] = (f"<{iri}> <{RDF_TYPE}> <{MP}Derivation> .\n"
+                       + (f"<{iri}> <{MP}kbVersion> {_lit(kb_version)} .\n" if kb_version else ""))
+    return f"<{iri}>"
+
+
+def _cell_head(t: _Triples, node: str, e: CompatibilityEntry) -> None:
+    mp = lambda n: f"<{MP}{n}>"  # noqa: E731
+    t.add(node, f"<{RDF_TYPE}>", mp("CompatibilityAssertion"))
+    t.lit(node, mp("status"), e.status)
+    if e.runtime:
+        t.add(node, mp("runtime"), _iri(kb_iri("runtime", e.runtime)))
+    if e.target:
+        t.add(node, mp("target"), _iri(kb_iri("target", e.target)))
+    if e.hardware:
+        t.add(node, mp("hardware"), _iri(kb_iri("hardware", e.hardware)))
+    if e.version_range:
+        rng = e.version_range
+        t.lit(node, mp("minVersion"), rng.min)
+        t.lit(node, mp("maxVersion"), rng.max)
+        if rng.min is not None:
+            t.lit(node, mp("minInclusive"), rng.min_inclusive)
+        if rng.max is not None:
+            t.lit(node, mp("maxInclusive"), rng.max_inclusive)
+        t.lit(node, mp("versionRange"), str(rng))
+    t.lit(node, mp("confidence"), e.confidence)
+    t.lit(node, mp("hops"), len(e.path))
+
+
+def _cell_body(t: _Triples, node: str, e: CompatibilityEntry, step_base: str, evidence_base: str) -> None:
+    """Precision, format, ordered conversion steps and evidence nodes of a runtime (or verified) cell."""
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
     typ = f"<{RDF_TYPE}>"
-    derivation = _iri(f"{record.iri}#derivation")
+    t.lit(node, mp("precision"), e.precision)
+    if e.format:
+        t.add(node, mp("viaFormat"), _iri(kb_iri("format", e.format)))
+    for j, conv in enumerate(e.path):
+        # Steps are nodes with an index: repeated properties alone would lose the chain's order.
+        step = f"{step_base}-step-{j}>"
+        t.add(node, mp("conversionStep"), step)
+        t.add(step, typ, mp("ConversionStep"))
+        t.lit(step, mp("stepIndex"), j)
+        t.add(step, mp("converter"), _iri(kb_iri("converter", conv)))
+    if e.path:
+        t.lit(node, mp("conversionPath"), " → ".join(e.path))
+    seen: set[tuple[str, str, str | None, str | None]] = set()
+    for ev in e.evidence:
+        key = (ev.kind, ev.detail, ev.kb_fact, ev.artifact)
+        if key in seen:
+            continue
+        enode = f"{evidence_base}-evidence-{len(seen)}>"
+        seen.add(key)
+        t.add(enode, typ, mp("Evidence"))
+        t.lit(enode, mp("evidenceKind"), ev.kind)
+        t.lit(enode, f"<{RDFS_COMMENT}>", ev.detail)
+        t.lit(enode, mp("kbFact"), ev.kb_fact)
+        t.lit(enode, mp("artifactPath"), ev.artifact)
+        t.add(node, f"<{PROV}wasDerivedFrom>", enode)
+
+
+def _kb_version(e: CompatibilityEntry) -> str | None:
+    return next((ev.kb_version for ev in e.evidence if ev.kb_version), None)
+
+
+def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, str]) -> None:
+    """The matrix as mp:CompatibilityAssertion nodes with PROV-O provenance.
+
+    Derived cells (native, declared, convertible; runtime, target and hardware) depend only on the
+    KB and on what the record's files are, not on the record's name: thousands of Hub models carry the
+    very same cells. They are shared nodes named by a hash of their content, each stored once, and a
+    record links to them with mp:compatibility — a Hub record's graph is a few dozen triples for the
+    matrix instead of hundreds, and a SPARQL pattern `?m mp:compatibility ?c . ?c mp:runtime …` reads
+    the same. Target and hardware cells rest on a runtime cell (prov:wasDerivedFrom) and add their own
+    KB fact; what is the record's own (its weight bytes per precision) hangs off the record. Cells
+    from `modelport verify` are the record's own nodes, each with its mp:VerificationRun and numbers."""
+    mp = lambda n: f"<{MP}{n}>"  # noqa: E731
+    typ = f"<{RDF_TYPE}>"
     runtime_nodes: dict[str, str] = {}
-    evidence_nodes: dict[tuple[str, str, str | None, str | None], str] = {}
-    kb_version = None
+    memory: dict[tuple[str | None, int, int], None] = {}
     for i, e in enumerate(record.compatibility):
-        if e.runtime and e.target is None and e.hardware is None and e.status not in _VERIFY:
-            runtime_nodes.setdefault(e.runtime, _iri(f"{record.iri}#compat-{i}"))
-    for i, e in enumerate(record.compatibility):
-        node = _iri(f"{record.iri}#compat-{i}")
-        t.add(s, mp("compatibility"), node)
-        t.add(node, typ, mp("CompatibilityAssertion"))
-        t.lit(node, mp("status"), e.status)
-        if e.runtime:
-            t.add(node, mp("runtime"), _iri(kb_iri("runtime", e.runtime)))
-        if e.target:
-            t.add(node, mp("target"), _iri(kb_iri("target", e.target)))
-        if e.hardware:
-            t.add(node, mp("hardware"), _iri(kb_iri("hardware", e.hardware)))
-        if e.version_range:
-            rng = e.version_range
-            t.lit(node, mp("minVersion"), rng.min)
-            t.lit(node, mp("maxVersion"), rng.max)
-            if rng.min is not None:
-                t.lit(node, mp("minInclusive"), rng.min_inclusive)
-            if rng.max is not None:
-                t.lit(node, mp("maxInclusive"), rng.max_inclusive)
-            t.lit(node, mp("versionRange"), str(rng))
-        t.lit(node, mp("confidence"), e.confidence)
-        t.lit(node, mp("hops"), len(e.path))
-        base_cell = runtime_nodes.get(e.runtime or "") if (e.target or e.hardware) else None
-        if base_cell and base_cell != node:
-            t.add(node, f"<{PROV}wasDerivedFrom>", base_cell)
-            for ev in e.evidence:
-                if ev.kb_fact and not ev.kb_fact.startswith("cell/"):
-                    t.lit(node, mp("kbFact"), ev.kb_fact)
-            if e.hardware:
-                for key, prop in (("weights_bytes", "weightsBytes"), ("working_bytes", "workingBytes")):
-                    if isinstance(e.measurements.get(key), int):
-                        t.lit(node, mp(prop), e.measurements[key])
-        else:
-            t.lit(node, mp("precision"), e.precision)
-            if e.format:
-                t.add(node, mp("viaFormat"), _iri(kb_iri("format", e.format)))
-            for j, conv in enumerate(e.path):
-                # Steps are nodes with an index: repeated properties alone would lose the chain's order.
-                step = _iri(f"{record.iri}#compat-{i}-step-{j}")
-                t.add(node, mp("conversionStep"), step)
-                t.add(step, typ, mp("ConversionStep"))
-                t.lit(step, mp("stepIndex"), j)
-                t.add(step, mp("converter"), _iri(kb_iri("converter", conv)))
-            if e.path:
-                t.lit(node, mp("conversionPath"), " → ".join(e.path))
-            for ev in e.evidence:
-                key = (ev.kind, ev.detail, ev.kb_fact, ev.artifact)
-                enode = evidence_nodes.get(key)
-                if enode is None:
-                    enode = evidence_nodes[key] = _iri(f"{record.iri}#evidence-{len(evidence_nodes)}")
-                    t.add(enode, typ, mp("Evidence"))
-                    t.lit(enode, mp("evidenceKind"), ev.kind)
-                    t.lit(enode, f"<{RDFS_COMMENT}>", ev.detail)
-                    t.lit(enode, mp("kbFact"), ev.kb_fact)
-                    t.lit(enode, mp("artifactPath"), ev.artifact)
-                kb_version = kb_version or ev.kb_version
-                t.add(node, f"<{PROV}wasDerivedFrom>", enode)
         if e.status in _VERIFY:
+            node = _iri(f"{record.iri}#compat-{i}")
+            _cell_head(t, node, e)
+            _cell_body(t, node, e, node[:-1], node[:-1])
             m = e.measurements
             act = _iri(f"{record.iri}#compat-{i}-run")
             t.add(node, f"<{PROV}wasGeneratedBy>", act)
@@ -290,11 +371,52 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str) -> None:
             t.lit(act, mp("runtimeVersion"), m.get("onnxruntime_version"))
             t.lit(act, mp("converterName"), m.get("converter"))
             t.lit(act, mp("error"), m.get("error"))
+        elif e.target is None and e.hardware is None:
+            node = _cached(id(e), e, lambda sh, e=e: _runtime_cell(e, sh), shared)
+            if e.runtime:
+                runtime_nodes.setdefault(e.runtime, node)
         else:
-            t.add(node, f"<{PROV}wasGeneratedBy>", derivation)
-    if record.compatibility:
-        t.add(derivation, typ, mp("Derivation"))
-        t.lit(derivation, mp("kbVersion"), kb_version)
+            base_cell = runtime_nodes.get(e.runtime or "")
+            facts = tuple(ev.kb_fact for ev in e.evidence if ev.kb_fact and not ev.kb_fact.startswith("cell/"))
+            key = (e.status, e.runtime, e.target, e.hardware, e.precision, e.confidence, tuple(e.path),
+                   e.format, None if e.version_range is None else str(e.version_range), facts, base_cell,
+                   _kb_version(e))
+            node = _cached(key, None, lambda sh, e=e, b=base_cell, f=facts: _derived_cell(e, b, f, sh), shared)
+            if e.hardware:
+                wb, kb_ = e.measurements.get("weights_bytes"), e.measurements.get("working_bytes")
+                if isinstance(wb, int) and isinstance(kb_, int):
+                    memory[(e.precision, wb, kb_)] = None
+        t.add(s, mp("compatibility"), node)
+    for j, (precision, wb, kb_) in enumerate(memory):
+        node = _iri(f"{record.iri}#memory-{j}")
+        t.add(s, mp("memoryFootprint"), node)
+        t.add(node, typ, mp("MemoryFootprint"))
+        t.lit(node, mp("precision"), precision)
+        t.lit(node, mp("weightsBytes"), wb)
+        t.lit(node, mp("workingBytes"), kb_)
+
+
+def _runtime_cell(e: CompatibilityEntry, shared: dict[str, str]) -> str:
+    t = _Triples()
+    _cell_head(t, _SUBJ, e)
+    _cell_body(t, _SUBJ, e, _SUBJ[:-1], _SUBJ[:-1])
+    t.add(_SUBJ, f"<{PROV}wasGeneratedBy>", _derivation_node(_kb_version(e), shared))
+    return _shared_node("cell", t, shared)
+
+
+def _derived_cell(e: CompatibilityEntry, base_cell: str | None, facts: tuple[str, ...],
+                  shared: dict[str, str]) -> str:
+    """A target or hardware cell: its own KB facts, resting on the runtime cell it was derived from."""
+    t = _Triples()
+    _cell_head(t, _SUBJ, e)
+    if base_cell:
+        t.add(_SUBJ, f"<{PROV}wasDerivedFrom>", base_cell)
+        for f in facts:
+            t.lit(_SUBJ, f"<{MP}kbFact>", f)
+    else:  # an umbrella target over several runtimes ("mobile"): its evidence is its own
+        _cell_body(t, _SUBJ, e, _SUBJ[:-1], _SUBJ[:-1])
+    t.add(_SUBJ, f"<{PROV}wasGeneratedBy>", _derivation_node(_kb_version(e), shared))
+    return _shared_node("cell", t, shared)
 
 
 _VERIFY = ("verified", "failed-verification")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,6 +105,7 @@ class Catalog:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._verified: set[str] | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -114,9 +115,13 @@ class Catalog:
         return _Tx(self)
 
     # -- records ---------------------------------------------------------------------------
-    def upsert_many(self, records: Iterable[ModelRecord], seen_at: str | None = None) -> UpsertResult:
+    def upsert_many(self, records: Iterable[ModelRecord], seen_at: str | None = None,
+                    stored: Mapping[str, str] | None = None) -> UpsertResult:
         """Insert or update by id; a record whose content hash is unchanged only gets `last_seen`.
+        What is stored is the normalized record (`ModelRecord.stored_json`; `stored` may carry that
+        text already made, by id); reads derive the compatibility matrix again (`hydrate`).
         Call inside `transaction()` to commit together with a checkpoint."""
+        stored = stored or {}
         seen_at = seen_at or _now()
         res = UpsertResult()
         with self._lock:
@@ -136,13 +141,15 @@ class Catalog:
                 old = existing.get(r.id)
                 if old is None:
                     res.inserted.append(r.id)
-                    write.append((r.id, r.source, r.local_id, h, r.model_dump_json(), seen_at, seen_at))
+                    write.append((r.id, r.source, r.local_id, h, stored.get(r.id) or r.stored_json(), seen_at,
+                                  seen_at))
                 elif old[0] == h and old[1] is None:
                     res.unchanged.append(r.id)
                     touch.append((seen_at, r.id))
                 else:
                     (res.revived if old[1] is not None else res.updated).append(r.id)
-                    write.append((r.id, r.source, r.local_id, h, r.model_dump_json(), seen_at, seen_at))
+                    write.append((r.id, r.source, r.local_id, h, stored.get(r.id) or r.stored_json(), seen_at,
+                                  seen_at))
                 existing[r.id] = (h, None)  # a batch may hold the same id twice: last one wins
             if write:
                 self._conn.executemany(
@@ -169,7 +176,8 @@ class Catalog:
             ).fetchone()
         if row is None:
             return None
-        return StoredRecord(ModelRecord.model_validate_json(row[0]), row[1], row[2], row[3], row[4])
+        rec = self.hydrate([ModelRecord.model_validate_json(row[0])])[0]
+        return StoredRecord(rec, row[1], row[2], row[3], row[4])
 
     def get_many(self, ids: list[str]) -> dict[str, ModelRecord]:
         out: dict[str, ModelRecord] = {}
@@ -178,6 +186,7 @@ class Catalog:
                 q = f"SELECT id, data FROM records WHERE deleted_at IS NULL AND id IN ({','.join('?' * len(chunk))})"
                 for rid, data in self._conn.execute(q, chunk):
                     out[rid] = ModelRecord.model_validate_json(data)
+        self.hydrate(list(out.values()))
         return out
 
     def iter_records(self, source: str | None = None, include_deleted: bool = False,
@@ -197,8 +206,7 @@ class Catalog:
                 ).fetchall()
             if not rows:
                 return
-            for _rid, data in rows:
-                yield ModelRecord.model_validate_json(data)
+            yield from self.hydrate([ModelRecord.model_validate_json(data) for _rid, data in rows])
             last = rows[-1][0]
 
     def live_ids(self, source: str) -> set[str]:
@@ -316,16 +324,42 @@ class Catalog:
 
     # -- verification results (outlive re-harvests: they are merged in at enrichment) ------------
     def set_verifications(self, record_id: str, entries: list[CompatibilityEntry]) -> None:
+        """Store verification results; the record goes back into the projections' outbox, since its
+        derived matrix changes although what the source says does not."""
         payload = json.dumps([e.model_dump(mode="json") for e in entries])
         with self._lock:
             self._conn.execute(
                 "INSERT INTO verifications VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
                 "entries=excluded.entries, verified_at=excluded.verified_at", (record_id, payload, _now()))
+            self._conn.execute("UPDATE records SET dirty=1 WHERE id=?", (record_id,))
+            if self._verified is not None:
+                self._verified.add(record_id)
 
     def get_verifications(self, record_id: str) -> list[CompatibilityEntry]:
+        if not self._has_verifications(record_id):
+            return []
         with self._lock:
             row = self._conn.execute("SELECT entries FROM verifications WHERE record_id=?", (record_id,)).fetchone()
         return [CompatibilityEntry.model_validate(e) for e in json.loads(row[0])] if row else []
+
+    def _has_verifications(self, record_id: str) -> bool:
+        # Few records are ever verified: one set lookup spares the harvest a query per record.
+        with self._lock:
+            if self._verified is None:
+                self._verified = {r[0] for r in self._conn.execute("SELECT record_id FROM verifications")}
+            return record_id in self._verified
+
+    def hydrate(self, records: list[ModelRecord]) -> list[ModelRecord]:
+        """Give stored (normalized) records their compatibility matrix and latency estimates under the
+        current KB, with their verification results; in place, and returned."""
+        from modelport.schema.compat import enrich_record
+        from modelport.schema.kb import get_kb
+
+        kb = get_kb()
+        for r in records:
+            r.compatibility = self.get_verifications(r.id)
+            enrich_record(r, kb)
+        return records
 
     # -- meta ------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

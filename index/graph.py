@@ -102,14 +102,6 @@ class GraphStore:
     def triple_count(self) -> int:
         return len(self.store)
 
-    def record_graph(self, iri: str) -> Graph:
-        g = Graph()
-        for prefix, ns in PREFIXES.items():
-            g.bind(prefix, ns)
-        for q in self.store.quads_for_pattern(None, None, None, ox.NamedNode(iri)):
-            g.add((from_ox(q.subject), from_ox(q.predicate), from_ox(q.object)))
-        return g
-
     # -- queries -----------------------------------------------------------------------------
     def query(self, text: str, timeout_s: float = 10.0, max_rows: int = 10_000) -> SparqlAnswer:
         """Run a read-only query over the union of all graphs. Streams solutions so the row cap and

@@ -192,13 +192,17 @@ class Pipeline:
         self.catalog.close()
 
     # -- normalize + enrich --------------------------------------------------------------------
-    def prepare(self, source: Source, item: SourceRecord) -> ModelRecord:
+    def prepare(self, source: Source, item: SourceRecord) -> tuple[ModelRecord, str]:
+        """The enriched record for the projections, and the normalized record's JSON for the catalog
+        (which stores what the source says and derives the rest when read)."""
         record = source.normalize(item)
         record.iri = record_iri(self.settings.base_iri, record.id)
+        record.compatibility = []
+        stored = record.with_hash().stored_json()
         # Stored verification results go in first: the derivation keeps them and lets a verified
         # cell stand in for the derived one of the same runtime.
         record.compatibility = self.catalog.get_verifications(record.id)
-        return enrich_record(record, self.kb).with_hash()
+        return enrich_record(record, self.kb), stored
 
     # -- harvest -------------------------------------------------------------------------------
     def harvest(self, source: Source, mode: HarvestMode = "incremental", limit: int | None = None,
@@ -212,13 +216,14 @@ class Pipeline:
         report = JobReport(job_id=job_id, source=source.name, mode=mode)
         seen: set[str] = set()
         batch: list[ModelRecord] = []
+        stored: dict[str, str] = {}
         listing_complete = False
         listed: int | None = None
         truncated = False
 
         def flush(checkpoint: dict[str, Any] | None = None) -> None:
             with self.catalog.transaction() as cat:
-                res = cat.upsert_many(batch)
+                res = cat.upsert_many(batch, stored=stored)
                 if checkpoint is not None:
                     cat.set_checkpoint(source.name, checkpoint)
             report.counts["inserted"] += len(res.inserted) + len(res.revived)
@@ -230,6 +235,7 @@ class Pipeline:
             self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in changed], [],
                                   fresh=set(res.inserted))
             batch.clear()
+            stored.clear()
             self.project()
             if progress:
                 progress(report)
@@ -245,7 +251,9 @@ class Pipeline:
                     rid = record_id(source.name, ev.local_id)
                     seen.add(rid)
                     try:
-                        batch.append(self.prepare(source, ev))
+                        record, text = self.prepare(source, ev)
+                        stored[record.id] = text
+                        batch.append(record)
                     except (MalformedRecord, ValueError) as e:
                         # pydantic's ValidationError is a ValueError: a payload that does not fit
                         # the schema is one bad record, not a failed harvest.
@@ -315,7 +323,8 @@ class Pipeline:
             items = self.catalog.dirty(limit=batch)
             if not items:
                 return moved
-            live = [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None]
+            live = self.catalog.hydrate(
+                [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
             gone = [rid for rid, data, _ in items if data is None]
             self._project_records(live, gone)
             moved += len(items)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelport.pipeline import Pipeline
-from modelport.schema.compat import enrich_record
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,8 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
             report.verified += 1
         else:
             report.failed += 1
+        # The catalog re-derives the record's matrix with this result when it is read, and puts the
+        # record back in the projections' outbox.
         pipeline.catalog.set_verifications(rec.id, [entry])
-        rec.compatibility = [entry]
-        enrich_record(rec, pipeline.kb).with_hash()
-        with pipeline.catalog.transaction() as cat:
-            cat.upsert_many([rec])
     pipeline.project()
     return report

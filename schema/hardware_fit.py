@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.kb_compat import HardwareProfile
-from modelport.schema.record import CompatibilityEntry, Evidence, LatencyMeasurement, ModelRecord
+from modelport.schema.record import ESTIMATE_SOURCE, CompatibilityEntry, Evidence, LatencyMeasurement, ModelRecord
 
 if TYPE_CHECKING:
     from modelport.schema.compat import Analysis, Cell
 
-ESTIMATE_SOURCE = "modelport-roofline-estimate"
 DEFAULT_PRECISION = "fp32"  # what an unlabelled checkpoint is assumed to hold
 
 

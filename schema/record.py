@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from modelport.schema.versions import VersionRange
 
 SCHEMA_VERSION = 1
+# Latencies the derivation estimates (schema/hardware_fit.py) carry this source; the catalog does
+# not store them, since they are re-derived from the record and the KB.
+ESTIMATE_SOURCE = "modelport-roofline-estimate"
 
 CompatStatus = Literal["native", "declared", "convertible", "verified", "failed-verification"]
 Confidence = Literal["high", "medium", "low"]
@@ -218,13 +221,27 @@ class ModelRecord(_Model):
         sizes = [a.size_bytes for a in self.artifacts if a.size_bytes is not None]
         return sum(sizes) if sizes else None
 
+    def normalized(self) -> ModelRecord:
+        """The record as its source describes it: without the compatibility matrix and the latency
+        estimates, which are derived from it and the KB (schema/compat.py) whenever it is read, and
+        without verification results, which the catalog keeps in a table of their own."""
+        if not self.compatibility and not any(lat.source == ESTIMATE_SOURCE for lat in self.latencies):
+            return self
+        return self.model_copy(update={
+            "compatibility": [], "latencies": [lat for lat in self.latencies if lat.source != ESTIMATE_SOURCE]})
+
     def compute_hash(self) -> str:
-        """Hash of everything a user can see except harvest bookkeeping, so re-harvests of an
-        unchanged model produce the same hash and cause no projection work. Pydantic writes fields
-        in declaration order and dicts in insertion order, so equal records give equal bytes."""
-        blob = self.model_dump_json(exclude={"provenance": {"harvested_at", "content_hash"}})
+        """Hash of what the source says, except harvest bookkeeping, so re-harvests of an unchanged
+        model produce the same hash and cause no projection work (a KB change re-derives every record
+        through `reindex` instead). Pydantic writes fields in declaration order and dicts in
+        insertion order, so equal records give equal bytes."""
+        blob = self.normalized().model_dump_json(exclude={"provenance": {"harvested_at", "content_hash"}})
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def with_hash(self) -> ModelRecord:
         self.provenance.content_hash = self.compute_hash()
         return self
+
+    def stored_json(self) -> str:
+        """What the catalog stores: the normalized record (see `normalized`)."""
+        return self.normalized().model_dump_json()

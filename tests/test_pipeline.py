@@ -59,7 +59,8 @@ class ScriptedSource:
             raise MalformedRecord("no name")
         return ModelRecord(id=record_id(self.name, item.local_id), source=self.name, source_kind=self.kind,
                            local_id=item.local_id, name=p["name"], description=p.get("desc"),
-                           tasks=p.get("tasks", []), provenance=new_provenance(self, None))
+                           tasks=p.get("tasks", []), declared_formats=p.get("formats", []),
+                           provenance=new_provenance(self, None))
 
 
 def items(n: int, **extra: Any) -> list[dict[str, Any]]:
@@ -171,3 +172,38 @@ def test_reindex_rebuilds_projections_from_the_catalog(pipeline: Pipeline) -> No
     assert pipeline.reindex() == 8
     assert len(indexed(pipeline)) == len(graph_ids(pipeline)) == 8
     assert pipeline.graph.query("ASK { task:image-classification skos:broader task:computer-vision }").result.askAnswer
+
+
+def test_catalog_stores_what_the_source_says_and_derives_the_matrix_on_read(pipeline: Pipeline) -> None:
+    import json
+
+    from modelport.schema.record import CompatibilityEntry, Evidence
+
+    pipeline.harvest(ScriptedSource(items(2, formats=["onnx"])), mode="full")
+    raw = pipeline.catalog._conn.execute("SELECT data FROM records WHERE id='scripted:org/m0'").fetchone()[0]
+    assert json.loads(raw)["compatibility"] == []  # derived data is not stored twice …
+    rec = pipeline.catalog.get("scripted:org/m0")
+    ort = next(c for c in rec.compatibility if c.runtime == "onnxruntime" and c.target is None and c.hardware is None)
+    assert ort.status == "declared"  # … but every read has it, under the current KB
+    assert pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; mp:compatibility ?c . '
+                                '?c mp:runtime rt:onnxruntime ; mp:status "declared" }').result.askAnswer
+    # A verification result changes the matrix, not what the source says: the record goes back to the
+    # projections' outbox and comes out verified everywhere.
+    assert pipeline.catalog.dirty_count() == 0
+    pipeline.catalog.set_verifications("scripted:org/m0", [CompatibilityEntry(
+        runtime="onnxruntime", format="onnx", status="verified", confidence="high",
+        evidence=[Evidence(kind="verification", detail="ran on onnxruntime 1.19")],
+        measurements={"max_abs_diff": 1e-6, "tolerance": {"atol": 1e-4}})])
+    assert pipeline.catalog.dirty_count() == 1
+    assert pipeline.project() == 1
+    rec = pipeline.catalog.get("scripted:org/m0")
+    assert any(c.runtime == "onnxruntime" and c.status == "verified" for c in rec.compatibility)
+    assert pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; mp:compatibility ?c . '
+                                '?c mp:status "verified" ; prov:wasGeneratedBy ?run . '
+                                '?run a mp:VerificationRun ; mp:maxAbsDiff ?d }').result.askAnswer
+    # the other record shares the derived cells instead of repeating them
+    cells = pipeline.graph.query('SELECT DISTINCT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier ?id . '
+                                 'FILTER(?id IN ("scripted:org/m0", "scripted:org/m1")) }').result.bindings
+    m1 = pipeline.graph.query('SELECT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier "scripted:org/m1" }')
+    assert {r[Variable("c")] for r in m1.result.bindings} <= {r[Variable("c")] for r in cells}
+    assert all("/derived/cell/" in str(r[Variable("c")]) for r in m1.result.bindings)

@@ -278,7 +278,7 @@ def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def build(size: int, data_dir: Path, batch: int, log: Any) -> dict[str, Any]:
+def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) -> dict[str, Any]:
     from modelport.index.catalog import Catalog
     from modelport.index.embeddings import CachedEmbedder, EmbeddingCache
     from modelport.index.vectors import VectorIndex, VectorProjection
@@ -295,6 +295,7 @@ def build(size: int, data_dir: Path, batch: int, log: Any) -> dict[str, Any]:
                                rows_from=backend)
     gen = Generator()
     t_gen = t_cat = t_search = t_vec = 0.0
+    unclean: list[Any] = []
     for start in range(0, size, batch):
         t = time.perf_counter()
         records = [r.with_hash() for r in gen.batch(start, min(batch, size - start))]
@@ -306,14 +307,22 @@ def build(size: int, data_dir: Path, batch: int, log: Any) -> dict[str, Any]:
         fresh = {r.id for r in records}
         t = time.perf_counter()
         search.apply(records, [], fresh)
-        search.commit()
         t_search += time.perf_counter() - t
         t = time.perf_counter()
         vectors.apply(records, [], fresh)
-        vectors.commit()
         t_vec += time.perf_counter() - t
-        catalog.mark_clean([(r.id, r.provenance.content_hash) for r in records])
+        unclean += [(r.id, r.provenance.content_hash) for r in records]
         done = start + len(records)
+        if done % commit_every < batch or done == size:
+            # Search commits first: the vector rows it assigned are durable before the vectors are.
+            t = time.perf_counter()
+            search.commit()
+            t_search += time.perf_counter() - t
+            t = time.perf_counter()
+            vectors.commit()
+            t_vec += time.perf_counter() - t
+            catalog.mark_clean(unclean)
+            unclean = []
         if done % (batch * 20) == 0 or done == size:
             log(f"  {done:>9,} records: generate {t_gen:.0f} s, catalog {t_cat:.0f} s, "
                 f"tantivy {t_search:.0f} s, vectors {t_vec:.0f} s, RSS {rss_mb()[0]:.0f} MB")
@@ -415,6 +424,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1000, help="records per projection batch (Pipeline.project)")
+    parser.add_argument("--commit-every", type=int, default=10_000,
+                        help="commit the projections (and mark records clean) every N records (bulk reindex)")
     parser.add_argument("--work", type=Path, help="where data directories go (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument("--out", type=Path, default=RESULTS / f"search-{date.today().isoformat()}.md")
@@ -435,7 +446,7 @@ def main() -> None:
         data_dir = work / f"n{size}"
         shutil.rmtree(data_dir, ignore_errors=True)
         log(f"== {size:,} records: build")
-        built = build(size, data_dir, args.batch, log)
+        built = build(size, data_dir, args.batch, args.commit_every, log)
         log(f"  build {built['build_rps']:,.0f} records/s; serving {args.queries} queries in a child process")
         child = subprocess.run([sys.executable, __file__, "--serve", str(data_dir), "--queries", str(args.queries)],
                                capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})

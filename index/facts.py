@@ -220,11 +220,37 @@ def _release_codes(vocab: Vocab, runtime: str) -> list[tuple[str, int]]:
     return got
 
 
+# What one compatibility cell contributes, by the cell's (kind, id, status, range): the same cells
+# recur in record after record (enrichment derives them from a few KB tables), and working them
+# out (two PEP 440 parses and a scan of the KB releases per runtime cell) was most of the cost of
+# a record's facts. Bounded: cleared when it outgrows `_CELL_MEMO_MAX`.
+_CellFacts = tuple[tuple[str, ...], int, int]  # (tokens, lo code, hi code); codes unused off runtime cells
+_CELL_MEMO: dict[tuple[Any, ...], _CellFacts] = {}
+_CELL_MEMO_MAX = 200_000
+
+
+def _range_key(rng: VersionRange | None) -> tuple[Any, ...] | None:
+    return None if rng is None else (rng.min, rng.max, rng.min_inclusive, rng.max_inclusive)
+
+
+def _runtime_cell(vocab: Vocab, runtime: str, st: str, rng: VersionRange | None) -> _CellFacts:
+    lo, hi = range_codes(rng)
+    tokens = [runtime_token(runtime, st), any_runtime_token(st)]
+    for rel, code in _release_codes(vocab, runtime):
+        if lo <= code < hi:
+            tokens.append(release_token(runtime, rel, st))
+            if hi == CODE_MAX:
+                tokens.append(release_token(runtime, rel, st, and_newer=True))
+    return tuple(tokens), lo, hi
+
+
 def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
     tokens: set[str] = set()
     ranges: list[tuple[str, int, int]] = []
     ordinals: dict[tuple[str, str], int] = {}
     mem: list[tuple[str | None, float]] = []
+    memo = _CELL_MEMO
+    kb_version = vocab.kb_version
     for e in record.compatibility:
         st = e.status
         if st not in _LEVELS:
@@ -238,18 +264,17 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
         elif e.target:
             tokens.add(target_token(e.target, st))
         elif e.runtime:
+            key = (kb_version, e.runtime, st, _range_key(e.version_range))
+            cell = memo.get(key)
+            if cell is None:
+                if len(memo) >= _CELL_MEMO_MAX:
+                    memo.clear()
+                cell = memo[key] = _runtime_cell(vocab, e.runtime, st, e.version_range)
             # Each runtime cell gets its own ordinal so lo and hi of one cell are matched together.
             n = ordinals.get((e.runtime, st), 0)
             ordinals[(e.runtime, st)] = n + 1
-            lo, hi = range_codes(e.version_range)
-            tokens.add(runtime_token(e.runtime, st))
-            tokens.add(any_runtime_token(st))
-            ranges.append((runtime_key(e.runtime, st, n), lo, hi))
-            for rel, code in _release_codes(vocab, e.runtime):
-                if lo <= code < hi:
-                    tokens.add(release_token(e.runtime, rel, st))
-                    if hi == CODE_MAX:
-                        tokens.add(release_token(e.runtime, rel, st, and_newer=True))
+            tokens.update(cell[0])
+            ranges.append((runtime_key(e.runtime, st, n), cell[1], cell[2]))
 
     metrics: set[tuple[str, float]] = set()
     for ev in record.evaluations:

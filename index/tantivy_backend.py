@@ -17,6 +17,7 @@ of up to 1M ids per query), which is what these encodings avoid.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ import numpy as np
 import tantivy
 
 from modelport.index.facts import (
+    CODE_BITS,
     CODE_MAX,
     FACTS_VERSION,
     KEY_MAX,
@@ -101,8 +103,13 @@ _MASK_BUCKETS = 65_535  # distinct value combinations counted per bitmask facet 
 # Two workers, so two concurrent requests do not queue behind each other's facets.
 _FACET_GROUPS = 1
 _FACET_POOL = ThreadPoolExecutor(max_workers=_FACET_GROUPS, thread_name_prefix="facets")
+# Big enough that a bulk commit interval (50k records) fills one segment: fewer segments to merge.
+# Tantivy takes the memory as documents arrive, so a small batch does not hold it.
+_WRITER_HEAP = 400_000_000
+_WRITER_IDLE_S = 2.0  # an open writer with nothing to commit is given back after this long
 
 
+@functools.cache
 def _hw_suffix(hw: str | None) -> str:
     return "all" if hw is None else "hw_" + re.sub(r"[^A-Za-z0-9]", "_", hw)
 
@@ -256,6 +263,9 @@ class TantivyBackend:
         self.meta = _Meta(self.path / META_FILE)
         self.needs_rebuild = False
         self._writer: tantivy.IndexWriter | None = None
+        self._wlock = threading.RLock()
+        self._dirty = False  # writes since the last commit
+        self._idle_timer: threading.Timer | None = None
         self._pending_rows: dict[str, int] = {}
         has_index = tantivy.Index.exists(str(self.path))
         stale = has_index and (not self.meta.load() or self.meta.versions != _Meta.current_versions())
@@ -282,20 +292,53 @@ class TantivyBackend:
 
     # -- writes ------------------------------------------------------------------------------
     def _w(self) -> tantivy.IndexWriter:
+        """The writer, kept open from one commit to the next while writes keep coming (a bulk
+        reindex commits every batch: reopening it and waiting for its merges each time cost ~50 us a
+        record at 20k records and more at 1M, where merges of big segments then block the batch).
+        It is given back `_WRITER_IDLE_S` after the last write, so another process can write."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._writer is None:
-            self._writer = self.index.writer(heap_size=128_000_000, num_threads=1)
+            deadline = time.monotonic() + _WRITER_IDLE_S + 10.0
+            while True:
+                try:
+                    self._writer = self.index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+                    break
+                except ValueError:
+                    # Another writer holds the index lock (an idle one is given back within seconds).
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            # Whatever was committed before the lock was ours: rows and keys continue from there.
+            self.index.reload()
+            self.meta.refresh()
         return self._writer
 
-    def upsert(self, records: list[ModelRecord]) -> None:
-        w = self._w()
-        rows = self._rows_for([r.id for r in records])
-        for r in records:
-            w.delete_documents_by_term("id", r.id)
-            w.add_document(self._doc(r, rows[r.id]))
+    def _release_idle(self) -> None:
+        with self._wlock:
+            if self._writer is not None and not self._dirty:
+                self._writer.wait_merging_threads()
+                self._writer = None
+                self._pending_rows.clear()
 
-    def _rows_for(self, ids: list[str]) -> dict[str, int]:
+    def upsert(self, records: list[ModelRecord]) -> None:
+        with self._wlock:
+            w = self._w()
+            self._dirty = True
+            rows, known = self._rows_for([r.id for r in records])
+            added: set[str] = set()
+            for r in records:
+                # A record the index has never held needs no delete (a delete is applied to every
+                # segment at commit).
+                if r.id in known or r.id in added:
+                    w.delete_documents_by_term("id", r.id)
+                added.add(r.id)
+                w.add_document(self._doc(r, rows[r.id]))
+
+    def _rows_for(self, ids: list[str]) -> tuple[dict[str, int], set[str]]:
         """A record keeps its row number for life (vector indexes and sort keys use it); new ids
-        take the next free number."""
+        take the next free number. Also returns the ids the index (or this writer) already holds."""
         out = {i: self._pending_rows[i] for i in ids if i in self._pending_rows}
         todo = [i for i in ids if i not in out]
         if todo:
@@ -306,12 +349,13 @@ class TantivyBackend:
                 addrs = [a for _, a in res.hits]
                 for addr, row in zip(addrs, searcher.fast_field_values("row", addrs), strict=True):
                     out[searcher.doc(addr)["id"][0]] = int(row)
+        known = set(out)
         for i in ids:
             if i not in out:
                 out[i] = self.meta.next_row
                 self.meta.next_row += 1
         self._pending_rows.update(out)
-        return out
+        return out, known
 
     def _doc(self, r: ModelRecord, row: int) -> tantivy.Document:
         facts = record_facts(r, get_vocab())
@@ -330,21 +374,27 @@ class TantivyBackend:
             if field in _MASKED:
                 bits = vocab.facet_bits(field)
                 fields[f"fm_{field}"] = [sum({1 << bits.get(v, FACET_OVERFLOW_BIT) for v in values})]
-        key = self.meta.key_id
+        keys = self.meta.keys
+
+        def key(k: str) -> int:
+            kid = keys.get(k)
+            return kid if kid is not None else self.meta.key_id(k, create=True) or 0
+
         if facts.runtime_ranges:
-            kids = [key(k, create=True) or 0 for k, _, _ in facts.runtime_ranges]
-            fields["rt_lo"] = [composite(kid, lo) for kid, (_, lo, _) in zip(kids, facts.runtime_ranges, strict=True)]
-            fields["rt_hi"] = [composite(kid, hi) for kid, (_, _, hi) in zip(kids, facts.runtime_ranges, strict=True)]
+            kids = [key(k) << CODE_BITS for k, _, _ in facts.runtime_ranges]
+            fields["rt_lo"] = [kid | lo for kid, (_, lo, _) in zip(kids, facts.runtime_ranges, strict=True)]
+            fields["rt_hi"] = [kid | hi for kid, (_, _, hi) in zip(kids, facts.runtime_ranges, strict=True)]
         if facts.metrics:
-            fields["metric_v"] = [composite(key(k, create=True) or 0, float_code(v)) for k, v in facts.metrics]
+            fields["metric_v"] = [composite(key(k), float_code(v)) for k, v in facts.metrics]
         # Figures on hardware outside the KB count for "any profile" only (no query can name it).
+        floats = self._float_fields
         for hw, measured_only, ms in facts.latencies:
             name = _lat_field(hw, measured_only)
-            if name in self._float_fields:
+            if name in floats:
                 fields[name] = [ms]
         for hw, wb in facts.memory:
             name = _mem_field(hw)
-            if name in self._float_fields:
+            if name in floats:
                 fields[name] = [wb]
         if facts.params is not None:
             fields["params"] = [facts.params]
@@ -359,35 +409,55 @@ class TantivyBackend:
         return tantivy.Document.from_dict(fields, self.schema)
 
     def delete(self, ids: list[str]) -> None:
-        w = self._w()
-        for rid in ids:
-            w.delete_documents_by_term("id", rid)
-            self._pending_rows.pop(rid, None)
+        with self._wlock:
+            w = self._w()
+            self._dirty = True
+            for rid in ids:
+                w.delete_documents_by_term("id", rid)
+                self._pending_rows.pop(rid, None)
 
     def commit(self) -> None:
-        if self._writer is not None:
-            # Keys and row numbers first: a committed document never refers to an unsaved key.
-            self.meta.save()
-            self._writer.commit()
-            self._writer.wait_merging_threads()
-            self._writer = None
-            self._pending_rows.clear()
-        self.index.reload()
+        with self._wlock:
+            if self._writer is not None and self._dirty:
+                # Keys and row numbers first: a committed document never refers to an unsaved key.
+                self.meta.save()
+                self._writer.commit()
+                self._dirty = False
+                self._pending_rows.clear()
+            self.index.reload()
+            if self._writer is not None:
+                self._idle_timer = threading.Timer(_WRITER_IDLE_S, self._release_idle)
+                self._idle_timer.daemon = True
+                self._idle_timer.start()
 
     def clear(self) -> None:
-        if self._writer is not None:
-            self._writer.rollback()
-            self._writer = None
-        self._pending_rows.clear()
-        self._wipe()
-        self.needs_rebuild = False
+        with self._wlock:
+            self._cancel_idle()
+            if self._writer is not None:
+                self._writer.rollback()
+                self._writer.wait_merging_threads()
+                self._writer = None
+            self._dirty = False
+            self._pending_rows.clear()
+            self._wipe()
+            self.needs_rebuild = False
 
     def close(self) -> None:
-        if self._writer is not None:
-            self.meta.save()
-            self._writer.commit()
-            self._writer = None
-            self._pending_rows.clear()
+        with self._wlock:
+            self._cancel_idle()
+            if self._writer is not None:
+                if self._dirty:
+                    self.meta.save()
+                    self._writer.commit()
+                self._writer.wait_merging_threads()
+                self._writer = None
+                self._dirty = False
+                self._pending_rows.clear()
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def count(self) -> int:
         self.index.reload()
@@ -589,14 +659,21 @@ class TantivyBackend:
         return sorted(searcher.doc(a)["id"][0] for _, a in res.hits)
 
     def rows_of(self, ids: list[str]) -> dict[str, int]:
-        """Row number of each id present in the committed index."""
+        """Row number of each id present in the committed index or written by this backend's open
+        writer (the vector projection applies a batch before the search index commits it)."""
         if not ids:
             return {}
+        with self._wlock:
+            out = {i: self._pending_rows[i] for i in ids if i in self._pending_rows}
+        todo = [i for i in ids if i not in out]
+        if not todo:
+            return out
         searcher = self.index.searcher()
-        res = searcher.search(tantivy.Query.term_set_query(self.schema, "id", ids), limit=len(ids), count=False)
+        res = searcher.search(tantivy.Query.term_set_query(self.schema, "id", todo), limit=len(todo), count=False)
         addrs = [a for _, a in res.hits]
-        return {searcher.doc(a)["id"][0]: int(r)
-                for a, r in zip(addrs, searcher.fast_field_values("row", addrs), strict=True)}
+        out.update({searcher.doc(a)["id"][0]: int(r)
+                    for a, r in zip(addrs, searcher.fast_field_values("row", addrs), strict=True)})
+        return out
 
     # -- search ------------------------------------------------------------------------------
     def search(self, q: SearchQuery) -> SearchResult:

@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "records": services.catalog.count(),
-                "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count()}
+                "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count(),
+                "pending_graph": services.catalog.dirty_count("graph")}
 
     @app.get("/harvests", tags=["harvest"])
     def harvests(source: str | None = None, limit: int = 50) -> list[dict[str, object]]:

@@ -1,8 +1,11 @@
 """The catalog: normalized records in SQLite (WAL), the source of truth every projection is rebuilt from.
 
 Besides the records it keeps first/last-seen times, tombstones, per-source harvest checkpoints and the
-job log. A `dirty` flag is the outbox of the projections: set whenever a record's visible content
-changes or it is tombstoned, cleared when the search index and graph have caught up.
+job log. Two flags are the outboxes of the projections, set whenever a record's visible content
+changes or it is tombstoned: `dirty` is cleared when the search index (and vectors) caught up,
+`graph_dirty` when the RDF graph did. The graph has its own because it is written later and slower
+(Oxigraph's on-disk writes, ~130k quads/s here): a harvest makes records searchable first, and the
+graph catches up after it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from modelport.schema.record import CompatibilityEntry, ModelRecord
+
+Outbox = Literal["search", "graph"]
+_FLAG: dict[str, str] = {"search": "dirty", "graph": "graph_dirty"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -29,10 +35,10 @@ CREATE TABLE IF NOT EXISTS records (
     last_seen     TEXT NOT NULL,
     deleted_at    TEXT,
     deleted_reason TEXT,
-    dirty         INTEGER NOT NULL DEFAULT 1
+    dirty         INTEGER NOT NULL DEFAULT 1,
+    graph_dirty   INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS records_source ON records(source, deleted_at);
-CREATE INDEX IF NOT EXISTS records_dirty ON records(dirty) WHERE dirty = 1;
 CREATE TABLE IF NOT EXISTS checkpoints (
     source     TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
@@ -104,6 +110,14 @@ class Catalog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(records)")}
+        if "graph_dirty" not in cols:  # catalogs from before the graph had an outbox of its own
+            self._conn.execute("ALTER TABLE records ADD COLUMN graph_dirty INTEGER NOT NULL DEFAULT 0")
+            self._conn.execute("UPDATE records SET graph_dirty=dirty")
+        # Outboxes are read in id order (keyset paging): partial indexes on id hold exactly their rows.
+        self._conn.execute("DROP INDEX IF EXISTS records_dirty")  # superseded by records_dirty_ids
+        self._conn.execute("CREATE INDEX IF NOT EXISTS records_dirty_ids ON records(id) WHERE dirty = 1")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS records_graph_dirty_ids ON records(id) WHERE graph_dirty = 1")
         self._lock = threading.RLock()
         self._verified: set[str] | None = None
 
@@ -153,10 +167,12 @@ class Catalog:
                 existing[r.id] = (h, None)  # a batch may hold the same id twice: last one wins
             if write:
                 self._conn.executemany(
-                    """INSERT INTO records (id, source, local_id, content_hash, data, first_seen, last_seen, dirty)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+                    """INSERT INTO records (id, source, local_id, content_hash, data, first_seen, last_seen, dirty,
+                                           graph_dirty)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1)
                        ON CONFLICT(id) DO UPDATE SET content_hash=excluded.content_hash, data=excluded.data,
-                         last_seen=excluded.last_seen, deleted_at=NULL, deleted_reason=NULL, dirty=1""",
+                         last_seen=excluded.last_seen, deleted_at=NULL, deleted_reason=NULL, dirty=1,
+                         graph_dirty=1""",
                     write,
                 )
             if touch:
@@ -237,25 +253,30 @@ class Catalog:
         with self._lock:
             for rid in ids:
                 cur = self._conn.execute(
-                    "UPDATE records SET deleted_at=?, deleted_reason=?, dirty=1 WHERE id=? AND deleted_at IS NULL",
+                    "UPDATE records SET deleted_at=?, deleted_reason=?, dirty=1, graph_dirty=1 "
+                    "WHERE id=? AND deleted_at IS NULL",
                     (now, reason, rid))
                 if cur.rowcount:
                     done.append(rid)
         return done
 
-    # -- projection outbox -----------------------------------------------------------------
-    def dirty(self, limit: int = 1000) -> list[tuple[str, str | None, str]]:
-        """(id, record JSON or None if tombstoned, content hash) of records the projections lack."""
+    # -- projection outboxes ----------------------------------------------------------------
+    def dirty(self, limit: int = 1000, outbox: Outbox = "search",
+              after: str | None = None) -> list[tuple[str, str | None, str]]:
+        """(id, record JSON or None if tombstoned, content hash) of records that projection lacks,
+        by id (after `after`, to page past records that are being projected)."""
+        where = f"{_FLAG[outbox]}=1" + (" AND id > ?" if after is not None else "")
+        args = ([after] if after is not None else []) + [limit]
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, data, deleted_at, content_hash FROM records WHERE dirty=1 LIMIT ?", (limit,)
+                f"SELECT id, data, deleted_at, content_hash FROM records WHERE {where} ORDER BY id LIMIT ?", args
             ).fetchall()
         return [(rid, None if deleted else data, h) for rid, data, deleted, h in rows]
 
-    def mark_clean(self, items: list[tuple[str, str]]) -> None:
+    def mark_clean(self, items: list[tuple[str, str]], outbox: Outbox = "search") -> None:
         """Clear the flag only if the record did not change again meanwhile (hash still matches)."""
         with self._lock:
-            self._conn.executemany("UPDATE records SET dirty=0 WHERE id=? AND content_hash=?", items)
+            self._conn.executemany(f"UPDATE records SET {_FLAG[outbox]}=0 WHERE id=? AND content_hash=?", items)
 
     def hashes(self, ids: list[str]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -265,15 +286,15 @@ class Catalog:
                 out.extend(self._conn.execute(q, chunk).fetchall())
         return out
 
-    def mark_all_dirty(self) -> int:
+    def mark_all_dirty(self, outbox: Outbox | None = None) -> int:
+        sets = ", ".join(f"{f}=1" for o, f in _FLAG.items() if outbox in (None, o))
         with self._lock:
-            return self._conn.execute("UPDATE records SET dirty=1").rowcount
+            return self._conn.execute(f"UPDATE records SET {sets}").rowcount
 
-    def dirty_count(self) -> int:
+    def dirty_count(self, outbox: Outbox = "search") -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM records WHERE dirty=1").fetchone()[0])
+            return int(self._conn.execute(f"SELECT count(*) FROM records WHERE {_FLAG[outbox]}=1").fetchone()[0])
 
-    # -- checkpoints -----------------------------------------------------------------------
     def get_checkpoint(self, source: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._conn.execute("SELECT state FROM checkpoints WHERE source=?", (source,)).fetchone()
@@ -331,7 +352,7 @@ class Catalog:
             self._conn.execute(
                 "INSERT INTO verifications VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
                 "entries=excluded.entries, verified_at=excluded.verified_at", (record_id, payload, _now()))
-            self._conn.execute("UPDATE records SET dirty=1 WHERE id=?", (record_id,))
+            self._conn.execute("UPDATE records SET dirty=1, graph_dirty=1 WHERE id=?", (record_id,))
             if self._verified is not None:
                 self._verified.add(record_id)
 

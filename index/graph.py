@@ -74,6 +74,9 @@ class GraphStore:
             self.store.load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
         return len(new)
 
+    def has_graph(self, iri: str) -> bool:
+        return self.store.contains_named_graph(ox.NamedNode(iri))
+
     def remove(self, iris: Iterable[str]) -> None:
         for iri in iris:
             self.store.remove_graph(ox.NamedNode(iri))

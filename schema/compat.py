@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from modelport.schema.record import (
     LatencyMeasurement,
     ModelRecord,
     Requirement,
+    build,
 )
 from modelport.schema.versions import VersionRange, parse_version
 
@@ -113,7 +115,9 @@ class Cell:
             precision=self.precision, status=self.status, path=list(self.path), confidence=self.confidence,
             evidence=list(self.evidence), measurements=dict(self.measurements))
         data.update(extra)
-        return CompatibilityEntry(**data)
+        # Built from typed working cells, never from input: no validation needed (this runs ~25
+        # times per record).
+        return build(CompatibilityEntry, **data)
 
 
 @dataclass
@@ -416,6 +420,7 @@ class _Core:
     blocked: dict[str, list[str]]
     targets: list[CompatibilityEntry]
     runtime_entries: list[CompatibilityEntry]
+    hardware_plan: list[Any]
 
 
 _CORE_CACHE: dict[tuple[Any, ...], _Core] = {}
@@ -441,13 +446,14 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
     """Full derivation with the reasons for what is not offered; `derive_compatibility` returns its entries.
     The runtime and target cells are memoized on the record's signature (the derivation is pure in
     it); hardware fit reads sizes and parameter counts and is computed for every record."""
-    from modelport.schema.hardware_fit import hardware_entries  # imported late: it imports this module
+    # imported late: hardware_fit imports this module
+    from modelport.schema.hardware_fit import hardware_entries, hardware_plan
 
     sig = _signature(record, kb, max_hops)
     core = _CORE_CACHE.get(sig) if sig is not None else None
     if core is None:
         cells, blocked = _derive_cells(record, kb, max_hops)
-        core = _Core(cells, blocked, _target_entries(cells, kb), [])
+        core = _Core(cells, blocked, _target_entries(cells, kb), [], hardware_plan(kb, cells))
         rt = sorted(cells.values(), key=lambda c: (-STATUS_RANK[c.status], c.runtime))
         core.runtime_entries = [c.entry() for c in rt]
         if sig is not None:
@@ -456,7 +462,7 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
             _CORE_CACHE[sig] = core
     if sig is not None:
         return Analysis(runtimes=dict(core.cells), targets=list(core.targets),
-                        hardware=hardware_entries(record, kb, core.cells), kept=[],
+                        hardware=hardware_entries(record, kb, core.cells, core.hardware_plan), kept=[],
                         blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version,
                         _runtime_entries=core.runtime_entries)
     # Verification results from an earlier `modelport verify` outrank derived cells — for the runtime
@@ -472,7 +478,8 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                 precision=e.precision, path=list(e.path), confidence="high",
                 evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
     kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
-    return Analysis(runtimes=cells, targets=list(core.targets), hardware=hardware_entries(record, kb, core.cells),
+    return Analysis(runtimes=cells, targets=list(core.targets),
+                    hardware=hardware_entries(record, kb, core.cells, core.hardware_plan),
                     kept=kept, blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version)
 
 
@@ -658,8 +665,14 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
 def via_evidence(cell: Cell, kb: KnowledgeBase) -> Evidence:
     """A target or hardware cell points at the runtime cell it rests on instead of copying that cell's
     evidence: the record stays small (and its graph too) and the evidence is said once."""
-    return Evidence(kind="kb", detail=f"rests on the {cell.runtime} cell ({cell.status})",
-                    kb_fact=f"cell/runtime/{cell.runtime}", kb_version=kb.version)
+    return _via(cell.runtime, cell.status, kb.version)
+
+
+@lru_cache(maxsize=4096)
+def _via(runtime: str, status: str, kb_version: str) -> Evidence:
+    # One shared, never-mutated object per (runtime, status): ~25 hardware/target cells per record use it.
+    return build(Evidence, kind="kb", detail=f"rests on the {runtime} cell ({status})",
+                 kb_fact=f"cell/runtime/{runtime}", kb_version=kb_version)
 
 
 def _target_entries(cells: dict[str, Cell], kb: KnowledgeBase) -> list[CompatibilityEntry]:

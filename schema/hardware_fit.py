@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.kb_compat import HardwareProfile
-from modelport.schema.record import ESTIMATE_SOURCE, CompatibilityEntry, Evidence, LatencyMeasurement, ModelRecord
+from modelport.schema.record import (
+    ESTIMATE_SOURCE,
+    CompatibilityEntry,
+    Evidence,
+    LatencyMeasurement,
+    ModelRecord,
+    build,
+)
 
 if TYPE_CHECKING:
     from modelport.schema.compat import Analysis, Cell
@@ -44,20 +51,29 @@ def _bpw(kb: KnowledgeBase, precision: str | None) -> float:
     return kb.compat.bits_per_weight(precision) or kb.compat.bits_per_weight(DEFAULT_PRECISION) or 32.0
 
 
-def weight_options(record: ModelRecord, kb: KnowledgeBase, cell: Cell) -> list[WeightOption]:
+def _artifact_groups(record: ModelRecord, kb: KnowledgeBase) -> dict[str, dict[str | None, int]]:
+    """Sized artifacts by format, then by precision label (shards of one variant add up)."""
+    from modelport.schema.compat import artifact_quantization, precision_label
+
+    groups: dict[str, dict[str | None, int]] = {}
+    for a in record.artifacts:
+        if a.format and a.size_bytes is not None:
+            q = precision_label(artifact_quantization(a, kb), kb)
+            by_q = groups.setdefault(a.format, {})
+            by_q[q] = by_q.get(q, 0) + a.size_bytes
+    return groups
+
+
+def weight_options(record: ModelRecord, kb: KnowledgeBase, cell: Cell,
+                   groups: dict[str, dict[str | None, int]] | None = None) -> list[WeightOption]:
     """Candidate weight sizes for loading `record` through `cell`, one per artifact variant
     (e.g. each GGUF quantization) when files of that format are present, else from the parameter
     count × bytes per weight of the precision."""
-    from modelport.schema.compat import artifact_quantization, precision_label
-
+    if groups is None:
+        groups = _artifact_groups(record, kb)
     opts: list[WeightOption] = []
     if cell.status in ("native", "verified", "declared") and cell.format:
-        groups: dict[str | None, int] = {}
-        for a in record.artifacts:
-            if a.format == cell.format and a.size_bytes is not None:
-                q = precision_label(artifact_quantization(a, kb), kb)
-                groups[q] = groups.get(q, 0) + a.size_bytes  # shards of one variant add up
-        for q, size in groups.items():
+        for q, size in groups.get(cell.format, {}).items():
             opts.append(WeightOption(size, q or cell.precision, f"size of the {cell.format} files"
                                      + (f" ({q})" if q else "")))
     if not opts and record.parameter_count:
@@ -65,14 +81,10 @@ def weight_options(record: ModelRecord, kb: KnowledgeBase, cell: Cell) -> list[W
         bpw = _bpw(kb, prec)
         opts.append(WeightOption(int(record.parameter_count * bpw / 8), prec,
                                  f"{record.parameter_count:,} parameters × {bpw:g} bits ({prec})"))
-    if not opts:
-        sized = [a for a in record.artifacts if a.format and a.size_bytes is not None]
-        if sized:
-            by_fmt: dict[str, int] = {}
-            for a in sized:
-                by_fmt[a.format] = by_fmt.get(a.format, 0) + (a.size_bytes or 0)  # type: ignore[index]
-            fmt, size = max(by_fmt.items(), key=lambda kv: kv[1])
-            opts.append(WeightOption(size, cell.precision, f"size of the {fmt} files (source format)"))
+    if not opts and groups:
+        by_fmt = {fmt: sum(by_q.values()) for fmt, by_q in groups.items()}
+        fmt, size = max(by_fmt.items(), key=lambda kv: kv[1])
+        opts.append(WeightOption(size, cell.precision, f"size of the {fmt} files (source format)"))
     return opts
 
 
@@ -89,27 +101,41 @@ def _fit_one(h: HardwareProfile, opt: WeightOption, overhead: float) -> tuple[bo
     return working <= mem, working
 
 
-def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell] | None = None) -> list[FitResult]:
-    """Fit of the record on every KB hardware profile, including the ones it does not fit."""
-    if cells is None:
-        from modelport.schema.compat import analyze
-
-        cells = analyze(record, kb).runtimes
-    out: list[FitResult] = []
-    overhead = kb.compat.activation_overhead
+def hardware_plan(kb: KnowledgeBase, cells: dict[str, Cell]) -> list[tuple[HardwareProfile, list[Cell]]]:
+    """Per hardware profile (by id), the runtime cells that could serve it, best first. Depends on the
+    cells alone, so the derivation memoizes it with them."""
+    out = []
     for h in sorted(kb.compat.hardware.values(), key=lambda h: h.id):
         served: list[str] = []
         for t in h.targets:
             served += [r for r in kb.compat.runtimes_for_target(t) if r not in served]
         cands = sorted((cells[r] for r in served if r in cells),
                        key=lambda c: (tuple(-k for k in c.key()), c.version_range is None, c.runtime))
+        out.append((h, cands))
+    return out
+
+
+def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell] | None = None,
+               plan: list[tuple[HardwareProfile, list[Cell]]] | None = None) -> list[FitResult]:
+    """Fit of the record on every KB hardware profile, including the ones it does not fit."""
+    if cells is None and plan is None:
+        from modelport.schema.compat import analyze
+
+        cells = analyze(record, kb).runtimes
+    out: list[FitResult] = []
+    overhead = kb.compat.activation_overhead
+    groups = _artifact_groups(record, kb)
+    opts_of: dict[int, list[WeightOption]] = {}
+    for h, cands in (plan if plan is not None else hardware_plan(kb, cells or {})):
         if not cands:
             out.append(FitResult(h.id, None, None, False,
                                  reason="no runtime of this hardware's targets loads the model"))
             continue
         best: FitResult | None = None
         for cell in cands:
-            opts = weight_options(record, kb, cell)
+            opts = opts_of.get(id(cell))
+            if opts is None:
+                opts = opts_of[id(cell)] = weight_options(record, kb, cell, groups)
             if not opts:
                 continue
             # Prefer the widest variant that fits (best quality), else report the smallest.
@@ -146,16 +172,18 @@ def _gib(n: int | None) -> str:
     return f"{n / (1 << 30):.2f} GiB"
 
 
-def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell]) -> list[CompatibilityEntry]:
-    from modelport.schema.compat import via_evidence
+def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell],
+                     plan: list[tuple[HardwareProfile, list[Cell]]] | None = None) -> list[CompatibilityEntry]:
     """Hardware cells: one per profile the model fits, carrying the runtime cell's status."""
+    from modelport.schema.compat import via_evidence
+
     out = []
-    for fr in fit_report(record, kb, cells):
+    for fr in fit_report(record, kb, cells, plan):
         if not fr.fits or fr.cell is None:
             continue
         h = kb.compat.hardware[fr.hardware]
         cell = fr.cell
-        ev = [Evidence(kind="kb", detail=(
+        ev = [build(Evidence, kind="kb", detail=(
             f"weights ~{_gib(fr.weights_bytes)} ({fr.basis}); working memory ≈ weights × "
             f"{1 + kb.compat.activation_overhead:g} = {_gib(fr.working_bytes)} ≤ {_gib(fr.memory_bytes)} on {h.label}"
             + (" (class profile, approximate)" if h.approximate else "")),
@@ -218,7 +246,7 @@ def estimate_latencies(record: ModelRecord, kb: KnowledgeBase,
                      if flops and peak else "compute term unknown")
                   + "); batch 1, datasheet peaks, no kernel overheads — a lower bound, not a measurement"
                   + (f"; class profile {h.id} is approximate" if h.approximate else ""))
-        out.append(LatencyMeasurement(hardware=h.id, latency_ms=round(ms, 4), runtime=e.runtime,
+        out.append(build(LatencyMeasurement, hardware=h.id, latency_ms=round(ms, 4), runtime=e.runtime,
                                       precision=e.precision, batch_size=1, measured=False, method=method,
                                       source=ESTIMATE_SOURCE))
     return out
@@ -233,5 +261,5 @@ def memory_summary(record: ModelRecord, kb: KnowledgeBase) -> dict[str, Any]:
 
 
 __all__ = ["fit_report", "hardware_entries", "estimate_latencies", "memory_summary", "weight_options",
-           "FitResult", "WeightOption", "ESTIMATE_SOURCE"]
+           "hardware_plan", "FitResult", "WeightOption", "ESTIMATE_SOURCE"]
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -76,6 +76,12 @@ def kb_iri(kind: str, ident: str) -> str:
     return f"{KB_BASE}{kind}/{ident}"
 
 
+@lru_cache(maxsize=65536)
+def _kb(kind: str, ident: str) -> str:
+    """`<…/kb/kind/ident>`, written once per term: a record repeats KB terms dozens of times."""
+    return _iri(kb_iri(kind, ident))
+
+
 def license_iri(spdx: str) -> str | None:
     return None if spdx.startswith("LicenseRef-") else SPDX + spdx
 
@@ -90,6 +96,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
     links to are added to `shared`."""
     t = _Triples()
     s = _iri(record.iri)
+    own = s[:-1]  # `<record IRI` — its nodes append a fragment of safe characters and `>`
     sch = lambda n: f"<{SCHEMA}{n}>"  # noqa: E731
     f4 = lambda n: f"<{FAIR4ML}{n}>"  # noqa: E731
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
@@ -105,12 +112,12 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         lic = license_iri(record.license)
         t.add(s, sch("license"), _iri(lic) if lic else _lit(record.license))
     for i, a in enumerate(record.authors):
-        node = _iri(f"{record.iri}#author-{i}")
+        node = f"{own}#author-{i}>"
         t.add(s, sch("author"), node)
         t.add(node, f"<{RDF_TYPE}>", sch("Person" if a.kind == "person" else "Organization"))
         t.lit(node, sch("name"), a.name)
     if record.publisher:
-        node = _iri(f"{record.iri}#publisher")
+        node = f"{own}#publisher>"
         t.add(s, sch("publisher"), node)
         t.add(s, f4("sharedBy"), node)
         t.add(node, f"<{RDF_TYPE}>", sch("Person" if record.publisher.kind == "person" else "Organization"))
@@ -118,22 +125,22 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         if record.publisher.url:
             t.add(node, sch("url"), _iri(record.publisher.url))
     for task in record.tasks:
-        t.add(s, f4("mlTask"), _iri(kb_iri("task", task)))
+        t.add(s, f4("mlTask"), _kb("task", task))
     for lib in record.frameworks:
-        t.add(s, mp("library"), _iri(kb_iri("library", lib)))
+        t.add(s, mp("library"), _kb("library", lib))
     for fmt in record.formats:
-        t.add(s, mp("format"), _iri(kb_iri("format", fmt)))
+        t.add(s, mp("format"), _kb("format", fmt))
     for kw in record.keywords:
         t.lit(s, sch("keywords"), kw)
     for lang in record.languages:
         t.lit(s, sch("inLanguage"), lang)
     for i, art in enumerate(record.artifacts):
-        node = _iri(f"{record.iri}#artifact-{i}")
+        node = f"{own}#artifact-{i}>"
         t.add(s, sch("distribution"), node)
         t.add(node, f"<{RDF_TYPE}>", sch("DataDownload"))
         t.lit(node, sch("name"), art.path)
         if art.format:
-            t.add(node, sch("encodingFormat"), _iri(kb_iri("format", art.format)))
+            t.add(node, sch("encodingFormat"), _kb("format", art.format))
         t.lit(node, sch("contentSize"), art.size_bytes)
         t.lit(node, mp("sha256"), art.sha256)
         t.lit(node, mp("quantization"), art.quantization)
@@ -152,17 +159,17 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         t.add(s, prop, target)
         t.add(s, f"<{PROV}wasDerivedFrom>", target)
     for ds in record.training_datasets:
-        t.add(s, f4("trainedOn"), _iri(kb_iri("dataset", ds)))
+        t.add(s, f4("trainedOn"), _kb("dataset", ds))
     for i, ev in enumerate(record.evaluations):
-        node = _iri(f"{record.iri}#eval-{i}")
+        node = f"{own}#eval-{i}>"
         t.add(s, f4("hasEvaluation"), node)
         t.add(node, f"<{RDF_TYPE}>", f4("MLModelEvaluation"))
         t.add(node, f"<{RDF_TYPE}>", f"<{MLS}ModelEvaluation>")
-        t.add(node, mp("metric"), _iri(kb_iri("metric", ev.metric)))
+        t.add(node, mp("metric"), _kb("metric", ev.metric))
         t.lit(node, f4("evaluationMetrics"), ev.metric_name or ev.metric)
         t.lit(node, sch("value"), float(ev.value))
         if ev.dataset:
-            t.add(node, f4("evaluationDataset"), _iri(kb_iri("dataset", ev.dataset)))
+            t.add(node, f4("evaluationDataset"), _kb("dataset", ev.dataset))
         t.lit(node, mp("split"), ev.split)
         t.lit(node, mp("datasetConfig"), ev.dataset_config)
         t.lit(node, mp("verified"), ev.verified)
@@ -170,10 +177,10 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         if ev.source and ev.source.startswith("http"):
             t.add(node, f"<{PROV}wasDerivedFrom>", _iri(ev.source))
     for i, lat in enumerate(record.latencies):
-        node = _iri(f"{record.iri}#latency-{i}")
+        node = f"{own}#latency-{i}>"
         t.add(s, mp("latency"), node)
         t.add(node, f"<{RDF_TYPE}>", mp("LatencyMeasurement"))
-        t.add(node, mp("hardware"), _iri(kb_iri("hardware", lat.hardware)))
+        t.add(node, mp("hardware"), _kb("hardware", lat.hardware))
         t.lit(node, mp("latencyMs"), float(lat.latency_ms))
         t.lit(node, mp("measured"), lat.measured)
         if lat.source == ESTIMATE_SOURCE and lat.method:
@@ -184,7 +191,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         else:
             t.lit(node, mp("method"), lat.method)
         if lat.runtime:
-            t.add(node, mp("runtime"), _iri(kb_iri("runtime", lat.runtime)))
+            t.add(node, mp("runtime"), _kb("runtime", lat.runtime))
     t.lit(s, sch("version"), record.version)
     if record.version_group:
         group = record_iri(base, record.version_group)
@@ -285,11 +292,11 @@ def _cell_head(t: _Triples, node: str, e: CompatibilityEntry) -> None:
     t.add(node, f"<{RDF_TYPE}>", mp("CompatibilityAssertion"))
     t.lit(node, mp("status"), e.status)
     if e.runtime:
-        t.add(node, mp("runtime"), _iri(kb_iri("runtime", e.runtime)))
+        t.add(node, mp("runtime"), _kb("runtime", e.runtime))
     if e.target:
-        t.add(node, mp("target"), _iri(kb_iri("target", e.target)))
+        t.add(node, mp("target"), _kb("target", e.target))
     if e.hardware:
-        t.add(node, mp("hardware"), _iri(kb_iri("hardware", e.hardware)))
+        t.add(node, mp("hardware"), _kb("hardware", e.hardware))
     if e.version_range:
         rng = e.version_range
         t.lit(node, mp("minVersion"), rng.min)
@@ -309,14 +316,14 @@ def _cell_body(t: _Triples, node: str, e: CompatibilityEntry, step_base: str, ev
     typ = f"<{RDF_TYPE}>"
     t.lit(node, mp("precision"), e.precision)
     if e.format:
-        t.add(node, mp("viaFormat"), _iri(kb_iri("format", e.format)))
+        t.add(node, mp("viaFormat"), _kb("format", e.format))
     for j, conv in enumerate(e.path):
         # Steps are nodes with an index: repeated properties alone would lose the chain's order.
         step = f"{step_base}-step-{j}>"
         t.add(node, mp("conversionStep"), step)
         t.add(step, typ, mp("ConversionStep"))
         t.lit(step, mp("stepIndex"), j)
-        t.add(step, mp("converter"), _iri(kb_iri("converter", conv)))
+        t.add(step, mp("converter"), _kb("converter", conv))
     if e.path:
         t.lit(node, mp("conversionPath"), " → ".join(e.path))
     seen: set[tuple[str, str, str | None, str | None]] = set()
@@ -351,15 +358,16 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, 
     from `modelport verify` are the record's own nodes, each with its mp:VerificationRun and numbers."""
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
     typ = f"<{RDF_TYPE}>"
+    own = s[:-1]
     runtime_nodes: dict[str, str] = {}
     memory: dict[tuple[str | None, int, int], None] = {}
     for i, e in enumerate(record.compatibility):
         if e.status in _VERIFY:
-            node = _iri(f"{record.iri}#compat-{i}")
+            node = f"{own}#compat-{i}>"
             _cell_head(t, node, e)
             _cell_body(t, node, e, node[:-1], node[:-1])
             m = e.measurements
-            act = _iri(f"{record.iri}#compat-{i}-run")
+            act = f"{own}#compat-{i}-run>"
             t.add(node, f"<{PROV}wasGeneratedBy>", act)
             t.add(act, typ, mp("VerificationRun"))
             if isinstance(m.get("max_abs_diff"), int | float):
@@ -388,7 +396,7 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, 
                     memory[(e.precision, wb, kb_)] = None
         t.add(s, mp("compatibility"), node)
     for j, (precision, wb, kb_) in enumerate(memory):
-        node = _iri(f"{record.iri}#memory-{j}")
+        node = f"{own}#memory-{j}>"
         t.add(s, mp("memoryFootprint"), node)
         t.add(node, typ, mp("MemoryFootprint"))
         t.lit(node, mp("precision"), precision)

@@ -245,13 +245,10 @@ class Pipeline:
         # otherwise only the records this run changes would come back.
         ensure_current(self.search, self.reindex)
         with _collector_tuned_for_throughput():
-            report = self._harvest(source, mode, limit, batch_size, progress)
-            if project_graph:
-                self.project_graph()
-        return report
+            return self._harvest(source, mode, limit, batch_size, progress, project_graph)
 
     def _harvest(self, source: Source, mode: HarvestMode, limit: int | None, batch_size: int,
-                 progress: Callable[[JobReport], None] | None) -> JobReport:
+                 progress: Callable[[JobReport], None] | None, project_graph: bool) -> JobReport:
         job_id = self.catalog.start_job(source.name, source.kind, mode, {"limit": limit})
         report = JobReport(job_id=job_id, source=source.name, mode=mode)
         seen: set[str] = set()
@@ -318,6 +315,8 @@ class Pipeline:
             flush()
             if listing_complete and not truncated:
                 self._tombstone_unseen(source.name, seen, listed, report)
+            if project_graph:  # the job is done when its records are in the graph too
+                self.project_graph()
             report.status = "partial" if report.errors else "ok"
         except KeyboardInterrupt:
             flush()
@@ -353,7 +352,7 @@ class Pipeline:
             return
         done = self.catalog.tombstone(sorted(missing), "not in the source's complete listing")
         report.counts["tombstoned"] += len(done)
-        self.project()
+        self.project(graph=False)  # the graph catches up at the end of the harvest
 
     # -- projections -----------------------------------------------------------------------------
     def project(self, batch: int = 1000, graph: bool = True) -> int:

@@ -90,6 +90,9 @@ _SORTS = ("downloads", "likes", "modified")
 # Multi-valued facet fields with a closed KB vocabulary, also indexed as one bitmask per record.
 _MASKED = ("runtime", "target", "hardware", "format", "status")
 _QUERY_SYNTAX = re.compile(r'[+\-&|!(){}\[\]^~*?:\\/<>=]')
+_PLAIN_WORD = re.compile(r"[\w.,]+")
+_PARSER_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "TO"})
+_DISTRIBUTE_WORDS_MAX = 3  # more words repeat the constraints too often to pay (measured at 1M records)
 _U64 = tantivy.FieldType.Unsigned
 _I64 = tantivy.FieldType.Integer
 _F64 = tantivy.FieldType.Float
@@ -482,15 +485,24 @@ class TantivyBackend:
     def build_query(self, q: SearchQuery) -> tantivy.Query:
         """Every hard constraint (and the free text, when there is any) as one Tantivy query."""
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        text = q.text.strip()
-        if text:
-            clauses.append((_MUST, self.text_query(text)))
         for t in q.exclude_text:
             if t.strip():
                 clauses.append((_MUST_NOT, self._text_any(t)))
         for c in q.hard_constraints():
             cq = self.constraint_query(c)
             clauses.append((_MUST_NOT if c.negate else _MUST, cq))
+        text = q.text.strip()
+        if text:
+            parts = self._text_parts(text) if any(o == _MUST for o, _ in clauses) else None
+            if parts is not None:
+                # (w1 OR w2 OR ...) AND c as (w1 AND c) OR (w2 AND c) OR ...: the same documents and
+                # the same scores (c scores 0), but each word is sought in the documents c matches
+                # instead of a union of common words being scored over the whole index first (at 1M
+                # records 12.6 -> 8.3 ms p50 for BM25 top-100 with 1-3 constraints).
+                cq = tantivy.Query.boolean_query(clauses)
+                return tantivy.Query.boolean_query(
+                    [(_SHOULD, tantivy.Query.boolean_query([(_MUST, part), (_MUST, cq)])) for part in parts])
+            clauses.insert(0, (_MUST, self.text_query(text)))
         if not clauses:
             return tantivy.Query.all_query()
         if all(o == _MUST_NOT for o, _ in clauses):
@@ -623,6 +635,21 @@ class TantivyBackend:
             (_SHOULD, tantivy.Query.boost_query(
                 tantivy.Query.term_set_query(self.schema, "id_lc", [exact]), 2000.0)),
         ])
+
+    def _text_parts(self, text: str) -> list[tantivy.Query] | None:
+        """`text_query` as its alternatives (each word, the exact name, the exact id), whose sum of
+        scores is the whole query's score; None when the text is more than a few plain words
+        (phrases, operators), which the parser reads as a whole."""
+        words = _QUERY_SYNTAX.sub(" ", text).split()
+        if not words or len(words) > _DISTRIBUTE_WORDS_MAX or not all(_PLAIN_WORD.fullmatch(w) for w in words) \
+                or any(w in _PARSER_KEYWORDS for w in words):
+            return None
+        parts = [self.index.parse_query_lenient(w, list(_BOOSTS), field_boosts=_BOOSTS,
+                                                conjunction_by_default=False)[0] for w in words]
+        exact = text.strip().strip('"').lower()
+        return [*parts,
+                tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "name_lc", [exact]), 1000.0),
+                tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "id_lc", [exact]), 2000.0)]
 
     def _text_any(self, words: str) -> tantivy.Query:
         """Documents whose text contains the word (or, for several words, the phrase)."""

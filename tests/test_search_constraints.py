@@ -314,6 +314,26 @@ def test_text_and_constraints_together(backend: TantivyBackend) -> None:
     assert "image-classification" in top.tasks
 
 
+@pytest.mark.parametrize("text", ["classifies images", "bert", "image segmentation model", "resnet", "pytorch onnx",
+                                  "vision transformer imagenet1k", "bert-base uncased", '"image classification"'])
+@pytest.mark.parametrize("constraints", ["runtime:onnxruntime@1.14", "license:permissive task:vision",
+                                         "params<1e9 -segments", "target:mobile format:onnx"])
+def test_text_distributed_over_constraints_ranks_and_counts_alike(
+        backend: TantivyBackend, text: str, constraints: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(w1 OR w2) AND c is run as (w1 AND c) OR (w2 AND c) for a few plain words: same hits, same
+    scores, same total and facets as the query read as a whole."""
+    import modelport.index.tantivy_backend as tb
+
+    q, _ = compile_query(f"{text} {constraints}", nl=False)
+    q = q.model_copy(update={"limit": 300, "facets": ["task", "runtime", "license", "params"]})
+    got = backend.search(q)
+    monkeypatch.setattr(tb, "_DISTRIBUTE_WORDS_MAX", 0)
+    want = backend.search(q)
+    assert got.total == want.total
+    assert [(h.id, h.score) for h in got.hits] == [(h.id, h.score) for h in want.hits]
+    assert {k: v.counts for k, v in got.facets.items()} == {k: v.counts for k, v in want.facets.items()}
+
+
 def test_negated_words_exclude(backend: TantivyBackend) -> None:
     q, interp = compile_query("images -segments", nl=False)
     assert interp.exclude_text == ["segments"]

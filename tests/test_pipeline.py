@@ -207,3 +207,55 @@ def test_catalog_stores_what_the_source_says_and_derives_the_matrix_on_read(pipe
     m1 = pipeline.graph.query('SELECT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier "scripted:org/m1" }')
     assert {r[Variable("c")] for r in m1.result.bindings} <= {r[Variable("c")] for r in cells}
     assert all("/derived/cell/" in str(r[Variable("c")]) for r in m1.result.bindings)
+
+
+def test_graph_catches_up_from_its_own_outbox_and_survives_a_failed_write(pipeline: Pipeline) -> None:
+    report = pipeline.harvest(ScriptedSource(items(6)), mode="full", project_graph=False)
+    assert report.status == "ok"
+    # searchable at once; the graph is behind by exactly the harvested records
+    assert len(indexed(pipeline)) == 6 and graph_ids(pipeline) == set()
+    assert pipeline.catalog.dirty_count() == 0 and pipeline.catalog.dirty_count("graph") == 6
+    # a write that fails leaves its records in the outbox …
+    projection = pipeline.graph_projection
+    real_write, calls = projection.write, []
+
+    def failing_write(batch: Any) -> None:
+        calls.append(batch)
+        raise OSError("disk full")
+
+    projection.write = failing_write  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        pipeline.project_graph(batch=4)
+    assert calls and pipeline.catalog.dirty_count("graph") == 6
+    # … and the next catch-up (here: the next harvest's) writes them all, once
+    projection.write = real_write  # type: ignore[method-assign]
+    changed = items(7)
+    changed[0]["desc"] = "edited upstream"
+    report = pipeline.harvest(ScriptedSource(changed), mode="full")
+    assert report.counts["inserted"] == 1 and report.counts["updated"] == 1
+    assert pipeline.catalog.dirty_count("graph") == 0
+    assert graph_ids(pipeline) == {f"scripted:org/m{i}" for i in range(7)}
+    desc = pipeline.graph.query('SELECT ?d WHERE { ?m schema:identifier "scripted:org/m0" ; schema:description ?d }')
+    assert [str(r[Variable("d")]) for r in desc.result.bindings] == ["edited upstream"]  # replaced, not added
+
+
+def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from modelport.index.catalog import Catalog
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("""CREATE TABLE records (id TEXT PRIMARY KEY, source TEXT NOT NULL, local_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL, data TEXT NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+        deleted_at TEXT, deleted_reason TEXT, dirty INTEGER NOT NULL DEFAULT 1);
+        CREATE INDEX records_dirty ON records(dirty) WHERE dirty = 1;
+        INSERT INTO records VALUES ('a:1', 'a', '1', 'h1', '{}', 't', 't', NULL, NULL, 0);
+        INSERT INTO records VALUES ('a:2', 'a', '2', 'h2', '{}', 't', 't', NULL, NULL, 1);""")
+    con.commit()
+    con.close()
+    cat = Catalog(path)
+    # projected records stay projected in the graph too; pending ones are pending for both
+    assert cat.dirty_count() == 1 and cat.dirty_count("graph") == 1
+    assert [rid for rid, _, _ in cat.dirty(outbox="graph")] == ["a:2"]
+    cat.close()

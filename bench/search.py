@@ -8,10 +8,13 @@ and facets. Prints one table and writes it to bench/results/search-<date>.md.
 
 Per size, in a fresh data directory:
 1. generate records (not timed) and store them in the catalog (the harvest side; timed for context);
-2. build: for each batch of `--batch` records, `SearchProjection.apply` + commit (Tantivy documents,
-   with every constraint fact) and `VectorProjection.apply` + commit (summary text, content-hash
-   cache, vector rows shared with Tantivy). Embeddings are synthetic (the issue allows it: MiniLM does
-   ~100 texts/s on 2 cores), clustered like real ones; the RDF graph projection is not part of search;
+2. build: for each batch of `--batch` records, `SearchProjection.apply` (Tantivy documents, with
+   every constraint fact) and `VectorProjection.apply` (summary text, content-hash cache, vector rows
+   shared with Tantivy), both projections committed (search first) and the records marked clean every
+   `--commit-every` records, as a bulk reindex does. The search index figure is the one the issue's
+   build target means (no embeddings); the vector index is reported beside it. Embeddings are
+   synthetic (the issue allows it: MiniLM does ~100 texts/s on 2 cores), clustered like real ones;
+   the RDF graph projection is not part of search;
 3. serve: a child process opens the data directory with `Services` and runs `--queries` hybrid
    queries (free text + 1-3 constraints, all 9 default facets), with the real MiniLM model embedding
    each query. It reports p50/p95 of the whole `Services.search` call (query embedding, BM25 + facets,
@@ -296,6 +299,7 @@ def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) ->
     gen = Generator()
     t_gen = t_cat = t_search = t_vec = 0.0
     unclean: list[Any] = []
+    loads: list[float] = []  # 1-minute load average, sampled while building (the machine is shared)
     for start in range(0, size, batch):
         t = time.perf_counter()
         records = [r.with_hash() for r in gen.batch(start, min(batch, size - start))]
@@ -324,6 +328,7 @@ def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) ->
             catalog.mark_clean(unclean)
             unclean = []
         if done % (batch * 20) == 0 or done == size:
+            loads.append(os.getloadavg()[0])
             log(f"  {done:>9,} records: generate {t_gen:.0f} s, catalog {t_cat:.0f} s, "
                 f"tantivy {t_search:.0f} s, vectors {t_vec:.0f} s, RSS {rss_mb()[0]:.0f} MB")
     # Recall of the coarse (PCA) stage against exact search on this corpus.
@@ -344,6 +349,7 @@ def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) ->
         recall_f.append(len(set(got.tolist()) & set(want.tolist())) / 10)
     out = {"records": size, "generate_s": t_gen, "catalog_s": t_cat, "tantivy_s": t_search, "vectors_s": t_vec,
            "build_rps": size / (t_search + t_vec), "tantivy_rps": size / t_search, "vectors_rps": size / t_vec,
+           "commit_every": commit_every, "load_build": float(np.mean(loads)) if loads else os.getloadavg()[0],
            "coarse": index._pca is not None, "coarse_recall10": float(np.mean(recall)),
            "filtered_recall10": float(np.mean(recall_f)),
            "build_peak_rss_mb": rss_mb()[1], "tantivy_mb": dir_mb(settings.index_dir / "tantivy"),
@@ -404,15 +410,27 @@ def serve(data_dir: Path, n_queries: int) -> dict[str, Any]:
 
 
 # -- driver -----------------------------------------------------------------------------------------
+GOALS = {"tantivy_rps": (">=", 5000.0), "p50_ms": ("<=", 30.0), "p95_ms": ("<=", 100.0), "rss_gb": ("<=", 4.0)}
+
+
+def met(key: str, value: float) -> str:
+    op, bound = GOALS[key]
+    return "" if (value >= bound if op == ">=" else value <= bound) else " (missed)"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| records | build rec/s (tantivy / vectors) | query p50 | query p95 | serving RSS (peak) | "
+    lines = ["| records | search index build, no embeddings (Tantivy) | vector index build (synthetic vectors) | "
+             "query p50 | query p95 | serving RSS (peak) | load avg build / serve | "
              "stages p50: embed / BM25+facets / dense | recall@10 vs exact (all / filtered) | index on disk |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        rss_gb = r["rss_mb"] / 1024
         lines.append(
-            f"| {r['records']:,} | {r['build_rps']:,.0f} ({r['tantivy_rps']:,.0f} / {r['vectors_rps']:,.0f}) | "
-            f"{r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms | "
-            f"{r['rss_mb'] / 1024:.2f} GB ({r['peak_rss_mb'] / 1024:.2f}) | "
+            f"| {r['records']:,} | {r['tantivy_rps']:,.0f} rec/s{met('tantivy_rps', r['tantivy_rps'])} | "
+            f"{r['vectors_rps']:,.0f} rec/s | "
+            f"{r['p50_ms']:.1f} ms{met('p50_ms', r['p50_ms'])} | {r['p95_ms']:.1f} ms{met('p95_ms', r['p95_ms'])} | "
+            f"{rss_gb:.2f} GB{met('rss_gb', rss_gb)} ({r['peak_rss_mb'] / 1024:.2f}) | "
+            f"{r.get('load_build', float('nan')):.1f} / {r.get('load_serve', float('nan')):.1f} | "
             f"{r['embed_p50']:.1f} / {r['bm25_facets_p50']:.1f} / {r['dense_p50']:.1f} ms | "
             f"{r['coarse_recall10']:.3f} / {r['filtered_recall10']:.3f}{'' if r['coarse'] else ' (exact)'} | "
             f"{(r['tantivy_mb'] + r['vectors_mb']) / 1e3:.2f} GB + cache {r['cache_mb'] / 1e3:.2f} GB |")
@@ -424,7 +442,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1000, help="records per projection batch (Pipeline.project)")
-    parser.add_argument("--commit-every", type=int, default=10_000,
+    parser.add_argument("--commit-every", type=int, default=50_000,
                         help="commit the projections (and mark records clean) every N records (bulk reindex)")
     parser.add_argument("--work", type=Path, help="where data directories go (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
@@ -448,11 +466,20 @@ def main() -> None:
         log(f"== {size:,} records: build")
         built = build(size, data_dir, args.batch, args.commit_every, log)
         log(f"  build {built['build_rps']:,.0f} records/s; serving {args.queries} queries in a child process")
-        child = subprocess.run([sys.executable, __file__, "--serve", str(data_dir), "--queries", str(args.queries)],
-                               capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        child = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir), "--queries", str(args.queries)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        serve_loads: list[float] = []
+        while True:
+            try:
+                stdout, stderr = child.communicate(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                serve_loads.append(os.getloadavg()[0])
         if child.returncode != 0:
-            raise SystemExit(f"serving process failed:\n{child.stderr[-4000:]}")
-        served = json.loads(child.stdout.strip().splitlines()[-1])
+            raise SystemExit(f"serving process failed:\n{stderr[-4000:]}")
+        built["load_serve"] = float(np.mean(serve_loads)) if serve_loads else os.getloadavg()[0]
+        served = json.loads(stdout.strip().splitlines()[-1])
         row = {**built, **served}
         rows.append(row)
         log(json.dumps(row, indent=None, default=str))
@@ -471,7 +498,9 @@ def write_results(args: Any, rows: list[dict[str, Any]]) -> None:
             f"`.venv/bin/python bench/search.py --sizes {' '.join(map(str, args.sizes))} --queries {args.queries}` "
             f"on {os.cpu_count()} CPUs (load average when written: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
             "other sessions share this machine).\n\n" + table(rows) + "\n\n"
-            "Targets (issue 6): build >= 5,000 records/s, p50 <= 30 ms, p95 <= 100 ms, RSS <= 4 GB.\n\n"
+            "Targets (issue 6): search index build without embeddings >= 5,000 records/s, query p50 <= 30 ms, "
+            "p95 <= 100 ms, serving RSS <= 4 GB; a figure that misses its target says so. The build commits every "
+            f"{args.commit_every:,} records (`--commit-every`).\n\n"
             "```json\n" + json.dumps(rows, indent=1, default=str) + "\n```\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -325,8 +325,15 @@ def demo(
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except ValidationError as e:  # settings from the environment or MODELPORT_CONFIG that cannot work
+        errors = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        console.print(f"[bold red]error:[/] invalid configuration: {errors}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -132,13 +132,7 @@ class GraphProjection:
 
 
 def make_search_backend(settings: Settings) -> Any:
-    if settings.search_backend == "elasticsearch":
-        from modelport.index.elasticsearch_backend import ElasticsearchBackend
-
-        if not settings.elasticsearch_url:
-            raise ValueError("search_backend=elasticsearch needs MODELPORT_ELASTICSEARCH_URL")
-        return ElasticsearchBackend(settings.elasticsearch_url)
-    from modelport.index.tantivy_backend import TantivyBackend
+    from modelport.index.tantivy_backend import TantivyBackend  # the only backend built so far
 
     return TantivyBackend(settings.index_dir / "tantivy")
 

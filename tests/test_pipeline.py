@@ -259,3 +259,11 @@ def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path
     assert cat.dirty_count() == 1 and cat.dirty_count("graph") == 1
     assert [rid for rid, _, _ in cat.dirty(outbox="graph")] == ["a:2"]
     cat.close()
+
+
+def test_a_backend_that_is_not_built_is_refused_with_a_clear_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("MODELPORT_SEARCH_BACKEND", "elasticsearch")
+    with pytest.raises(ValidationError, match="Elasticsearch search backend is not built yet"):
+        Settings()

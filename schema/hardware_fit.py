@@ -6,6 +6,7 @@ latencies a source measured are never replaced by them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from modelport.schema.kb import KnowledgeBase
@@ -164,7 +165,9 @@ def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell] | 
     return out
 
 
+@lru_cache(maxsize=8192)
 def _gib(n: int | None) -> str:
+    # Cached: a record formats the same few sizes once per hardware profile (~13 times).
     if n is None:
         return "?"
     if n < 1 << 20:
@@ -178,22 +181,30 @@ def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Ce
     from modelport.schema.compat import via_evidence
 
     out = []
+    heads: dict[tuple[int | None, str | None, int | None], str] = {}  # one sentence head per weight option
     for fr in fit_report(record, kb, cells, plan):
         if not fr.fits or fr.cell is None:
             continue
         h = kb.compat.hardware[fr.hardware]
         cell = fr.cell
-        ev = [build(Evidence, kind="kb", detail=(
-            f"weights ~{_gib(fr.weights_bytes)} ({fr.basis}); working memory ≈ weights × "
-            f"{1 + kb.compat.activation_overhead:g} = {_gib(fr.working_bytes)} ≤ {_gib(fr.memory_bytes)} on {h.label}"
-            + (" (class profile, approximate)" if h.approximate else "")),
-            kb_fact=f"hardware/{h.id} memory", kb_version=kb.version), via_evidence(cell, kb)]
+        head = heads.get((fr.weights_bytes, fr.basis, fr.working_bytes))
+        if head is None:
+            head = heads[(fr.weights_bytes, fr.basis, fr.working_bytes)] = (
+                f"weights ~{_gib(fr.weights_bytes)} ({fr.basis}); working memory ≈ weights × "
+                f"{1 + kb.compat.activation_overhead:g} = {_gib(fr.working_bytes)} ≤ ")
+        ev = [build(Evidence, kind="kb", detail=head + _memory_tail(h, fr.memory_bytes),
+                    kb_fact=f"hardware/{h.id} memory", kb_version=kb.version), via_evidence(cell, kb)]
         out.append(cell.entry(
             hardware=h.id, target=h.targets[0] if h.targets else None, precision=fr.precision or cell.precision,
             evidence=ev, measurements={**cell.measurements, "weights_bytes": fr.weights_bytes,
                                        "working_bytes": fr.working_bytes, "memory_bytes": fr.memory_bytes,
                                        "fits": True, "basis": fr.basis}))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _memory_tail(h: HardwareProfile, memory_bytes: int | None) -> str:
+    return f"{_gib(memory_bytes)} on {h.label}" + (" (class profile, approximate)" if h.approximate else "")
 
 
 def _flops(record: ModelRecord) -> tuple[float | None, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -434,6 +435,8 @@ class Pipeline:
 
 
 _tuned = 0
+_tuned_lock = threading.Lock()
+_restore: list[int] = []
 
 
 @contextmanager
@@ -444,20 +447,23 @@ def _collector_tuned_for_throughput() -> Iterator[None]:
     Freeze what exists (never collectable garbage: modules, KB, caches) and collect young objects
     far less often for the harvest's duration."""
     global _tuned
-    if _tuned:  # nested (a harvest's graph catch-up): already tuned
-        yield
-        return
-    old = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
-    _tuned += 1
+    with _tuned_lock:
+        first = _tuned == 0  # nested or concurrent harvests (the scheduler): tuned once, restored by the last
+        _tuned += 1
+        if first:
+            old = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 1000)
+            _restore[:] = old
     try:
         yield
     finally:
-        _tuned -= 1
-        gc.set_threshold(*old)
-        gc.unfreeze()
+        with _tuned_lock:
+            _tuned -= 1
+            if _tuned == 0:
+                gc.set_threshold(*_restore)
+                gc.unfreeze()
 
 
 def _short(e: BaseException) -> str:

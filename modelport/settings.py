@@ -37,6 +37,8 @@ class Settings(BaseSettings):
                              "(or set it to 'embedded') to use the embedded Tantivy backend")
         return v
     embeddings: bool = True  # use dense vectors when the extra is installed
+    # A harvest commits the search index (making its records searchable) at most this often.
+    search_commit_interval_s: float = Field(default=2.0, ge=0.0)
     # Full harvests never tombstone more than this share of a source's live records in one run.
     tombstone_failsafe_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
     query_timeout_s: float = Field(default=10.0, gt=0)

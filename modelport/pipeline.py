@@ -368,15 +368,19 @@ class Pipeline:
         """Bring the projections up to date with the catalog (the graph too unless `graph` is false);
         returns how many records moved."""
         moved: set[str] = set()
+        after: str | None = None
         while True:
-            items = self.catalog.dirty(limit=batch)
+            # Keyset paging: batches applied but not yet committed are still flagged in the outbox.
+            items = self.catalog.dirty(limit=batch, after=after)
             if not items:
                 break
+            after = items[-1][0]
             live = self.catalog.hydrate(
                 [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
             gone = [rid for rid, data, _ in items if data is None]
-            self._project_records(live, gone)
+            self._project_records(live, gone, commit=False)  # commits every search_commit_interval_s
             moved.update(rid for rid, _, _ in items)
+        self._commit_pending()
         if graph:
             moved.update(self.project_graph())
         return len(moved)

@@ -90,7 +90,8 @@ class Services:
 
         ensure_current(self.search_backend, self.pipeline.reindex)  # an index of an older layout was emptied
         res: SearchResult = self.hybrid.search(query)
-        records = self.catalog.get_many([h.id for h in res.hits])
+        # A hit shows runtime cells only: skip the hardware fit (it ran after the search, so it was latency).
+        records = self.catalog.get_many([h.id for h in res.hits], matrix="runtimes")
         hits = [RecordSummary.of(records[h.id], h.score) for h in res.hits if h.id in records]
         return SearchResponse(total=res.total, hits=hits, facets={k: v.model_dump() for k, v in res.facets.items()},
                               took_ms=res.took_ms, query=query.model_dump(), notices=res.notices,

@@ -662,6 +662,16 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
     return cells, blocked
 
 
+def runtime_cells(record: ModelRecord, kb: KnowledgeBase) -> list[CompatibilityEntry]:
+    """The runtime cells alone (what a search hit shows), without the hardware fit: from the memoized
+    derivation when the record's signature has been seen, which makes it a dictionary lookup."""
+    sig = _signature(record, kb, MAX_HOPS)
+    core = _CORE_CACHE.get(sig) if sig is not None else None
+    if core is not None:
+        return list(core.runtime_entries)
+    return [e for e in analyze(record, kb).entries if e.runtime and e.target is None and e.hardware is None]
+
+
 def via_evidence(cell: Cell, kb: KnowledgeBase) -> Evidence:
     """A target or hardware cell points at the runtime cell it rests on instead of copying that cell's
     evidence: the record stays small (and its graph too) and the evidence is said once."""
@@ -761,5 +771,5 @@ def runtime_entries(entries: Iterable[CompatibilityEntry]) -> dict[str, Compatib
 
 
 __all__ = ["derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
-           "artifact_range", "axis_range", "enrich_record", "carry_verifications", "runtime_entries",
+           "artifact_range", "axis_range", "enrich_record", "carry_verifications", "runtime_entries", "runtime_cells",
            "MAX_HOPS", "STATUS_RANK"]

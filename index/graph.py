@@ -58,20 +58,17 @@ class GraphStore:
         transactional, which is harmless for graphs nobody can have read yet — and the catalog's
         outbox replays a batch cut short)."""
         if items:
-            nquads = "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in items)
-            self.store.bulk_load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
+            self.store.bulk_load(_nquads(items), format=ox.RdfFormat.N_QUADS)
 
     def add_shared(self, graphs: dict[str, str]) -> int:
         """Content-addressed nodes many records link to (schema/rdf.py `RecordRdf.shared`): each is
         written once, in a graph named by its own IRI. They go in with a transactional load — a graph
         found in the store is never written again, so it must never be half there. Returns how many
         were new."""
-        new = {iri: nt for iri, nt in graphs.items()
-               if iri not in self._shared and not self.store.contains_named_graph(ox.NamedNode(iri))}
+        new = [(iri, nt) for iri, nt in graphs.items() if iri not in self._shared and not self.has_graph(iri)]
         self._shared.update(graphs)
         if new:
-            nquads = "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in new.items())
-            self.store.load(nquads.encode(), format=ox.RdfFormat.N_QUADS)
+            self.store.load(_nquads(new), format=ox.RdfFormat.N_QUADS)
         return len(new)
 
     def has_graph(self, iri: str) -> bool:
@@ -154,6 +151,11 @@ class GraphStore:
         if time.monotonic() > deadline:
             raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
         return SparqlAnswer(kind, out, truncated, (time.monotonic() - start) * 1000)
+
+
+def _nquads(items: Iterable[tuple[str, str]]) -> bytes:
+    """(graph IRI, N-Triples) pairs as N-Quads: each triple line gets its graph."""
+    return "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in items).encode()
 
 
 def _strip_prologue(text: str) -> str:

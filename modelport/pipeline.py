@@ -28,8 +28,7 @@ from modelport.harvesters.base import (
     Source,
     SourceRecord,
 )
-from modelport.index.catalog import Catalog
-from modelport.schema.compat import enrich_record
+from modelport.index.catalog import Catalog, Outbox
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
@@ -227,10 +226,9 @@ class Pipeline:
         record.iri = record_iri(self.settings.base_iri, record.id)
         record.compatibility = []
         stored = record.with_hash().stored_json()
-        # Stored verification results go in first: the derivation keeps them and lets a verified
-        # cell stand in for the derived one of the same runtime.
-        record.compatibility = self.catalog.get_verifications(record.id)
-        return enrich_record(record, self.kb), stored
+        # Derived as on every catalog read (stored verification results included), so a harvested
+        # record and a read one look the same.
+        return self.catalog.hydrate([record])[0], stored
 
     # -- harvest -------------------------------------------------------------------------------
     def harvest(self, source: Source, mode: HarvestMode = "incremental", limit: int | None = None,
@@ -368,16 +366,7 @@ class Pipeline:
         """Bring the projections up to date with the catalog (the graph too unless `graph` is false);
         returns how many records moved."""
         moved: set[str] = set()
-        after: str | None = None
-        while True:
-            # Keyset paging: batches applied but not yet committed are still flagged in the outbox.
-            items = self.catalog.dirty(limit=batch, after=after)
-            if not items:
-                break
-            after = items[-1][0]
-            live = self.catalog.hydrate(
-                [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
-            gone = [rid for rid, data, _ in items if data is None]
+        for items, live, gone in self._outbox("search", batch):
             self._project_records(live, gone, commit=False)  # commits every search_commit_interval_s
             moved.update(rid for rid, _, _ in items)
         self._commit_pending()
@@ -401,7 +390,6 @@ class Pipeline:
         pending: tuple[Future[None], list[tuple[str, str]]] | None = None
         total, started = self.catalog.dirty_count("graph"), time.monotonic()
         projection = self.graph_projection
-        after = ""
 
         def finish() -> None:
             nonlocal pending
@@ -412,15 +400,8 @@ class Pipeline:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-writer") as pool:
             try:
-                while True:
-                    # Keyset paging: the batch being written is still dirty until `finish` marks it.
-                    items = self.catalog.dirty(limit=batch, outbox="graph", after=after)
-                    if not items:
-                        break
-                    after = items[-1][0]
-                    live = self.catalog.hydrate(
-                        [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
-                    work = projection.serialize(live, [rid for rid, data, _ in items if data is None])
+                for items, live, gone in self._outbox("graph", batch):
+                    work = projection.serialize(live, gone)
                     finish()
                     pending = (pool.submit(projection.write, work), [(rid, h) for rid, _, h in items])
                     moved.update(rid for rid, _, _ in items)
@@ -433,6 +414,17 @@ class Pipeline:
                     pending[0].exception()  # wait: never leave a write running behind a closed store
         projection.commit()
         return moved
+
+    def _outbox(self, outbox: Outbox, batch: int
+                ) -> Iterator[tuple[list[tuple[str, str | None, str]], list[ModelRecord], list[str]]]:
+        """Batches of an outbox: the rows, their live records derived as on any read, the ids gone.
+        Paged by id, since a batch stays flagged until its projection has committed it."""
+        after: str | None = None
+        while items := self.catalog.dirty(limit=batch, outbox=outbox, after=after):
+            after = items[-1][0]
+            live = self.catalog.hydrate(
+                [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
+            yield items, live, [rid for rid, data, _ in items if data is None]
 
     def _project_records(self, live: list[ModelRecord], gone: list[str],
                          fresh: set[str] | frozenset[str] = frozenset(), commit: bool = True) -> None:

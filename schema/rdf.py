@@ -310,8 +310,10 @@ def _cell_head(t: _Triples, node: str, e: CompatibilityEntry) -> None:
     t.lit(node, mp("hops"), len(e.path))
 
 
-def _cell_body(t: _Triples, node: str, e: CompatibilityEntry, step_base: str, evidence_base: str) -> None:
-    """Precision, format, ordered conversion steps and evidence nodes of a runtime (or verified) cell."""
+def _cell_body(t: _Triples, node: str, e: CompatibilityEntry) -> None:
+    """Precision, format, ordered conversion steps and evidence nodes of a runtime (or verified) cell;
+    the step and evidence nodes are named after the cell (`<cell>-step-0>`, `<cell>-evidence-0>`)."""
+    base = node[:-1]
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
     typ = f"<{RDF_TYPE}>"
     t.lit(node, mp("precision"), e.precision)
@@ -319,7 +321,7 @@ def _cell_body(t: _Triples, node: str, e: CompatibilityEntry, step_base: str, ev
         t.add(node, mp("viaFormat"), _kb("format", e.format))
     for j, conv in enumerate(e.path):
         # Steps are nodes with an index: repeated properties alone would lose the chain's order.
-        step = f"{step_base}-step-{j}>"
+        step = f"{base}-step-{j}>"
         t.add(node, mp("conversionStep"), step)
         t.add(step, typ, mp("ConversionStep"))
         t.lit(step, mp("stepIndex"), j)
@@ -331,7 +333,7 @@ def _cell_body(t: _Triples, node: str, e: CompatibilityEntry, step_base: str, ev
         key = (ev.kind, ev.detail, ev.kb_fact, ev.artifact)
         if key in seen:
             continue
-        enode = f"{evidence_base}-evidence-{len(seen)}>"
+        enode = f"{base}-evidence-{len(seen)}>"
         seen.add(key)
         t.add(enode, typ, mp("Evidence"))
         t.lit(enode, mp("evidenceKind"), ev.kind)
@@ -365,7 +367,7 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, 
         if e.status in _VERIFY:
             node = f"{own}#compat-{i}>"
             _cell_head(t, node, e)
-            _cell_body(t, node, e, node[:-1], node[:-1])
+            _cell_body(t, node, e)
             m = e.measurements
             act = f"{own}#compat-{i}-run>"
             t.add(node, f"<{PROV}wasGeneratedBy>", act)
@@ -407,7 +409,7 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, 
 def _runtime_cell(e: CompatibilityEntry, shared: dict[str, str]) -> str:
     t = _Triples()
     _cell_head(t, _SUBJ, e)
-    _cell_body(t, _SUBJ, e, _SUBJ[:-1], _SUBJ[:-1])
+    _cell_body(t, _SUBJ, e)
     t.add(_SUBJ, f"<{PROV}wasGeneratedBy>", _derivation_node(_kb_version(e), shared))
     return _shared_node("cell", t, shared)
 
@@ -422,7 +424,7 @@ def _derived_cell(e: CompatibilityEntry, base_cell: str | None, facts: tuple[str
         for f in facts:
             t.lit(_SUBJ, f"<{MP}kbFact>", f)
     else:  # an umbrella target over several runtimes ("mobile"): its evidence is its own
-        _cell_body(t, _SUBJ, e, _SUBJ[:-1], _SUBJ[:-1])
+        _cell_body(t, _SUBJ, e)
     t.add(_SUBJ, f"<{PROV}wasGeneratedBy>", _derivation_node(_kb_version(e), shared))
     return _shared_node("cell", t, shared)
 

@@ -42,13 +42,23 @@ def load_corpus() -> list[ModelRecord]:
 RECORDS = load_corpus()
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
-    b = TantivyBackend(tmp_path_factory.mktemp("search-index"))
+def _corpus_index(path: Path) -> Iterator[TantivyBackend]:
+    b = TantivyBackend(path)
     b.upsert(RECORDS)
     b.commit()
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
+    yield from _corpus_index(tmp_path_factory.mktemp("search-index"))
+
+
+@pytest.fixture
+def own_backend(tmp_path: Path) -> Iterator[TantivyBackend]:
+    """An index of the corpus for one test alone: for tests that change it."""
+    yield from _corpus_index(tmp_path / "idx")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -376,10 +386,8 @@ def test_relevance_cursor_pages_equal_offset_pages(backend: TantivyBackend) -> N
     assert by_cursor == by_offset and len(by_cursor) == backend.search(q).total
 
 
-def test_cursor_survives_inserts_between_pages(tmp_path: Path) -> None:
-    b = TantivyBackend(tmp_path / "idx")
-    b.upsert(RECORDS)
-    b.commit()
+def test_cursor_survives_inserts_between_pages(own_backend: TantivyBackend) -> None:
+    b = own_backend
     q = SearchQuery(sort="downloads", limit=25)
     first = b.search(q)
     # A new very popular record and an update of one already shown land between the pages.
@@ -394,13 +402,10 @@ def test_cursor_survives_inserts_between_pages(tmp_path: Path) -> None:
         seen += [h.id for h in res.hits]
         cursor = res.next_cursor
     assert len(seen) == len(set(seen)) == len(RECORDS)  # nothing repeated, nothing of the old list skipped
-    b.close()
 
 
-def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes(tmp_path: Path) -> None:
-    b = TantivyBackend(tmp_path / "idx")
-    b.upsert(RECORDS)
-    b.commit()
+def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes(own_backend: TantivyBackend) -> None:
+    b = own_backend
     q = SearchQuery(text="forecasts traffic volume", limit=5)
     first = b.search(q)
     full = [h.id for h in b.search(q.model_copy(update={"limit": 200})).hits]
@@ -413,7 +418,6 @@ def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes
     second = b.search(q.model_copy(update={"cursor": first.next_cursor}))
     assert any("index changed" in n for n in second.notices)
     assert [h.id for h in second.hits] == full[5:10]  # right after the last record shown, no repeats
-    b.close()
 
 
 def test_cursor_of_another_query_is_refused(backend: TantivyBackend) -> None:

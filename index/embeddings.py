@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from modelport.index.query_encoder import QueryEncoder
 from modelport.schema.record import ModelRecord
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class SentenceTransformerEmbedder:
     _lock = threading.Lock()
     _run_lock = threading.Lock()
     _threads: int | None = None  # torch's default thread count, restored for batch embedding
+    _query_encoder: Any = None
 
     def _load(self) -> Any:
         cls = type(self)
@@ -166,7 +168,18 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         # One short query gains nothing from a second torch thread, and during a search the other
         # core runs BM25 and the facets: two torch threads there made p95 several times worse.
-        return self._encode([text], threads=1)[0]
+        # Queries take the checked fast path of index/query_encoder.py (chosen once, with one thread).
+        model = self._load()
+        import torch  # loaded with the model
+
+        cls = type(self)
+        with cls._run_lock:
+            if cls._threads is None:
+                cls._threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            if cls._query_encoder is None:
+                cls._query_encoder = QueryEncoder(model)
+            return cls._query_encoder(text)
 
     def _encode(self, texts: Sequence[str], threads: int | None) -> np.ndarray:
         if not texts:

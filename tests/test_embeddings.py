@@ -56,6 +56,52 @@ def test_summary_text_is_short_and_carries_the_essentials() -> None:
     assert len(text) < SUMMARY_CHARS + 120
 
 
+QUERIES = ["bert", "image classification models compatible with ONNX Runtime 1.14, Apache licensed",
+           "real-time traffic prediction from camera input at urban intersections",
+           "Wörter und Sätze: ñandú 日本語の音声認識 🚗", "long " + "query about speech models " * 60]
+
+
+def test_query_vectors_are_the_models_vectors_whichever_path_computes_them() -> None:
+    """A query is embedded through the fast path the machine chose (index/query_encoder.py); each
+    vector must be the one the model's own batch `encode` gives (documents are embedded that way),
+    long queries truncated the same way."""
+    from modelport.index.embeddings import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    batch = embedder.embed(QUERIES)
+    for text, want in zip(QUERIES, batch, strict=True):
+        got = embedder.embed_query(text)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert float(np.linalg.norm(got)) == pytest.approx(1.0, abs=1e-4)
+        assert float(got @ want) >= 0.999, (text[:40], SentenceTransformerEmbedder._query_encoder.path)
+    # Each fast variant on its own, whichever one this machine picked.
+    import torch
+
+    encoder = SentenceTransformerEmbedder._query_encoder
+    for dtype in (torch.bfloat16, torch.float32):
+        fast = encoder._traced(dtype)
+        for text, want in zip(QUERIES, batch, strict=True):
+            assert float(fast(text) @ want) >= 0.999, (dtype, text[:40])
+
+
+def test_a_model_the_fast_path_does_not_know_is_embedded_by_encode() -> None:
+    from modelport.index.embeddings import SentenceTransformerEmbedder
+    from modelport.index.query_encoder import QueryEncoder
+
+    model = SentenceTransformerEmbedder()._load()
+
+    class CLSPooled:  # same interface, another pooling: the fast path would be wrong for it
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter([model[0], type("Pooling", (), {"pooling_mode": "cls"})(), model[2]])
+
+        def encode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return model.encode(*args, **kwargs)
+
+    encoder = QueryEncoder(CLSPooled())
+    assert encoder.path == "encode"
+    assert np.array_equal(encoder("bert"), model.encode(["bert"], normalize_embeddings=True)[0])
+
+
 def test_unchanged_records_are_never_embedded_again(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "d", base_iri="http://t")
     items = subset()

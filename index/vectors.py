@@ -349,9 +349,7 @@ class VectorIndex:
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if candidates is not None:
-            candidates = np.unique(np.asarray(candidates, dtype=np.int64))
-            candidates = candidates[(candidates < n)]
-            candidates = candidates[self._alive[candidates]]
+            candidates = self._live_sorted(np.asarray(candidates, dtype=np.int64), n)
             if len(candidates) == 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         coarse = self._pca is not None and self._C is not None and not exact
@@ -381,6 +379,19 @@ class VectorIndex:
         exact_scores = np.asarray(self._X[pool_rows]) @ q
         top, s = _top(exact_scores, k)
         return pool_rows[top], s
+
+    def _live_sorted(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """The distinct live rows among `rows`, ascending. Past ~n/64 rows a mask over all rows is
+        far cheaper than sorting them (`np.unique` of 40k rows took 5.4 ms at 1M, the mask 0.7;
+        of 300k, 70 ms against 0.8), and a constraint query can list that many."""
+        rows = rows[(rows >= 0) & (rows < n)]
+        if len(rows) * 64 < n:
+            rows = np.unique(rows)
+            return rows[self._alive[rows]]
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        mask &= self._alive[:n]
+        return np.flatnonzero(mask)
 
     def cost_per_row_us(self) -> tuple[float, float]:
         """(scanning all rows, scoring listed candidates) in µs per row, for choosing between

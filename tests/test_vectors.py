@@ -58,6 +58,26 @@ def test_candidates_restrict_the_search(filled: tuple[VectorIndex, np.ndarray]) 
     assert index.search(x[3], 10, np.zeros(0, dtype=np.int64)) == []
 
 
+@pytest.mark.parametrize("n_candidates", [3, 300])  # few: sorted and deduplicated; many: a mask over all rows
+def test_candidate_lists_may_repeat_rows_hold_dead_rows_and_rows_out_of_range(
+        filled: tuple[VectorIndex, np.ndarray], n_candidates: int) -> None:
+    index, x = filled
+    index.delete(["r21"])
+    index.commit()
+    rng = np.random.default_rng(3)
+    picked = rng.choice(500, n_candidates, replace=False)
+    picked[0] = 21  # dead
+    raw = np.concatenate([picked, picked[: n_candidates // 2], [500, 9_999, -1]])  # repeats, beyond the end
+    rng.shuffle(raw)
+    allowed = np.zeros(500, dtype=bool)
+    allowed[picked] = True
+    allowed[21] = False
+    k = min(10, int(allowed.sum()))
+    got = index.search(x[picked[1]], k, raw)
+    assert [rid for rid, _ in got] == [f"r{i}" for i in brute(x, x[picked[1]], k, allowed)]
+    assert len({rid for rid, _ in got}) == len(got)
+
+
 def test_delete_and_update_in_place(filled: tuple[VectorIndex, np.ndarray], tmp_path: Path) -> None:
     index, x = filled
     index.delete(["r3"])

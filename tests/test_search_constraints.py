@@ -480,6 +480,21 @@ def test_a_facet_out_of_time_is_reported_and_results_still_come(backend: Tantivy
     assert not again.facets["task"].timed_out and again.facets["task"].counts["image-classification"] == again.total
 
 
+@pytest.mark.parametrize("sort", ["relevance", "downloads"])
+@pytest.mark.parametrize("text", ["", "images", "classifies images detects objects", "models"])
+def test_the_total_is_the_count_of_matches_whether_facets_count_it_or_not(backend: TantivyBackend, sort: str,
+                                                                        text: str) -> None:
+    # With facets, the total comes from the facet aggregation (the page itself skips counting);
+    # without, from the page's own count. Both must be the number of records the query matches.
+    q = SearchQuery(text=text, filters={"task": ["image-classification", "object-detection"]}, sort=sort, limit=3)
+    counted = backend.index.searcher().search(backend.build_query(q), 1, count=True).count
+    with_facets = backend.search(q.model_copy(update={"facets": ["task", "license", "runtime"]}))
+    without = backend.search(q)
+    assert counted and with_facets.total == without.total == counted
+    assert [h.id for h in with_facets.hits] == [h.id for h in without.hits]
+    assert sum(with_facets.facets["task"].counts.values()) >= counted
+
+
 def test_facet_values_outside_the_kb_are_still_counted(tmp_path: Path) -> None:
     # Runtime/target/format facets count a per-record bitmask of KB values; a value the KB does not
     # know must make them fall back to counting the keywords, not vanish.

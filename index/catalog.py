@@ -11,6 +11,7 @@ graph catches up after it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelport.schema.record import CompatibilityEntry, ModelRecord
+
+log = logging.getLogger(__name__)
 
 Outbox = Literal["search", "graph"]
 _FLAG: dict[str, str] = {"search": "dirty", "graph": "graph_dirty"}
@@ -60,7 +63,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS verifications (
     record_id   TEXT PRIMARY KEY,
     entries     TEXT NOT NULL,
-    verified_at TEXT NOT NULL
+    verified_at TEXT NOT NULL,
+    artifacts   TEXT  -- schema.compat.artifact_signature of what was checked; NULL: from before it was kept
 );
 """
 
@@ -114,6 +118,8 @@ class Catalog:
         if "graph_dirty" not in cols:  # catalogs from before the graph had an outbox of its own
             self._conn.execute("ALTER TABLE records ADD COLUMN graph_dirty INTEGER NOT NULL DEFAULT 0")
             self._conn.execute("UPDATE records SET graph_dirty=dirty")
+        if "artifacts" not in {r[1] for r in self._conn.execute("PRAGMA table_info(verifications)")}:
+            self._conn.execute("ALTER TABLE verifications ADD COLUMN artifacts TEXT")
         # Outboxes are read in id order (keyset paging): partial indexes on id hold exactly their rows.
         self._conn.execute("DROP INDEX IF EXISTS records_dirty")  # superseded by records_dirty_ids
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_dirty_ids ON records(id) WHERE dirty = 1")
@@ -347,23 +353,40 @@ class Catalog:
 
     # -- verification results (outlive re-harvests: they are merged in at enrichment) ------------
     def set_verifications(self, record_id: str, entries: list[CompatibilityEntry]) -> None:
-        """Store verification results; the record goes back into the projections' outbox, since its
-        derived matrix changes although what the source says does not."""
+        """Store verification results for the record's artifacts as they are now (a result is
+        applied only while they stay the same); the record goes back into the projections' outbox,
+        since its derived matrix changes although what the source says does not."""
+        from modelport.schema.compat import artifact_signature
+
         payload = json.dumps([e.model_dump(mode="json") for e in entries])
         with self._lock:
+            row = self._conn.execute("SELECT data FROM records WHERE id=?", (record_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no record {record_id!r} in the catalog")
+            checked = artifact_signature(ModelRecord.model_validate_json(row[0]).artifacts)
             self._conn.execute(
-                "INSERT INTO verifications VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
-                "entries=excluded.entries, verified_at=excluded.verified_at", (record_id, payload, _now()))
+                "INSERT INTO verifications VALUES (?, ?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+                "entries=excluded.entries, verified_at=excluded.verified_at, artifacts=excluded.artifacts",
+                (record_id, payload, _now(), checked))
             self._conn.execute("UPDATE records SET dirty=1, graph_dirty=1 WHERE id=?", (record_id,))
             if self._verified is not None:
                 self._verified.add(record_id)
 
-    def get_verifications(self, record_id: str) -> list[CompatibilityEntry]:
-        if not self._has_verifications(record_id):
+    def get_verifications(self, record: ModelRecord) -> list[CompatibilityEntry]:
+        """The record's verification results, unless its artifacts changed since they were checked."""
+        from modelport.schema.compat import artifact_signature
+
+        if not self._has_verifications(record.id):
             return []
         with self._lock:
-            row = self._conn.execute("SELECT entries FROM verifications WHERE record_id=?", (record_id,)).fetchone()
-        return [CompatibilityEntry.model_validate(e) for e in json.loads(row[0])] if row else []
+            row = self._conn.execute("SELECT entries, artifacts FROM verifications WHERE record_id=?",
+                                     (record.id,)).fetchone()
+        if row is None:
+            return []
+        if row[1] is not None and row[1] != artifact_signature(record.artifacts):
+            log.debug("verification of %s is for other artifacts than it has now: not applied", record.id)
+            return []
+        return [CompatibilityEntry.model_validate(e) for e in json.loads(row[0])]
 
     def _has_verifications(self, record_id: str) -> bool:
         # Few records are ever verified: one set lookup spares the harvest a query per record.
@@ -380,7 +403,7 @@ class Catalog:
 
         kb = get_kb()
         for r in records:
-            r.compatibility = self.get_verifications(r.id)
+            r.compatibility = self.get_verifications(r)
             if matrix == "full" or r.compatibility:
                 enrich_record(r, kb)
             else:

@@ -10,6 +10,7 @@ target/hardware relations give target and hardware cells.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -736,21 +737,11 @@ def derive_compatibility(record: ModelRecord, kb: KnowledgeBase) -> list[Compati
     return analyze(record, kb).entries
 
 
-def carry_verifications(previous: ModelRecord | None, record: ModelRecord) -> ModelRecord:
-    """Copy `verified` / `failed-verification` cells of the stored version of a record onto a
-    freshly normalized one, so a re-harvest does not forget `modelport verify` results — but only
-    while the artifacts they checked are unchanged (same paths and hashes)."""
-    if previous is None:
-        return record
-
-    def sig(r: ModelRecord) -> set[tuple[str, str | None]]:
-        return {(a.path, a.sha256) for a in r.artifacts}
-
-    if sig(previous) != sig(record):
-        return record
-    kept = [e for e in previous.compatibility if e.status in KEPT_STATUSES]
-    record.compatibility = [e for e in record.compatibility if e.status not in KEPT_STATUSES] + kept
-    return record
+def artifact_signature(artifacts: Iterable[Artifact]) -> str:
+    """What a verification checked: the artifacts' paths and content hashes. A result stored under
+    one signature holds for a record only while its artifacts still have it (Hub repos change
+    their files; MLflow versions do not)."""
+    return json.dumps(sorted({(a.path, a.sha256 or "") for a in artifacts}))
 
 
 def enrich_record(record: ModelRecord, kb: KnowledgeBase) -> ModelRecord:
@@ -771,5 +762,5 @@ def runtime_entries(entries: Iterable[CompatibilityEntry]) -> dict[str, Compatib
 
 
 __all__ = ["derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
-           "artifact_range", "axis_range", "enrich_record", "carry_verifications", "runtime_entries", "runtime_cells",
+           "artifact_range", "axis_range", "enrich_record", "artifact_signature", "runtime_entries", "runtime_cells",
            "MAX_HOPS", "STATUS_RANK"]

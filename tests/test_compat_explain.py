@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from compat_helpers import GB, MB, art, pin, rec
 
-from modelport.schema.compat import carry_verifications, derive_compatibility, enrich_record
+from modelport.schema.compat import enrich_record
 from modelport.schema.compat_explain import explain, matrix
 from modelport.schema.hardware_fit import ESTIMATE_SOURCE, fit_report
 from modelport.schema.kb import get_kb
-from modelport.schema.record import CompatibilityEntry, LatencyMeasurement
+from modelport.schema.record import LatencyMeasurement
 
 
 def torch_model():  # type: ignore[no-untyped-def]
@@ -102,15 +102,3 @@ def test_enrich_adds_labelled_estimates_and_keeps_measurements() -> None:
     assert abs(t4.latency_ms - 100 * MB / 320e9 * 1e3) < 1e-3
     h200 = next(e for e in est if e.hardware == "h200")
     assert h200.latency_ms < t4.latency_ms
-
-
-def test_carry_verifications_only_for_unchanged_artifacts() -> None:
-    old = onnx_model()
-    v = CompatibilityEntry(runtime="onnxruntime", status="verified", measurements={"max_abs_diff": 0})
-    old.compatibility = [v]
-    new = onnx_model()
-    new.compatibility = derive_compatibility(new, get_kb())
-    assert v in carry_verifications(old, new).compatibility
-    changed = rec("onnx", artifacts=[art("model.onnx", "onnx", 100 * MB, opset=18)])
-    changed.artifacts[0].sha256 = "deadbeef"
-    assert v not in carry_verifications(old, changed).compatibility

@@ -22,7 +22,7 @@ from modelport.harvesters.base import (
 from modelport.index.search import SearchQuery
 from modelport.pipeline import Pipeline
 from modelport.schema.identity import record_id
-from modelport.schema.record import ModelRecord
+from modelport.schema.record import Artifact, ModelRecord
 from modelport.settings import Settings
 
 
@@ -60,6 +60,7 @@ class ScriptedSource:
         return ModelRecord(id=record_id(self.name, item.local_id), source=self.name, source_kind=self.kind,
                            local_id=item.local_id, name=p["name"], description=p.get("desc"),
                            tasks=p.get("tasks", []), declared_formats=p.get("formats", []),
+                           artifacts=[Artifact(path=a, format=f, sha256=h) for a, f, h in p.get("artifacts", [])],
                            provenance=new_provenance(self, None))
 
 
@@ -207,6 +208,37 @@ def test_catalog_stores_what_the_source_says_and_derives_the_matrix_on_read(pipe
     m1 = pipeline.graph.query('SELECT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier "scripted:org/m1" }')
     assert {r[Variable("c")] for r in m1.result.bindings} <= {r[Variable("c")] for r in cells}
     assert all("/derived/cell/" in str(r[Variable("c")]) for r in m1.result.bindings)
+
+
+def test_a_verification_holds_only_while_the_artifacts_it_checked_are_unchanged(pipeline: Pipeline) -> None:
+    from modelport.index.search import RuntimeConstraint
+    from modelport.schema.record import CompatibilityEntry, Evidence
+
+    data = items(2, formats=["onnx"], artifacts=[["model.onnx", "onnx", "a" * 64]])
+    pipeline.harvest(ScriptedSource(data), mode="full")
+    pipeline.catalog.set_verifications("scripted:org/m0", [CompatibilityEntry(
+        runtime="onnxruntime", format="onnx", status="verified", confidence="high",
+        evidence=[Evidence(kind="verification", detail="ran on onnxruntime 1.19")])])
+    pipeline.project()
+    query = SearchQuery(constraints=[RuntimeConstraint(runtime="onnxruntime", min_status="verified")])
+
+    def verified() -> bool:
+        cells = pipeline.catalog.get("scripted:org/m0").compatibility
+        return any(c.runtime == "onnxruntime" and c.status == "verified" for c in cells)
+
+    assert verified() and {h.id for h in pipeline.search.search(query).hits} == {"scripted:org/m0"}
+    # Re-harvested with other metadata but the same files: the result still holds.
+    data[0]["desc"] = "now with a longer description"
+    assert pipeline.harvest(ScriptedSource(data), mode="full").counts["updated"] == 1
+    assert verified() and {h.id for h in pipeline.search.search(query).hits} == {"scripted:org/m0"}
+    # The file changed upstream (a Hub repo's new commit): what was checked is no longer there.
+    data[0]["artifacts"] = [["model.onnx", "onnx", "b" * 64]]
+    assert pipeline.harvest(ScriptedSource(data), mode="full").counts["updated"] == 1
+    assert not verified() and pipeline.search.search(query).total == 0
+    assert not pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; mp:compatibility ?c . '
+                                    '?c mp:status "verified" }').result.askAnswer
+    with pytest.raises(KeyError):
+        pipeline.catalog.set_verifications("scripted:org/nope", [])
 
 
 def test_graph_catches_up_from_its_own_outbox_and_survives_a_failed_write(pipeline: Pipeline) -> None:

@@ -1,0 +1,276 @@
+"""The Elasticsearch backend without a server: its documents fit its mapping, its queries only name
+mapped fields and select what the constraint oracle of test_search_constraints.py selects (read
+with the documented semantics of the few query clauses it emits), and its requests go out pinned to
+the wire format both 8.x and 9.x servers accept, with failures named clearly and without credentials.
+The same backend against a real server is tested by test_search_constraints.py when
+MODELPORT_ELASTICSEARCH_URL is set."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from test_search_constraints import CASES, KB, RECORDS, expected, runs
+
+from modelport.index.elasticsearch_backend import (
+    ElasticsearchBackend,
+    ElasticsearchBackendError,
+    current_versions,
+    es_document,
+    es_query,
+    facet_aggs,
+    index_mappings,
+    int_bounds,
+)
+from modelport.index.query_syntax import compile_query
+from modelport.index.search import FACET_FIELDS, SearchQuery
+
+DOCS = [es_document(r) for r in RECORDS]
+
+
+# ------------------------------------------------------------------------------------------------
+# Documents and mapping
+# ------------------------------------------------------------------------------------------------
+_JSON_TYPES = {"keyword": (str,), "text": (str,), "long": (int,), "double": (int, float), "boolean": (bool,)}
+
+
+def _check(value: Any, spec: dict[str, Any], path: str) -> None:
+    if spec.get("type") == "nested":
+        assert isinstance(value, list) and all(isinstance(o, dict) for o in value), path
+        for obj in value:
+            for k, v in obj.items():
+                assert k in spec["properties"], f"{path}.{k} is not mapped"
+                _check(v, spec["properties"][k], f"{path}.{k}")
+        return
+    for v in value if isinstance(value, list) else [value]:
+        ok = isinstance(v, _JSON_TYPES[spec["type"]]) and not (spec["type"] == "long" and isinstance(v, bool))
+        assert ok, f"{path}: {v!r} does not fit a {spec['type']} field"
+
+
+def test_every_field_of_every_document_is_mapped_with_its_type() -> None:
+    # The mapping is strict: a field it lacks would make Elasticsearch refuse the record.
+    props = index_mappings()["properties"]
+    assert index_mappings()["dynamic"] == "strict"
+    for doc in DOCS:
+        json.dumps(doc, allow_nan=False)  # what the bulk request sends
+        for field, value in doc.items():
+            assert field in props, f"{field} is not mapped"
+            _check(value, props[field], field)
+    seen = {f for d in DOCS for f in d}
+    assert {"rt", "metric", "lat", "mem", "params", "size", "compat"} <= seen, "the corpus exercises every fact"
+
+
+def _fields(q: Any, nested: str = "") -> Iterator[str]:
+    """Every field a query clause names."""
+    if isinstance(q, list):
+        for x in q:
+            yield from _fields(x, nested)
+        return
+    if not isinstance(q, dict):
+        return
+    for kind, body in q.items():
+        if kind in ("term", "terms", "range", "prefix", "match_phrase"):
+            yield from body
+        elif kind == "nested":
+            yield body["path"]
+            yield from _fields(body["query"], body["path"])
+        elif isinstance(body, dict | list):
+            yield from _fields(body, nested)
+
+
+def _mapped(field: str) -> bool:
+    props = index_mappings()["properties"]
+    head, _, rest = field.partition(".")
+    return head in props and (not rest or rest in props[head].get("properties", {}))
+
+
+def test_queries_and_facets_only_name_mapped_fields() -> None:
+    # A clause on an unmapped field matches nothing instead of failing: a typo would pass silently.
+    queries = [es_query(compile_query(q, nl=False)[0]) for q, _ in CASES]
+    queries.append(es_query(SearchQuery(text='resnet "image classification"', exclude_text=["gguf"])))
+    named = {f for q in queries for f in _fields(q)}
+    named |= {a[kind]["field"] for a in facet_aggs(list(FACET_FIELDS)).values() for kind in a}
+    assert set(facet_aggs(list(FACET_FIELDS))) == set(FACET_FIELDS)
+    assert {"compat", "rt", "rt.lo", "metric.code", "lat.ms", "mem.bytes", "params", "size", "name"} <= named
+    assert [f for f in named if not _mapped(f)] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Constraint queries, read with the documented semantics of the clauses the backend emits
+# ------------------------------------------------------------------------------------------------
+def _values(doc: dict[str, Any], field: str) -> list[Any]:
+    v = doc.get(field)
+    return [] if v is None else v if isinstance(v, list) else [v]
+
+
+def _in_range(v: Any, bounds: dict[str, Any]) -> bool:
+    return all({"gte": v >= b, "gt": v > b, "lte": v <= b, "lt": v < b}[k] for k, b in bounds.items())
+
+
+def matches(q: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether a document matches a query, per the Elasticsearch query DSL reference: `term` on a
+    keyword is exact equality with any value of the field; `range` holds for some value; `nested`
+    holds for some nested object; in `bool`, `should` needs one match when there is no `must` or
+    `filter` (and `minimum_should_match` when given). Text clauses are not read here (analysis)."""
+    [(kind, body)] = q.items()
+    if kind == "match_all":
+        return True
+    if kind == "match_none":
+        return False
+    if kind == "bool":
+        required = body.get("must", []) + body.get("filter", [])
+        should = body.get("should", [])
+        msm = body.get("minimum_should_match", 0 if required else 1) if should else 0
+        return (all(matches(c, doc) for c in required) and not any(matches(c, doc) for c in body.get("must_not", []))
+                and sum(matches(c, doc) for c in should) >= msm)
+    if kind == "nested":
+        path = body["path"]
+        return any(matches(body["query"], {f"{path}.{k}": v for k, v in obj.items()}) for obj in _values(doc, path))
+    [(field, arg)] = body.items()
+    if kind == "term":
+        return (arg["value"] if isinstance(arg, dict) else arg) in _values(doc, field)
+    if kind == "terms":
+        return bool(set(arg) & set(_values(doc, field)))
+    if kind == "prefix":
+        return any(str(v).startswith(arg) for v in _values(doc, field))
+    if kind == "range":
+        return any(_in_range(v, arg) for v in _values(doc, field))
+    raise AssertionError(f"the reader does not know {kind!r} clauses")
+
+
+def selected(q: SearchQuery) -> set[str]:
+    body = es_query(q)
+    return {d["id"] for d in DOCS if matches(body, d)}
+
+
+@pytest.mark.parametrize(("q", "pred"), CASES, ids=[c[0] for c in CASES])
+def test_constraint_queries_select_the_computed_answer(q: str, pred: Any) -> None:
+    assert selected(compile_query(q, nl=False)[0]) == expected(pred)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "tensorrt"])
+def test_runtime_versions_between_kb_releases_use_the_cell_ranges(runtime: str) -> None:
+    # KB releases are answered from tokens; other versions from each cell's nested (lo, hi): the
+    # lo and hi of one cell must be matched together, with the range semantics at every level.
+    versions = [r.version for r in KB.compat.releases_of(runtime)]
+    versions += [v + ".3" for v in versions[::3]] + ["0.0.1", "99.0"]
+    ranged = 0
+    for v in versions:
+        for status in ("convertible", "native"):
+            for newer in (False, True):
+                q = compile_query(f"runtime:{runtime}@{v}{'+' if newer else ''} status:{status}", nl=False)[0]
+                ranged += "nested" in json.dumps(es_query(q))
+                assert selected(q) == expected(runs(runtime, v, status, newer)), (v, status, newer)
+    assert ranged >= 8
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "="])
+@pytest.mark.parametrize("value", [0.0, 7.0, 7.5, 1e7, 2.5e9, 1e30])
+def test_integer_bounds_compare_like_the_numbers(op: str, value: float) -> None:
+    bounds = int_bounds(op, value)
+    for n in [0, 6, 7, 8, 9_999_999, 10_000_000, 10_000_001, 2_500_000_000, 10**12]:
+        want = {"<": n < value, "<=": n <= value, ">": n > value, ">=": n >= value, "=": n == value}[op]
+        got = bounds is not None and (bounds[0] is None or n >= bounds[0]) and (bounds[1] is None or n <= bounds[1])
+        assert got == want, (n, op, value)
+
+
+# ------------------------------------------------------------------------------------------------
+# The wire: a stand-in HTTP server that answers like Elasticsearch and records what it was sent
+# ------------------------------------------------------------------------------------------------
+class _Recorder(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.count_status = 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Recorder
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        path = self.path.split("?")[0]
+        if self.command == "HEAD":
+            status, body = 200, None
+        elif path.endswith("/_mapping"):
+            status, body = 200, {"idx": {"mappings": {"_meta": {"modelport": current_versions()}}}}
+        elif path.endswith("/_count") and self.server.count_status == 200:
+            status, body = 200, {"count": 3}
+        else:
+            status, body = self.server.count_status, {"error": {
+                "root_cause": [{"type": "index_closed_exception", "reason": "closed"}],
+                "type": "index_closed_exception", "reason": "closed"}, "status": self.server.count_status}
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Type", "application/vnd.elasticsearch+json;compatible-with=8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_HEAD = do_PUT = _answer
+
+
+@pytest.fixture
+def recorder() -> Iterator[_Recorder]:
+    server = _Recorder()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_requests_ask_for_the_8_wire_format_that_8_and_9_servers_accept(recorder: _Recorder) -> None:
+    b = ElasticsearchBackend(recorder.url, index_name="idx")
+    try:
+        assert b.count() == 3 and not b.needs_rebuild
+    finally:
+        b.close()
+    assert [p.split("?")[0] for _, p, _ in recorder.requests] == ["/idx", "/idx/_mapping", "/idx/_count"]
+    for _, _, headers in recorder.requests:
+        assert headers["accept"].endswith("compatible-with=8"), headers["accept"]
+        assert "content-type" not in headers or headers["content-type"].endswith("compatible-with=8")
+
+
+def test_a_server_error_names_the_server_and_what_failed_without_credentials(recorder: _Recorder) -> None:
+    recorder.count_status = 400
+    url = recorder.url.replace("http://", "http://admin:s3cret@")
+    b = ElasticsearchBackend(url, index_name="idx")
+    try:
+        with pytest.raises(ElasticsearchBackendError) as err:
+            b.count()
+    finally:
+        b.close()
+    msg = str(err.value)
+    assert recorder.url in msg and "counting records failed" in msg and "HTTP 400" in msg and "closed" in msg
+    assert "s3cret" not in msg and "admin" not in msg
+    assert recorder.requests[0][2]["authorization"].startswith("Basic ")  # the credentials were used, not shown
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = ElasticsearchBackend(f"http://user:pw@127.0.0.1:{port}", index_name="idx", request_timeout_s=2)
+    try:
+        with pytest.raises(ElasticsearchBackendError, match=rf"Elasticsearch at http://127\.0\.0\.1:{port} .*failed"):
+            b.search(SearchQuery(text="resnet"))
+    finally:
+        b.close()

@@ -132,7 +132,16 @@ class GraphProjection:
 
 
 def make_search_backend(settings: Settings) -> Any:
-    from modelport.index.tantivy_backend import TantivyBackend  # the only backend built so far
+    """The configured search backend (an Elasticsearch server is first contacted when first used)."""
+    if settings.search_backend == "elasticsearch":
+        from modelport.index.elasticsearch_backend import ElasticsearchBackend
+
+        assert settings.elasticsearch_url  # the settings refuse the backend without one
+        key = settings.elasticsearch_api_key
+        return ElasticsearchBackend(settings.elasticsearch_url, index_name=settings.elasticsearch_index,
+                                    api_key=key.get_secret_value() if key else None,
+                                    request_timeout_s=settings.query_timeout_s)
+    from modelport.index.tantivy_backend import TantivyBackend
 
     return TantivyBackend(settings.index_dir / "tantivy")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -25,17 +26,30 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/modelport")
     base_iri: str = "http://127.0.0.1:8000"
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
-    elasticsearch_url: str | None = None
+    # The Elasticsearch backend's server (credentials may be given as http://user:password@host:9200;
+    # they are never shown), its index and an optional API key. Checked when the settings load,
+    # without connecting: the server is first contacted by the first search or harvest.
+    elasticsearch_url: str | None = Field(default=None, validate_default=True)
+    elasticsearch_index: str = Field(default="modelport", min_length=1)
+    elasticsearch_api_key: SecretStr | None = None
 
     @field_validator("search_backend")
     @classmethod
-    def _backend_exists(cls, v: str) -> str:
-        # Named in DESIGN.md as the scale-out backend, not built yet: say so at startup rather than
-        # fail on an import deep inside the first harvest or search.
-        if v == "elasticsearch":
-            raise ValueError("the Elasticsearch search backend is not built yet; unset MODELPORT_SEARCH_BACKEND "
-                             "(or set it to 'embedded') to use the embedded Tantivy backend")
+    def _backend_usable(cls, v: str) -> str:
+        # Say so at startup rather than fail on an import deep inside the first harvest or search.
+        if v == "elasticsearch" and importlib.util.find_spec("elasticsearch") is None:
+            raise ValueError("the Elasticsearch search backend needs the official client: "
+                             "pip install 'modelport[elasticsearch]' (or set MODELPORT_SEARCH_BACKEND=embedded)")
         return v
+
+    @field_validator("elasticsearch_url")
+    @classmethod
+    def _url_for_backend(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("search_backend") == "elasticsearch" and not (v and v.strip()):
+            raise ValueError("the Elasticsearch search backend needs MODELPORT_ELASTICSEARCH_URL, e.g. "
+                             "http://localhost:9200 (or set MODELPORT_SEARCH_BACKEND=embedded)")
+        return v.strip() if v else v
+
     embeddings: bool = True  # use dense vectors when the extra is installed
     # A harvest commits the search index (making its records searchable) at most this often.
     search_commit_interval_s: float = Field(default=2.0, ge=0.0)

@@ -293,9 +293,22 @@ def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path
     cat.close()
 
 
-def test_a_backend_that_is_not_built_is_refused_with_a_clear_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend
+    from modelport.pipeline import make_search_backend
+
     monkeypatch.setenv("MODELPORT_SEARCH_BACKEND", "elasticsearch")
-    with pytest.raises(ValidationError, match="Elasticsearch search backend is not built yet"):
+    monkeypatch.delenv("MODELPORT_ELASTICSEARCH_URL", raising=False)
+    with pytest.raises(ValidationError, match="needs MODELPORT_ELASTICSEARCH_URL"):
         Settings()
+    # Nothing listens on port 9 here: settings and the backend object must not connect.
+    monkeypatch.setenv("MODELPORT_ELASTICSEARCH_URL", "http://elastic:s3cret@127.0.0.1:9")
+    monkeypatch.setenv("MODELPORT_ELASTICSEARCH_INDEX", "models")
+    settings = Settings()
+    assert settings.search_backend == "elasticsearch" and settings.elasticsearch_index == "models"
+    backend = make_search_backend(settings)
+    assert isinstance(backend, ElasticsearchBackend) and backend.index_name == "models"
+    assert backend.url == "http://127.0.0.1:9"  # what messages show: no credentials
+    backend.close()

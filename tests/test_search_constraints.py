@@ -1,16 +1,24 @@
 """Constraint search over the 360-record fixture corpus (tests/fixtures/search): every query's
 result set must equal the answer computed here in plain Python over the records (precision and
 recall 1.0); plus ontology expansion, cursor paging, facets under the query, hard-constraint id
-sets and the rebuild of an index built by another version."""
+sets and the rebuild of an index built by another version.
+
+These are the backend contract tests: the `backend`, `own_backend` and `make_backend` fixtures run
+each test against the embedded Tantivy backend and against Elasticsearch. The Elasticsearch runs
+are skipped unless MODELPORT_ELASTICSEARCH_URL names a server; each fixture then works in its own
+freshly named index and deletes it afterwards. Tests that reach into Tantivy's internals (its
+searcher, its facet pool, its row numbers) run against Tantivy only (`tantivy_only`)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +27,11 @@ from modelport.index.search import CursorError, SearchQuery
 from modelport.index.tantivy_backend import _FACET_POOL, META_FILE, TantivyBackend, ensure_current
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord, Popularity
+
+if TYPE_CHECKING:
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend
+
+    Backend = TantivyBackend | ElasticsearchBackend
 
 CORPUS = Path(__file__).parent / "fixtures" / "search" / "corpus.jsonl.gz"
 KB = get_kb()
@@ -42,23 +55,81 @@ def load_corpus() -> list[ModelRecord]:
 RECORDS = load_corpus()
 
 
-def _corpus_index(path: Path) -> Iterator[TantivyBackend]:
-    b = TantivyBackend(path)
-    b.upsert(RECORDS)
-    b.commit()
-    yield b
+# ------------------------------------------------------------------------------------------------
+# Backends under test
+# ------------------------------------------------------------------------------------------------
+ES_URL = os.environ.get("MODELPORT_ELASTICSEARCH_URL", "").strip()
+ES_SKIP = ("MODELPORT_ELASTICSEARCH_URL is not set: the Elasticsearch backend contract tests need a running "
+           "server (README, 'Elasticsearch backend')")
+BACKENDS = ["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)]
+# For tests that read Tantivy's internals: the `backend` fixture restricted to the embedded backend.
+tantivy_only = pytest.mark.parametrize("backend", ["tantivy"], indirect=True)
+# For tests of what only an Elasticsearch index has: `make_backend` restricted to Elasticsearch.
+elasticsearch_only = pytest.mark.parametrize(
+    "make_backend", [pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)], indirect=True)
+
+
+def _new_backend(kind: str, path: Path) -> Backend:
+    """An empty backend of this kind: a Tantivy index at `path`, or a freshly named Elasticsearch index."""
+    if kind == "tantivy":
+        return TantivyBackend(path)
+    if not ES_URL:
+        pytest.skip(ES_SKIP)
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend, unique_index_name
+
+    return ElasticsearchBackend(ES_URL, index_name=unique_index_name(), replicas=0)
+
+
+def _dispose(b: Backend) -> None:
+    if not isinstance(b, TantivyBackend):
+        b.delete_index()
     b.close()
 
 
+def _corpus_index(kind: str, path: Path) -> Iterator[Backend]:
+    b = _new_backend(kind, path)
+    try:
+        b.upsert(RECORDS)
+        b.commit()
+        yield b
+    finally:
+        _dispose(b)
+
+
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
-    yield from _corpus_index(tmp_path_factory.mktemp("search-index"))
+def tantivy_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
+    yield from _corpus_index("tantivy", tmp_path_factory.mktemp("search-index"))
 
 
-@pytest.fixture
-def own_backend(tmp_path: Path) -> Iterator[TantivyBackend]:
+@pytest.fixture(scope="module")
+def es_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchBackend]:
+    yield from _corpus_index("elasticsearch", tmp_path_factory.mktemp("unused"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The corpus, indexed once per module in each backend."""
+    return request.getfixturevalue({"tantivy": "tantivy_backend", "elasticsearch": "es_backend"}[request.param])
+
+
+@pytest.fixture(params=BACKENDS)
+def own_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """An index of the corpus for one test alone: for tests that change it."""
-    yield from _corpus_index(tmp_path / "idx")
+    yield from _corpus_index(request.param, tmp_path / "idx")
+
+
+@pytest.fixture(params=BACKENDS)
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Backend]]:
+    """Makes empty backends of one kind for a test; each is disposed of afterwards."""
+    made: list[Backend] = []
+
+    def make() -> Backend:
+        made.append(_new_backend(request.param, tmp_path / f"idx{len(made)}"))
+        return made[-1]
+
+    yield make
+    for b in made:
+        _dispose(b)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -227,7 +298,7 @@ def expected(pred: Callable) -> set[str]:
     return {r.id for r in RECORDS if pred(r)}
 
 
-def all_pages(backend: TantivyBackend, q: SearchQuery) -> list[str]:
+def all_pages(backend: Backend, q: SearchQuery) -> list[str]:
     """Every hit of a query, collected by following next_cursor."""
     out, cursor = [], None
     for _ in range(1000):
@@ -248,7 +319,7 @@ def test_corpus_is_large_and_varied() -> None:
 
 
 @pytest.mark.parametrize(("q", "pred"), CASES, ids=[c[0] for c in CASES])
-def test_constraint_query_equals_the_computed_answer(backend: TantivyBackend, q: str, pred: Callable) -> None:
+def test_constraint_query_equals_the_computed_answer(backend: Backend, q: str, pred: Callable) -> None:
     query, interp = compile_query(q, nl=False)
     assert not interp.text, f"{q!r} left free text {interp.text!r}"
     want = expected(pred)
@@ -260,7 +331,7 @@ def test_constraint_query_equals_the_computed_answer(backend: TantivyBackend, q:
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "tensorrt"])
-def test_every_kb_release_and_versions_between_them(backend: TantivyBackend, runtime: str) -> None:
+def test_every_kb_release_and_versions_between_them(backend: Backend, runtime: str) -> None:
     # KB releases are answered from per-release terms, other versions from the (lo, hi) codes:
     # both must give the range semantics, at every evidence level, with and without "+".
     versions = [r.version for r in KB.compat.releases_of(runtime)]
@@ -278,14 +349,14 @@ def test_answers_are_neither_empty_nor_everything() -> None:
     assert sum(1 for s in sizes if 0 < s < len(RECORDS)) >= 38
 
 
-def test_legacy_filter_parameters_are_ontology_aware(backend: TantivyBackend) -> None:
+def test_legacy_filter_parameters_are_ontology_aware(backend: Backend) -> None:
     res = backend.matching_ids(SearchQuery(filters={"task": ["vision"], "license": ["apache"]},
                                            exclude={"format": ["onnx"]}))
     assert set(res) == expected(all_of(has(TASKS, VISION), has(LICENSE, {"Apache-2.0"}),
                                        no(has(FORMATS, {"onnx"}))))
 
 
-def test_vision_includes_its_narrower_tasks_and_mobile_its_members(backend: TantivyBackend) -> None:
+def test_vision_includes_its_narrower_tasks_and_mobile_its_members(backend: Backend) -> None:
     vision = set(backend.matching_ids(compile_query("task:vision", nl=False)[0]))
     for task in ("image-classification", "object-detection", "image-segmentation"):
         assert expected(has(TASKS, {task})) <= vision and expected(has(TASKS, {task}))
@@ -295,7 +366,7 @@ def test_vision_includes_its_narrower_tasks_and_mobile_its_members(backend: Tant
     assert mobile == android | ios and android and ios - android
 
 
-def test_percent_metric_values_compare_as_proportions(backend: TantivyBackend) -> None:
+def test_percent_metric_values_compare_as_proportions(backend: Backend) -> None:
     # Records report accuracy both as 0.91 and as 91.0; both forms meet >= 0.9 alike.
     hits = set(backend.matching_ids(compile_query("metric:accuracy>=0.9", nl=False)[0]))
     as_percent = {r.id for r in RECORDS for e in r.evaluations
@@ -305,6 +376,7 @@ def test_percent_metric_values_compare_as_proportions(backend: TantivyBackend) -
     assert as_percent and as_fraction and (as_percent | as_fraction) == hits
 
 
+@tantivy_only
 def test_matching_rows_are_the_rows_of_the_matching_ids(backend: TantivyBackend) -> None:
     q = compile_query("target:android params<1B", nl=False)[0]
     ids = backend.matching_ids(q)
@@ -314,7 +386,7 @@ def test_matching_rows_are_the_rows_of_the_matching_ids(backend: TantivyBackend)
     assert backend.matching_ids(q.model_copy(update={"text": "segmentation"})) == ids
 
 
-def test_text_and_constraints_together(backend: TantivyBackend) -> None:
+def test_text_and_constraints_together(backend: Backend) -> None:
     q, interp = compile_query("classifies images runtime:onnxruntime@1.14", nl=False)
     assert interp.text == "classifies images"
     res = backend.search(q.model_copy(update={"limit": 200}))
@@ -324,6 +396,7 @@ def test_text_and_constraints_together(backend: TantivyBackend) -> None:
     assert "image-classification" in top.tasks
 
 
+@tantivy_only
 @pytest.mark.parametrize("text", ["classifies images", "bert", "image segmentation model", "resnet", "pytorch onnx",
                                   "vision transformer imagenet1k", "bert-base uncased", '"image classification"'])
 @pytest.mark.parametrize("constraints", ["runtime:onnxruntime@1.14", "license:permissive task:vision",
@@ -344,7 +417,7 @@ def test_text_distributed_over_constraints_ranks_and_counts_alike(
     assert {k: v.counts for k, v in got.facets.items()} == {k: v.counts for k, v in want.facets.items()}
 
 
-def test_negated_words_exclude(backend: TantivyBackend) -> None:
+def test_negated_words_exclude(backend: Backend) -> None:
     q, interp = compile_query("images -segments", nl=False)
     assert interp.exclude_text == ["segments"]
     ids = {h.id for h in backend.search(q.model_copy(update={"limit": 200})).hits}
@@ -357,7 +430,7 @@ def test_negated_words_exclude(backend: TantivyBackend) -> None:
 # Cursors
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sort", ["downloads", "likes", "modified", "relevance"])
-def test_cursor_pages_cover_everything_once_in_order(backend: TantivyBackend, sort: str) -> None:
+def test_cursor_pages_cover_everything_once_in_order(backend: Backend, sort: str) -> None:
     q = SearchQuery(text="models" if sort == "relevance" else "", sort=sort, limit=9,
                     filters={"source": ["huggingface", "kaggle"]})
     got = all_pages(backend, q)
@@ -374,7 +447,7 @@ def test_cursor_pages_cover_everything_once_in_order(backend: TantivyBackend, so
         assert values == sorted(values, reverse=True)
 
 
-def test_relevance_cursor_pages_equal_offset_pages(backend: TantivyBackend) -> None:
+def test_relevance_cursor_pages_equal_offset_pages(backend: Backend) -> None:
     q = SearchQuery(text="classifies images detects objects", limit=11)
     by_cursor = all_pages(backend, q)
     by_offset: list[str] = []
@@ -386,7 +459,7 @@ def test_relevance_cursor_pages_equal_offset_pages(backend: TantivyBackend) -> N
     assert by_cursor == by_offset and len(by_cursor) == backend.search(q).total
 
 
-def test_cursor_survives_inserts_between_pages(own_backend: TantivyBackend) -> None:
+def test_cursor_survives_inserts_between_pages(own_backend: Backend) -> None:
     b = own_backend
     q = SearchQuery(sort="downloads", limit=25)
     first = b.search(q)
@@ -404,7 +477,7 @@ def test_cursor_survives_inserts_between_pages(own_backend: TantivyBackend) -> N
     assert len(seen) == len(set(seen)) == len(RECORDS)  # nothing repeated, nothing of the old list skipped
 
 
-def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes(own_backend: TantivyBackend) -> None:
+def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes(own_backend: Backend) -> None:
     b = own_backend
     q = SearchQuery(text="forecasts traffic volume", limit=5)
     first = b.search(q)
@@ -420,7 +493,7 @@ def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes
     assert [h.id for h in second.hits] == full[5:10]  # right after the last record shown, no repeats
 
 
-def test_cursor_of_another_query_is_refused(backend: TantivyBackend) -> None:
+def test_cursor_of_another_query_is_refused(backend: Backend) -> None:
     page = backend.search(SearchQuery(sort="downloads", limit=5))
     assert page.next_cursor
     with pytest.raises(CursorError):
@@ -434,7 +507,7 @@ def test_cursor_of_another_query_is_refused(backend: TantivyBackend) -> None:
 # ------------------------------------------------------------------------------------------------
 # Facets
 # ------------------------------------------------------------------------------------------------
-def test_facets_count_under_the_query(backend: TantivyBackend) -> None:
+def test_facets_count_under_the_query(backend: Backend) -> None:
     q, _ = compile_query("runtime:onnxruntime@1.14 -tag:gguf", nl=False)
     q = q.model_copy(update={"facets": ["task", "license", "format", "source", "runtime", "target", "status",
                                         "params", "framework"]})
@@ -463,6 +536,7 @@ def test_facets_count_under_the_query(backend: TantivyBackend) -> None:
     assert not any(f.timed_out for f in res.facets.values())
 
 
+@tantivy_only
 def test_a_facet_out_of_time_is_reported_and_results_still_come(backend: TantivyBackend) -> None:
     # Occupy both facet workers, as a heavy concurrent query would: facets cannot start in time.
     release = threading.Event()
@@ -480,6 +554,7 @@ def test_a_facet_out_of_time_is_reported_and_results_still_come(backend: Tantivy
     assert not again.facets["task"].timed_out and again.facets["task"].counts["image-classification"] == again.total
 
 
+@tantivy_only
 @pytest.mark.parametrize("sort", ["relevance", "downloads"])
 @pytest.mark.parametrize("text", ["", "images", "classifies images detects objects", "models"])
 def test_the_total_is_the_count_of_matches_whether_facets_count_it_or_not(backend: TantivyBackend, sort: str,
@@ -495,14 +570,14 @@ def test_the_total_is_the_count_of_matches_whether_facets_count_it_or_not(backen
     assert sum(with_facets.facets["task"].counts.values()) >= counted
 
 
-def test_facet_values_outside_the_kb_are_still_counted(tmp_path: Path) -> None:
+def test_facet_values_outside_the_kb_are_still_counted(make_backend: Callable[[], Backend]) -> None:
     # Runtime/target/format facets count a per-record bitmask of KB values; a value the KB does not
     # know must make them fall back to counting the keywords, not vanish.
     from modelport.schema.record import CompatibilityEntry
 
     odd = RECORDS[0].model_copy(update={"id": "test:odd", "compatibility": [
         *RECORDS[0].compatibility, CompatibilityEntry(runtime="homegrown-rt", status="declared")]})
-    b = TantivyBackend(tmp_path / "idx")
+    b = make_backend()
     b.upsert([odd, *RECORDS[1:20]])
     b.commit()
     res = b.search(SearchQuery(facets=["runtime", "status"], limit=1))
@@ -546,3 +621,55 @@ def test_index_of_another_version_is_emptied_and_rebuilt(tmp_path: Path) -> None
     assert not ensure_current(b2, lambda: pytest.fail("rebuilt twice"))
     q = compile_query("runtime:onnxruntime@1.14", nl=False)[0]
     assert set(b2.matching_ids(q)) == {r.id for r in RECORDS[:40] if runs("onnxruntime", "1.14")(r)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Elasticsearch only: what the Tantivy tests above check through Tantivy's internals
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.elasticsearch
+def test_a_facet_out_of_time_is_reported_and_results_still_come_from_elasticsearch(
+        es_backend: ElasticsearchBackend) -> None:
+    # No aggregation request comes back from a server within a microsecond.
+    q = SearchQuery(filters={"task": ["image-classification"]}, facets=["task", "license"], limit=5)
+    res = es_backend.search(q.model_copy(update={"facet_timeout_s": 1e-6}))
+    assert res.hits and res.total == len(expected(has(TASKS, {"image-classification"})))
+    assert res.facets["task"].timed_out and res.facets["license"].timed_out
+    again = es_backend.search(q.model_copy(update={"facets": ["task"]}))
+    assert not again.facets["task"].timed_out and again.facets["task"].counts["image-classification"] == again.total
+
+
+@elasticsearch_only
+def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_backend: Callable[[], Backend]) -> None:
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend, current_versions
+
+    b = make_backend()
+    assert isinstance(b, ElasticsearchBackend)
+    b.upsert(RECORDS[:40])
+    b.commit()
+    b._client.indices.put_mapping(index=b.index_name, meta={"modelport": {**current_versions(), "kb": "an-older-kb"}})
+    b2 = ElasticsearchBackend(ES_URL, index_name=b.index_name, replicas=0)
+    try:
+        assert b2.needs_rebuild and b2.count() == 0
+        assert ensure_current(b2, lambda: b2.rebuild_from(RECORDS[:40]))
+        assert not b2.needs_rebuild and b2.count() == 40
+        assert not ensure_current(b2, lambda: pytest.fail("rebuilt twice"))
+        q = compile_query("runtime:onnxruntime@1.14", nl=False)[0]
+        assert set(b2.matching_ids(q)) == {r.id for r in RECORDS[:40] if runs("onnxruntime", "1.14")(r)}
+    finally:
+        b2.close()
+
+
+@elasticsearch_only
+def test_an_index_modelport_did_not_create_is_refused_and_kept(make_backend: Callable[[], Backend]) -> None:
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend, ElasticsearchBackendError
+
+    b = make_backend()
+    assert isinstance(b, ElasticsearchBackend)
+    b._client.indices.create(index=b.index_name, mappings={"properties": {"title": {"type": "text"}}})
+    other = ElasticsearchBackend(ES_URL, index_name=b.index_name)
+    try:
+        with pytest.raises(ElasticsearchBackendError, match="not created by ModelPort"):
+            other.count()
+        assert b._client.indices.exists(index=b.index_name)
+    finally:
+        other.close()

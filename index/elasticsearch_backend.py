@@ -704,7 +704,9 @@ class ElasticsearchBackend:
         return self._pool.submit(self._facet_request, query, aggs, deadline)
 
     def _facet_request(self, query: dict[str, Any], aggs: dict[str, Any], deadline: float) -> dict[str, dict[str, int]]:
-        budget = max(deadline - time.monotonic(), 1e-3)
+        budget = deadline - time.monotonic()
+        if budget <= 0:  # waited for a worker past the deadline: no request can come back in time
+            raise TimeoutError("no time left for facets")
         try:
             resp = self._search("counting facets", timeout_s=budget, query=query, aggs=aggs, size=0,
                                 track_total_hits=False)

@@ -11,6 +11,7 @@ searcher, its facet pool, its row numbers) run against Tantivy only (`tantivy_on
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -91,9 +92,12 @@ def _corpus_index(kind: str, path: Path) -> Iterator[Backend]:
     try:
         b.upsert(RECORDS)
         b.commit()
-        yield b
-    finally:
-        _dispose(b)
+    except BaseException:
+        with contextlib.suppress(Exception):  # report the failure itself, not a failed clean-up after it
+            _dispose(b)
+        raise
+    yield b
+    _dispose(b)
 
 
 @pytest.fixture(scope="module")

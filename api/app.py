@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modelport import __version__
 from modelport.api import models_routes, search_routes, sparql_routes, web
+from modelport.index.search import SearchBackendError
 from modelport.scheduler import AlreadyRunning, HarvestScheduler, UnknownSource
 from modelport.services import Services
 from modelport.settings import Settings
@@ -40,6 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+
+    @app.exception_handler(SearchBackendError)
+    async def backend_unavailable(request: Request, exc: SearchBackendError) -> JSONResponse:
+        # A remote search server that is down is the service's state, not the request's fault.
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, object]:

@@ -60,6 +60,7 @@ from modelport.index.search import (
     MetricConstraint,
     ParamsConstraint,
     RuntimeConstraint,
+    SearchBackendError,
     SearchQuery,
     SearchResult,
     SizeConstraint,
@@ -96,7 +97,7 @@ _COMPAT = re.compile(r"compatible-with=\d+")
 T = TypeVar("T")
 
 
-class ElasticsearchBackendError(RuntimeError):
+class ElasticsearchBackendError(SearchBackendError):
     """A request to Elasticsearch failed (unreachable, refused, or answered with an error)."""
 
 

@@ -371,6 +371,11 @@ class CursorError(ValueError):
     """A cursor that is malformed or belongs to another query."""
 
 
+class SearchBackendError(RuntimeError):
+    """The search backend cannot answer (a remote server unreachable or refusing): the API says 503
+    and the CLI prints the message, instead of a traceback."""
+
+
 def encode_cursor(query: SearchQuery, after: list[Any], position: int) -> str:
     blob = json.dumps({"v": 1, "h": query.fingerprint(), "s": query.sort, "a": after, "n": position},
                       separators=(",", ":"))

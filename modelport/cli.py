@@ -327,13 +327,20 @@ def demo(
 def main() -> None:
     from pydantic import ValidationError
 
+    from modelport.index.search import SearchBackendError
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The Elasticsearch client logs each retry with a traceback; the backend's own error says it once.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     try:
         app()
     except ValidationError as e:  # settings from the environment or MODELPORT_CONFIG that cannot work
         errors = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         console.print(f"[bold red]error:[/] invalid configuration: {errors}")
         raise SystemExit(2) from None
+    except SearchBackendError as e:  # e.g. Elasticsearch unreachable: the message says where and what
+        console.print(f"[bold red]error:[/] {e}")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

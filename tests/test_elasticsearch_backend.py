@@ -274,3 +274,32 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
             b.search(SearchQuery(text="resnet"))
     finally:
         b.close()
+
+
+def test_an_unreachable_server_is_a_503_from_the_api_and_one_line_from_the_cli(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from modelport.api.app import create_app
+    from modelport.settings import Settings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://user:pw@127.0.0.1:{port}"
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://t", embeddings=False,
+                        search_backend="elasticsearch", elasticsearch_url=url)
+    with TestClient(create_app(settings)) as client:
+        res = client.get("/search", params={"q": "resnet"})
+    assert res.status_code == 503, res.text
+    assert f"Elasticsearch at http://127.0.0.1:{port}" in res.json()["detail"] and "pw" not in res.text
+    env = {**os.environ, "MODELPORT_DATA_DIR": str(tmp_path / "d"), "MODELPORT_SEARCH_BACKEND": "elasticsearch",
+           "MODELPORT_ELASTICSEARCH_URL": url, "MODELPORT_EMBEDDINGS": "false"}
+    cli = subprocess.run([sys.executable, "-m", "modelport.cli", "search", "resnet"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1, cli.stderr[-2000:]
+    said = cli.stdout + cli.stderr
+    assert "Traceback" not in said and f"Elasticsearch at http://127.0.0.1:{port}" in said and "pw" not in said

@@ -48,6 +48,8 @@ from modelport.index.search import (
     FACET_FIELDS,
     FILTER_FIELDS,
     PARAM_BUCKETS,
+    QUERY_SYNTAX_CHARS,
+    TEXT_BOOSTS,
     AnyOf,
     Constraint,
     CursorError,
@@ -70,10 +72,6 @@ from modelport.index.search import (
     encode_cursor,
     search_text,
 )
-
-# The embedded backend's text fields, boosts and query-syntax characters: one definition, so both
-# backends rank the same fields alike.
-from modelport.index.tantivy_backend import _BOOSTS, _QUERY_SYNTAX
 from modelport.index.vocab import get_vocab
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord
@@ -176,7 +174,7 @@ def index_mappings() -> dict[str, Any]:
     at once rather than a field guessed by Elasticsearch; `_meta` records what built the index."""
     props: dict[str, Any] = {
         "id": _KW, "id_lc": _KW, "name_lc": _KW, "compat": _KW,
-        **dict.fromkeys(_BOOSTS, _TEXT),
+        **dict.fromkeys(TEXT_BOOSTS, _TEXT),
         **dict.fromkeys(FILTER_FIELDS, _KW),
         "rt": {"type": "nested", "properties": {"key": _KW, "lo": _LONG, "hi": _LONG}},
         "metric": {"type": "nested", "properties": {"key": _KW, "code": _LONG}},
@@ -342,14 +340,14 @@ def _in_text_fields(phrase: str, boosts: dict[str, float] | None = None) -> dict
     fields as Tantivy's multi-field parser does. A single word is a one-term phrase, and a word the
     analyzer splits ("1.14") is a phrase, as in Tantivy."""
     clauses = [{"match_phrase": {f: {"query": phrase, **({"boost": boosts[f]} if boosts else {})}}}
-               for f in _BOOSTS]
+               for f in TEXT_BOOSTS]
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
 def _text_terms(text: str) -> list[tuple[str, str]]:
     """(occur, words) for each word or quoted phrase, reading AND / OR / NOT as Tantivy's query parser
     does: terms are alternatives, `a AND b` requires both, `NOT a` excludes; other syntax is dropped."""
-    cleaned = _QUERY_SYNTAX.sub(" ", text)
+    cleaned = QUERY_SYNTAX_CHARS.sub(" ", text)
     if cleaned.count('"') % 2:
         cleaned = cleaned.replace('"', " ")
     out: list[tuple[str, str]] = []
@@ -375,7 +373,7 @@ def text_query(text: str) -> dict[str, Any]:
     boosted far above everything else (it also matches on its own)."""
     occurs: dict[str, list[dict[str, Any]]] = {"should": [], "must": [], "must_not": []}
     for occur, words in _text_terms(text):
-        occurs[occur].append(_in_text_fields(words, _BOOSTS))
+        occurs[occur].append(_in_text_fields(words, TEXT_BOOSTS))
     # Only exclusions: the parsed part matches nothing (as in Tantivy), not everything else.
     parsed: dict[str, Any] = {"bool": {k: v for k, v in occurs.items() if v}} if occurs["should"] or \
         occurs["must"] else _NONE
@@ -387,7 +385,7 @@ def text_query(text: str) -> dict[str, Any]:
 
 def excluded_text(words: str) -> dict[str, Any] | None:
     """Records whose text contains the word (or, for several words, the phrase)."""
-    cleaned = _QUERY_SYNTAX.sub(" ", words).replace('"', " ").strip()
+    cleaned = QUERY_SYNTAX_CHARS.sub(" ", words).replace('"', " ").strip()
     return _in_text_fields(" ".join(cleaned.split())) if cleaned else None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,6 +37,11 @@ Status = Literal["convertible", "declared", "native", "verified"]
 Op = Literal["<", "<=", ">", ">=", "="]
 FilterField = Literal["source", "task", "framework", "format", "license", "language", "publisher", "tag",
                       "runtime", "status", "access", "target", "hardware"]
+
+# Free-text fields and their BM25 boosts, and the characters a backend's query parser would read as
+# syntax (stripped from plain words): one definition, so every backend ranks the same fields alike.
+TEXT_BOOSTS: dict[str, float] = {"name": 5.0, "tags": 3.0, "description": 1.5, "card": 1.0}
+QUERY_SYNTAX_CHARS = re.compile(r'[+\-&|!(){}\[\]^~*?:\\/<>=]')
 
 
 def _fmt_num(x: float) -> str:

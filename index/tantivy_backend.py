@@ -57,6 +57,8 @@ from modelport.index.search import (
     FACET_FIELDS,
     FILTER_FIELDS,
     PARAM_BUCKETS,
+    QUERY_SYNTAX_CHARS,
+    TEXT_BOOSTS,
     AnyOf,
     Constraint,
     FacetCounts,
@@ -85,11 +87,11 @@ log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 7  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
 META_FILE = "modelport-index.json"
-_BOOSTS = {"name": 5.0, "tags": 3.0, "description": 1.5, "card": 1.0}
+_BOOSTS = TEXT_BOOSTS
 _SORTS = ("downloads", "likes", "modified")
 # Multi-valued facet fields with a closed KB vocabulary, also indexed as one bitmask per record.
 _MASKED = ("runtime", "target", "hardware", "format", "status")
-_QUERY_SYNTAX = re.compile(r'[+\-&|!(){}\[\]^~*?:\\/<>=]')
+_QUERY_SYNTAX = QUERY_SYNTAX_CHARS
 _PLAIN_WORD = re.compile(r"[\w.,]+")
 _PARSER_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "TO"})
 _DISTRIBUTE_WORDS_MAX = 3  # more words repeat the constraints too often to pay (measured at 1M records)

@@ -107,7 +107,8 @@ _MASK_BUCKETS = 65_535  # distinct value combinations counted per bitmask facet 
 # cores this is sized for: measured at 1M records, splitting facets further only added evaluations).
 # Two workers, so two concurrent requests do not queue behind each other's facets.
 _FACET_GROUPS = 1
-_FACET_POOL = ThreadPoolExecutor(max_workers=_FACET_GROUPS, thread_name_prefix="facets")
+_FACET_WORKERS = 2
+_FACET_POOL = ThreadPoolExecutor(max_workers=_FACET_WORKERS, thread_name_prefix="facets")
 # Every document has a row number, so counting its values counts the matches (without scores).
 _TOTAL = "__total"
 _TOTAL_SPEC = {"value_count": {"field": "row"}}

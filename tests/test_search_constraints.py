@@ -559,6 +559,22 @@ def test_a_facet_out_of_time_is_reported_and_results_still_come(backend: Tantivy
 
 
 @tantivy_only
+def test_one_slow_request_does_not_hold_back_the_facets_of_another(backend: TantivyBackend) -> None:
+    # A concurrent request whose facets are still running (one worker busy) must not make this
+    # request's facets wait for it.
+    release = threading.Event()
+    blocker = _FACET_POOL.submit(release.wait, 5)
+    try:
+        res = backend.search(SearchQuery(filters={"task": ["image-classification"]}, facets=["task", "license"],
+                                         facet_timeout_s=2.0, limit=5))
+    finally:
+        release.set()
+        blocker.result()
+    assert not res.facets["task"].timed_out and not res.facets["license"].timed_out
+    assert res.facets["task"].counts["image-classification"] == res.total
+
+
+@tantivy_only
 @pytest.mark.parametrize("sort", ["relevance", "downloads"])
 @pytest.mark.parametrize("text", ["", "images", "classifies images detects objects", "models"])
 def test_the_total_is_the_count_of_matches_whether_facets_count_it_or_not(backend: TantivyBackend, sort: str,

@@ -27,9 +27,10 @@ class Settings(BaseSettings):
     base_iri: str = "http://127.0.0.1:8000"
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     # The Elasticsearch backend's server (credentials may be given as http://user:password@host:9200;
-    # the backend's messages and logs leave them out), its index and an optional API key. Checked
-    # when the settings load, without connecting: the first search or harvest contacts the server.
-    elasticsearch_url: str | None = Field(default=None, validate_default=True)
+    # the backend's messages and logs leave them out, and so does the settings' repr), its index and
+    # an optional API key. Checked when the settings load, without connecting: the first search or
+    # harvest contacts the server.
+    elasticsearch_url: str | None = Field(default=None, validate_default=True, repr=False)
     elasticsearch_index: str = Field(default="modelport", min_length=1)
     elasticsearch_api_key: SecretStr | None = None
 

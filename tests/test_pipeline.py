@@ -308,6 +308,7 @@ def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatc
     monkeypatch.setenv("MODELPORT_ELASTICSEARCH_INDEX", "models")
     settings = Settings()
     assert settings.search_backend == "elasticsearch" and settings.elasticsearch_index == "models"
+    assert "s3cret" not in repr(settings)  # settings get logged and printed in tracebacks
     backend = make_search_backend(settings)
     assert isinstance(backend, ElasticsearchBackend) and backend.index_name == "models"
     assert backend.url == "http://127.0.0.1:9"  # what messages show: no credentials

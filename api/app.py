@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -17,19 +19,32 @@ from modelport.scheduler import AlreadyRunning, HarvestScheduler, UnknownSource
 from modelport.services import Services
 from modelport.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class HarvestRequest(BaseModel):
     source: str
     mode: Literal["full", "incremental"] | None = None
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _warm(services: Services) -> None:
+    try:
+        services.hybrid.warm()
+    except Exception as e:  # noqa: BLE001 — a failed warm-up only means the first search loads it
+        log.warning("search warm-up failed: %s", e)
+
+
+def create_app(settings: Settings | None = None, warm_search: bool = False) -> FastAPI:
+    """`warm_search`: load the embedding model and its query fast path at start-up, in the
+    background (seconds), instead of inside the first text search (`modelport serve` does)."""
     services = Services(settings)
     scheduler = HarvestScheduler(services.pipeline)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
+        if warm_search:
+            threading.Thread(target=_warm, args=(services,), name="search-warm-up", daemon=True).start()
         yield
         scheduler.shutdown()
         services.close()

@@ -182,7 +182,7 @@ def serve(
 
     from modelport.api.app import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(Settings(), warm_search=True), host=host, port=port, log_level="warning")
 
 
 @app.command()

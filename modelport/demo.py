@@ -73,6 +73,6 @@ def run_demo(settings: Settings, port: int, mlflow_port: int, serve_api: bool) -
 
         from modelport.api.app import create_app
 
-        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(create_app(settings, warm_search=True), host="127.0.0.1", port=port, log_level="warning")
     finally:
         server.stop()

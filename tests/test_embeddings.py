@@ -200,3 +200,21 @@ def test_missing_extra_gives_bm25_with_a_notice(tmp_path: Path) -> None:
     assert set(out["hits"][:2]) == BRAIN
     assert any("not installed" in n and "BM25" in n for n in out["notices"])
     assert out["guarded"] and "cannot be imported" in out["guarded"]
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_served_app_warms_the_query_path_at_start_only_when_asked(tmp_path: Path, warm: bool,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from modelport.api.app import create_app
+    from modelport.index.hybrid import HybridSearcher
+
+    warmed = threading.Event()
+    monkeypatch.setattr(HybridSearcher, "warm", lambda self: warmed.set())
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://t")
+    with TestClient(create_app(settings, warm_search=warm)) as client:
+        assert client.get("/health").status_code == 200
+        assert warmed.wait(10 if warm else 0.5) is warm

@@ -306,7 +306,7 @@ def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) ->
         t_gen += time.perf_counter() - t
         t = time.perf_counter()
         with catalog.transaction() as cat:
-            cat.upsert_many(records)
+            written = cat.upsert_many(records).revs
         t_cat += time.perf_counter() - t
         fresh = {r.id for r in records}
         t = time.perf_counter()
@@ -315,7 +315,7 @@ def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) ->
         t = time.perf_counter()
         vectors.apply(records, [], fresh)
         t_vec += time.perf_counter() - t
-        unclean += [(r.id, r.provenance.content_hash) for r in records]
+        unclean += list(written.items())
         done = start + len(records)
         if done % commit_every < batch or done == size:
             # Search commits first: the vector rows it assigned are durable before the vectors are.

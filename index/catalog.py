@@ -5,7 +5,9 @@ job log. Two flags are the outboxes of the projections, set whenever a record's 
 changes or it is tombstoned: `dirty` is cleared when the search index (and vectors) caught up,
 `graph_dirty` when the RDF graph did. The graph has its own because it is written later and slower
 (Oxigraph's on-disk writes, ~130k quads/s here): a harvest makes records searchable first, and the
-graph catches up after it.
+graph catches up after it. Every such change also bumps the record's `rev`; a projection clears a
+flag only for the revision it projected, so a change that lands while a batch is being projected
+(a verification result, which leaves the content hash as it was) keeps the record in the outbox.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ CREATE TABLE IF NOT EXISTS records (
     deleted_at    TEXT,
     deleted_reason TEXT,
     dirty         INTEGER NOT NULL DEFAULT 1,
-    graph_dirty   INTEGER NOT NULL DEFAULT 1
+    graph_dirty   INTEGER NOT NULL DEFAULT 1,
+    rev           INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS records_source ON records(source, deleted_at);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -79,6 +82,7 @@ class UpsertResult:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
+    revs: dict[str, int] = field(default_factory=dict)  # the revision of every record written
 
 
 @dataclass
@@ -118,6 +122,8 @@ class Catalog:
         if "graph_dirty" not in cols:  # catalogs from before the graph had an outbox of its own
             self._conn.execute("ALTER TABLE records ADD COLUMN graph_dirty INTEGER NOT NULL DEFAULT 0")
             self._conn.execute("UPDATE records SET graph_dirty=dirty")
+        if "rev" not in cols:  # catalogs from before outbox flags were cleared by revision
+            self._conn.execute("ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 1")
         if "artifacts" not in {r[1] for r in self._conn.execute("PRAGMA table_info(verifications)")}:
             self._conn.execute("ALTER TABLE verifications ADD COLUMN artifacts TEXT")
         # Outboxes are read in id order (keyset paging): partial indexes on id hold exactly their rows.
@@ -178,9 +184,10 @@ class Catalog:
                        VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1)
                        ON CONFLICT(id) DO UPDATE SET content_hash=excluded.content_hash, data=excluded.data,
                          last_seen=excluded.last_seen, deleted_at=NULL, deleted_reason=NULL, dirty=1,
-                         graph_dirty=1""",
+                         graph_dirty=1, rev=records.rev+1""",
                     write,
                 )
+                res.revs = dict(self._revisions([w[0] for w in write]))
             if touch:
                 self._conn.executemany("UPDATE records SET last_seen=? WHERE id=?", touch)
         return res
@@ -261,7 +268,7 @@ class Catalog:
         with self._lock:
             for rid in ids:
                 cur = self._conn.execute(
-                    "UPDATE records SET deleted_at=?, deleted_reason=?, dirty=1, graph_dirty=1 "
+                    "UPDATE records SET deleted_at=?, deleted_reason=?, dirty=1, graph_dirty=1, rev=rev+1 "
                     "WHERE id=? AND deleted_at IS NULL",
                     (now, reason, rid))
                 if cur.rowcount:
@@ -270,32 +277,37 @@ class Catalog:
 
     # -- projection outboxes ----------------------------------------------------------------
     def dirty(self, limit: int = 1000, outbox: Outbox = "search",
-              after: str | None = None) -> list[tuple[str, str | None, str]]:
-        """(id, record JSON or None if tombstoned, content hash) of records that projection lacks,
-        by id (after `after`, to page past records that are being projected)."""
+              after: str | None = None) -> list[tuple[str, str | None, int]]:
+        """(id, record JSON or None if tombstoned, revision) of records that projection lacks, by id
+        (after `after`, to page past records that are being projected)."""
         where = f"{_FLAG[outbox]}=1" + (" AND id > ?" if after is not None else "")
         args = ([after] if after is not None else []) + [limit]
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT id, data, deleted_at, content_hash FROM records WHERE {where} ORDER BY id LIMIT ?", args
+                f"SELECT id, data, deleted_at, rev FROM records WHERE {where} ORDER BY id LIMIT ?", args
             ).fetchall()
         return [(rid, None if deleted else data, h) for rid, data, deleted, h in rows]
 
-    def mark_clean(self, items: list[tuple[str, str]], outbox: Outbox = "search") -> None:
-        """Clear the flag only if the record did not change again meanwhile (hash still matches)."""
+    def mark_clean(self, items: list[tuple[str, int]], outbox: Outbox = "search") -> None:
+        """Clear the flag of each (id, revision) projected, unless the record changed again since
+        (a newer revision stays in the outbox)."""
         with self._lock:
-            self._conn.executemany(f"UPDATE records SET {_FLAG[outbox]}=0 WHERE id=? AND content_hash=?", items)
+            self._conn.executemany(f"UPDATE records SET {_FLAG[outbox]}=0 WHERE id=? AND rev=?", items)
 
-    def hashes(self, ids: list[str]) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
+    def revisions(self, ids: list[str]) -> list[tuple[str, int]]:
+        """(id, current revision) of the given records, for `mark_clean`."""
         with self._lock:
-            for chunk in _chunks(ids, 500):
-                q = f"SELECT id, content_hash FROM records WHERE id IN ({','.join('?' * len(chunk))})"
-                out.extend(self._conn.execute(q, chunk).fetchall())
+            return self._revisions(ids)
+
+    def _revisions(self, ids: list[str]) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for chunk in _chunks(ids, 500):
+            q = f"SELECT id, rev FROM records WHERE id IN ({','.join('?' * len(chunk))})"
+            out.extend(self._conn.execute(q, chunk).fetchall())
         return out
 
     def mark_all_dirty(self, outbox: Outbox | None = None) -> int:
-        sets = ", ".join(f"{f}=1" for o, f in _FLAG.items() if outbox in (None, o))
+        sets = ", ".join([*(f"{f}=1" for o, f in _FLAG.items() if outbox in (None, o)), "rev=rev+1"])
         with self._lock:
             return self._conn.execute(f"UPDATE records SET {sets}").rowcount
 
@@ -368,7 +380,7 @@ class Catalog:
                 "INSERT INTO verifications VALUES (?, ?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
                 "entries=excluded.entries, verified_at=excluded.verified_at, artifacts=excluded.artifacts",
                 (record_id, payload, _now(), checked))
-            self._conn.execute("UPDATE records SET dirty=1, graph_dirty=1 WHERE id=?", (record_id,))
+            self._conn.execute("UPDATE records SET dirty=1, graph_dirty=1, rev=rev+1 WHERE id=?", (record_id,))
             if self._verified is not None:
                 self._verified.add(record_id)
 

@@ -157,8 +157,7 @@ class Pipeline:
         self._projections: list[Projection] | None = None
         self._graph_projection: GraphProjection | None = None
         # Applied to the search projections but not committed yet: (id, hash) to mark clean, and ids gone.
-        self._pending_live: list[tuple[str, str]] = []
-        self._pending_gone: list[str] = []
+        self._pending: list[tuple[str, int]] = []  # (id, revision) projected, not yet committed
         self._last_commit = time.monotonic()
         self.extra_projections: list[Projection] = []
         self._vectors: Any = None  # the dense-vector projection; False once found unavailable
@@ -272,11 +271,10 @@ class Pipeline:
             report.counts["inserted"] += len(res.inserted) + len(res.revived)
             report.counts["updated"] += len(res.updated)
             report.counts["unchanged"] += len(res.unchanged)
-            changed = set(res.inserted) | set(res.updated) | set(res.revived)
             # The records are in hand: project them without reading them back; the outbox only
             # has to catch what a crash left behind.
-            self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in changed], [],
-                                  fresh=set(res.inserted), commit=False)
+            self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in res.revs], [],
+                                  list(res.revs.items()), fresh=set(res.inserted), commit=False)
             batch.clear()
             stored.clear()
             if progress:
@@ -318,7 +316,7 @@ class Pipeline:
                     flush()
                     gone = self.catalog.tombstone([record_id(source.name, ev.local_id)], ev.reason)
                     report.counts["tombstoned"] += len(gone)
-                    self._project_records([], gone, commit=False)
+                    self._project_records([], gone, self.catalog.revisions(gone), commit=False)
                 elif isinstance(ev, ListingComplete):
                     listing_complete, listed = True, ev.listed
             flush()
@@ -376,7 +374,8 @@ class Pipeline:
         returns how many records moved."""
         moved: set[str] = set()
         for items, live, gone in self._outbox("search", batch):
-            self._project_records(live, gone, commit=False)  # commits every search_commit_interval_s
+            # commits every search_commit_interval_s
+            self._project_records(live, gone, [(rid, rev) for rid, _, rev in items], commit=False)
             moved.update(rid for rid, _, _ in items)
         self._commit_pending()
         if graph:
@@ -412,7 +411,7 @@ class Pipeline:
                 for items, live, gone in self._outbox("graph", batch):
                     work = projection.serialize(live, gone)
                     finish()
-                    pending = (pool.submit(projection.write, work), [(rid, h) for rid, _, h in items])
+                    pending = (pool.submit(projection.write, work), [(rid, rev) for rid, _, rev in items])
                     moved.update(rid for rid, _, _ in items)
                     if total >= 10 * batch:
                         log.info("graph: %d of %d records (%.0f/s)", len(moved), total,
@@ -425,7 +424,7 @@ class Pipeline:
         return moved
 
     def _outbox(self, outbox: Outbox, batch: int
-                ) -> Iterator[tuple[list[tuple[str, str | None, str]], list[ModelRecord], list[str]]]:
+                ) -> Iterator[tuple[list[tuple[str, str | None, int]], list[ModelRecord], list[str]]]:
         """Batches of an outbox: the rows, their live records derived as on any read, the ids gone.
         Paged by id, since a batch stays flagged until its projection has committed it."""
         after: str | None = None
@@ -435,25 +434,25 @@ class Pipeline:
                 [ModelRecord.model_validate_json(data) for _, data, _ in items if data is not None])
             yield items, live, [rid for rid, data, _ in items if data is None]
 
-    def _project_records(self, live: list[ModelRecord], gone: list[str],
+    def _project_records(self, live: list[ModelRecord], gone: list[str], revisions: list[tuple[str, int]],
                          fresh: set[str] | frozenset[str] = frozenset(), commit: bool = True) -> None:
-        """Apply a batch to the search projections. Their commit (and the outbox flags cleared with
-        it) can wait: a harvest commits every `search_commit_interval_s` seconds, like a search
-        engine's refresh interval, instead of after every batch (a commit costs ~30 ms)."""
+        """Apply a batch to the search projections; `revisions` are the catalog revisions (id, rev)
+        it holds, whose outbox flags are cleared at the commit. The commit can wait: a harvest
+        commits every `search_commit_interval_s` seconds, like a search engine's refresh interval,
+        instead of after every batch (a commit costs ~30 ms)."""
         if live or gone:
             for p in self.projections:
                 p.apply(live, gone, fresh)
-            self._pending_live += [(r.id, r.provenance.content_hash) for r in live]
-            self._pending_gone += gone
+            self._pending += revisions
         if commit or time.monotonic() - self._last_commit >= self.settings.search_commit_interval_s:
             self._commit_pending()
 
     def _commit_pending(self) -> None:
-        if self._pending_live or self._pending_gone:
+        if self._pending:
             for p in self.projections:
                 p.commit()
-            self.catalog.mark_clean(self._pending_live + self.catalog.hashes(self._pending_gone))
-            self._pending_live, self._pending_gone = [], []
+            self.catalog.mark_clean(self._pending)
+            self._pending = []
         self._last_commit = time.monotonic()
 
     def reindex(self) -> int:

@@ -241,6 +241,41 @@ def test_a_verification_holds_only_while_the_artifacts_it_checked_are_unchanged(
         pipeline.catalog.set_verifications("scripted:org/nope", [])
 
 
+def test_a_verification_stored_while_a_batch_is_projected_is_projected_next_time(pipeline: Pipeline) -> None:
+    # `modelport verify` beside a projection: the result lands after the batch was read and before
+    # it is committed. It leaves the content hash as it was, so only the record's revision can tell
+    # the outbox that this batch did not carry it.
+    from modelport.index.search import RuntimeConstraint
+    from modelport.schema.record import CompatibilityEntry, Evidence
+
+    pipeline.harvest(ScriptedSource(items(2, formats=["onnx"], artifacts=[["model.onnx", "onnx", "c" * 64]])),
+                     mode="full")
+    verified = CompatibilityEntry(runtime="onnxruntime", format="onnx", status="verified", confidence="high",
+                                  evidence=[Evidence(kind="verification", detail="ran on onnxruntime 1.19")])
+
+    class VerifyBeside:
+        name = "verify-beside"
+        done = False
+
+        def apply(self, live, gone, fresh=frozenset()):  # type: ignore[no-untyped-def]
+            if not self.done:
+                self.done = True
+                pipeline.catalog.set_verifications("scripted:org/m1", [verified])
+
+        def commit(self) -> None: ...
+        def clear(self) -> None: ...
+
+    pipeline.projections.append(VerifyBeside())
+    pipeline.catalog.mark_all_dirty("search")
+    pipeline.project(graph=False)
+    query = SearchQuery(constraints=[RuntimeConstraint(runtime="onnxruntime", min_status="verified")])
+    assert pipeline.search.search(query).total == 0  # the batch was read before the result existed
+    assert [rid for rid, _, _ in pipeline.catalog.dirty()] == ["scripted:org/m1"]  # … so it stays in the outbox
+    assert pipeline.project(graph=False) == 1
+    assert [h.id for h in pipeline.search.search(query).hits] == ["scripted:org/m1"]
+    assert pipeline.catalog.dirty_count() == 0
+
+
 def test_graph_catches_up_from_its_own_outbox_and_survives_a_failed_write(pipeline: Pipeline) -> None:
     report = pipeline.harvest(ScriptedSource(items(6)), mode="full", project_graph=False)
     assert report.status == "ok"

@@ -49,6 +49,7 @@ from modelport.index.search import (
     FILTER_FIELDS,
     PARAM_BUCKETS,
     QUERY_SYNTAX_CHARS,
+    SORT_FIELDS,
     TEXT_BOOSTS,
     AnyOf,
     Constraint,
@@ -70,6 +71,7 @@ from modelport.index.search import (
     TargetConstraint,
     decode_cursor,
     encode_cursor,
+    rebuild_in_batches,
     search_text,
 )
 from modelport.index.vocab import get_vocab
@@ -81,7 +83,6 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT = 1  # the mapping below; with FACTS_VERSION and the KB version it decides rebuilds
 DEFAULT_INDEX = "modelport"
 ANY_HARDWARE = "*"  # the `hw` of a best figure over every profile (facts.py: hardware None)
-_SORTS = ("downloads", "likes", "modified")
 _FACET_SIZE = 50  # terms per open-vocabulary facet, as in the embedded backend
 _IDS_PAGE = 10_000  # ids per request when listing every match
 _KEYWORD_MAX = 4096  # longer keyword values are not indexed (Lucene refuses terms over 32 KiB)
@@ -181,7 +182,7 @@ def index_mappings() -> dict[str, Any]:
         "lat": {"type": "nested", "properties": {"hw": _KW, "measured": {"type": "boolean"}, "ms": _DOUBLE}},
         "mem": {"type": "nested", "properties": {"hw": _KW, "bytes": _DOUBLE}},
         "params": _LONG, "size": _LONG,
-        **dict.fromkeys(_SORTS, _LONG),
+        **dict.fromkeys(SORT_FIELDS, _LONG),
     }
     return {"dynamic": "strict", "_meta": {"modelport": current_versions()}, "properties": props}
 
@@ -212,7 +213,7 @@ def es_document(record: ModelRecord) -> dict[str, Any]:
         doc["params"] = facts.params
     if facts.size is not None:
         doc["size"] = facts.size
-    for f in _SORTS:
+    for f in SORT_FIELDS:
         doc[f] = getattr(facts, f)
     return doc
 
@@ -590,18 +591,7 @@ class ElasticsearchBackend:
 
     def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
         """Empty the index and index `records` (the catalog's live records) again."""
-        self.clear()
-        n, buf = 0, []
-        for r in records:
-            buf.append(r)
-            if len(buf) >= batch:
-                self.upsert(buf)
-                n, buf = n + len(buf), []
-        if buf:
-            self.upsert(buf)
-            n += len(buf)
-        self.commit()
-        return n
+        return rebuild_in_batches(self, records, batch)
 
     # -- hard-constraint sets ------------------------------------------------------------------------
     def count_matching(self, q: SearchQuery) -> int:

@@ -14,7 +14,8 @@ import base64
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal, Protocol, Union
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Protocol, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +34,8 @@ PARAM_BUCKETS: tuple[tuple[str, float | None, float | None], ...] = (
     ("<10M", None, 1e7), ("10M-100M", 1e7, 1e8), ("100M-1B", 1e8, 1e9), ("1B-10B", 1e9, 1e10),
     (">=10B", 1e10, None))
 SortKey = Literal["relevance", "downloads", "likes", "modified"]
+# The popularity/recency sorts: every backend stores each as a sortable number.
+SORT_FIELDS: tuple[str, ...] = tuple(k for k in get_args(SortKey) if k != "relevance")
 Status = Literal["convertible", "declared", "native", "verified"]
 Op = Literal["<", "<=", ">", ">=", "="]
 FilterField = Literal["source", "task", "framework", "format", "license", "language", "publisher", "tag",
@@ -368,6 +371,23 @@ def _with_status(c: Any, level: str | None) -> Any:
     if c.kind in COMPAT_KINDS and c.min_status is None:
         return c.model_copy(update={"min_status": level})
     return c
+
+
+def rebuild_in_batches(backend: Any, records: Iterable[ModelRecord], batch: int = 1000) -> int:
+    """A backend's `rebuild_from`: empty it, index `records` (the catalog's live records) in batches,
+    commit; returns how many."""
+    backend.clear()
+    n, buf = 0, []
+    for r in records:
+        buf.append(r)
+        if len(buf) >= batch:
+            backend.upsert(buf)
+            n, buf = n + len(buf), []
+    if buf:
+        backend.upsert(buf)
+        n += len(buf)
+    backend.commit()
+    return n
 
 
 # ------------------------------------------------------------------------------------------------

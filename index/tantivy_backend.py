@@ -58,6 +58,7 @@ from modelport.index.search import (
     FILTER_FIELDS,
     PARAM_BUCKETS,
     QUERY_SYNTAX_CHARS,
+    SORT_FIELDS,
     TEXT_BOOSTS,
     AnyOf,
     Constraint,
@@ -77,6 +78,7 @@ from modelport.index.search import (
     TargetConstraint,
     decode_cursor,
     encode_cursor,
+    rebuild_in_batches,
     search_text,
 )
 from modelport.index.vocab import FACET_OVERFLOW_BIT, get_vocab
@@ -88,7 +90,6 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT = 7  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
 META_FILE = "modelport-index.json"
 _BOOSTS = TEXT_BOOSTS
-_SORTS = ("downloads", "likes", "modified")
 # Multi-valued facet fields with a closed KB vocabulary, also indexed as one bitmask per record.
 _MASKED = ("runtime", "target", "hardware", "format", "status")
 _QUERY_SYNTAX = QUERY_SYNTAX_CHARS
@@ -160,7 +161,7 @@ def _schema() -> tantivy.Schema:
             b.add_float_field(f, fast=True)
     for f in ("params", "size"):
         b.add_integer_field(f, fast=True, indexed=True)
-    for f in _SORTS:
+    for f in SORT_FIELDS:
         b.add_integer_field(f, fast=True, indexed=True)
         b.add_unsigned_field(f"sk_{f}", fast=True)
     for f in _MASKED:
@@ -410,7 +411,7 @@ class TantivyBackend:
             fields["fm_params"] = [_param_bucket(facts.params)]
         if facts.size is not None:
             fields["size"] = [facts.size]
-        for f in _SORTS:
+        for f in SORT_FIELDS:
             value = getattr(facts, f)
             fields[f] = [value]
             fields[f"sk_{f}"] = [sort_key(value, row)]
@@ -474,18 +475,7 @@ class TantivyBackend:
 
     def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
         """Empty the index and index `records` (the catalog's live records) again."""
-        self.clear()
-        n, buf = 0, []
-        for r in records:
-            buf.append(r)
-            if len(buf) >= batch:
-                self.upsert(buf)
-                n, buf = n + len(buf), []
-        if buf:
-            self.upsert(buf)
-            n += len(buf)
-        self.commit()
-        return n
+        return rebuild_in_batches(self, records, batch)
 
     # -- queries -----------------------------------------------------------------------------
     def build_query(self, q: SearchQuery) -> tantivy.Query:

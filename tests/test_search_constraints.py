@@ -610,6 +610,16 @@ def test_facet_values_outside_the_kb_are_still_counted(make_backend: Callable[[]
 # ------------------------------------------------------------------------------------------------
 # Rows and rebuilds
 # ------------------------------------------------------------------------------------------------
+def assert_emptied_then_rebuilt(b2: Backend) -> None:
+    """A backend opened over an index of another version: empty, rebuilt once from the catalog's records."""
+    assert b2.needs_rebuild and b2.count() == 0
+    assert ensure_current(b2, lambda: b2.rebuild_from(RECORDS[:40]))
+    assert not b2.needs_rebuild and b2.count() == 40
+    assert not ensure_current(b2, lambda: pytest.fail("rebuilt twice"))
+    q = compile_query("runtime:onnxruntime@1.14", nl=False)[0]
+    assert set(b2.matching_ids(q)) == {r.id for r in RECORDS[:40] if runs("onnxruntime", "1.14")(r)}
+
+
 def test_rows_are_kept_across_updates_and_reopen(tmp_path: Path) -> None:
     b = TantivyBackend(tmp_path / "idx")
     b.upsert(RECORDS[:50])
@@ -635,12 +645,7 @@ def test_index_of_another_version_is_emptied_and_rebuilt(tmp_path: Path) -> None
     meta["versions"]["kb"] = "an-older-kb"
     (path / META_FILE).write_text(json.dumps(meta))
     b2 = TantivyBackend(path)
-    assert b2.needs_rebuild and b2.count() == 0
-    assert ensure_current(b2, lambda: b2.rebuild_from(RECORDS[:40]))
-    assert not b2.needs_rebuild and b2.count() == 40
-    assert not ensure_current(b2, lambda: pytest.fail("rebuilt twice"))
-    q = compile_query("runtime:onnxruntime@1.14", nl=False)[0]
-    assert set(b2.matching_ids(q)) == {r.id for r in RECORDS[:40] if runs("onnxruntime", "1.14")(r)}
+    assert_emptied_then_rebuilt(b2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -669,12 +674,7 @@ def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_back
     b._client.indices.put_mapping(index=b.index_name, meta={"modelport": {**current_versions(), "kb": "an-older-kb"}})
     b2 = ElasticsearchBackend(ES_URL, index_name=b.index_name, replicas=0)
     try:
-        assert b2.needs_rebuild and b2.count() == 0
-        assert ensure_current(b2, lambda: b2.rebuild_from(RECORDS[:40]))
-        assert not b2.needs_rebuild and b2.count() == 40
-        assert not ensure_current(b2, lambda: pytest.fail("rebuilt twice"))
-        q = compile_query("runtime:onnxruntime@1.14", nl=False)[0]
-        assert set(b2.matching_ids(q)) == {r.id for r in RECORDS[:40] if runs("onnxruntime", "1.14")(r)}
+        assert_emptied_then_rebuilt(b2)
     finally:
         b2.close()
 

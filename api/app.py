@@ -71,8 +71,13 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
 
     @app.get("/harvests", tags=["harvest"])
     def harvests(source: str | None = None, limit: int = 50) -> list[dict[str, object]]:
-        """The job log: every harvest with its start, end, counts and errors."""
-        return [j.__dict__ for j in services.catalog.jobs(source, min(max(limit, 1), 500))]
+        """The job log: every harvest with its start, end, counts and errors, and the records it set aside
+        (quarantined: their content a store or projection refused; retried when they change or on reindex)
+        that are still aside."""
+        return [{**j.__dict__, "quarantined": [
+                    {"record_id": q.record_id, "stage": q.stage, "reason": q.reason, "at": q.quarantined_at}
+                    for q in services.catalog.quarantined(job_id=j.id, limit=100)]}
+                for j in services.catalog.jobs(source, min(max(limit, 1), 500))]
 
     @app.get("/harvests/sources", tags=["harvest"])
     def harvest_sources() -> list[dict[str, object]]:

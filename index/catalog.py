@@ -63,6 +63,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     errors      TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Records a projection (or the store) could not take because of their content: out of that outbox
+-- until their content changes (upsert) or `reindex` clears the table; shown by the job log.
+CREATE TABLE IF NOT EXISTS quarantine (
+    record_id      TEXT NOT NULL,
+    stage          TEXT NOT NULL,  -- store | search | vectors | graph | <projection name>
+    rev            INTEGER,
+    reason         TEXT NOT NULL,
+    job_id         INTEGER,
+    quarantined_at TEXT NOT NULL,
+    PRIMARY KEY (record_id, stage)
+);
 CREATE TABLE IF NOT EXISTS verifications (
     record_id   TEXT PRIMARY KEY,
     entries     TEXT NOT NULL,
@@ -83,6 +94,21 @@ class UpsertResult:
     unchanged: list[str] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
     revs: dict[str, int] = field(default_factory=dict)  # the revision of every record written
+
+
+@dataclass
+class Quarantined:
+    record_id: str
+    stage: str
+    rev: int | None
+    reason: str
+    job_id: int | None
+    quarantined_at: str
+
+
+class CatalogIOError(RuntimeError):
+    """The catalog could not be written or read for a reason outside any record (disk full, read-only
+    file system, I/O error): the message names the cause SQLite gave, and nothing committed is lost."""
 
 
 @dataclass
@@ -188,6 +214,8 @@ class Catalog:
                     write,
                 )
                 res.revs = dict(self._revisions([w[0] for w in write]))
+                # New content gets another chance in every projection that quarantined the old one.
+                self._unquarantine([w[0] for w in write])
             if touch:
                 self._conn.executemany("UPDATE records SET last_seen=? WHERE id=?", touch)
         return res
@@ -273,7 +301,48 @@ class Catalog:
                     (now, reason, rid))
                 if cur.rowcount:
                     done.append(rid)
+            self._unquarantine(done)
         return done
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantine(self, rid: str, stage: str, reason: str, rev: int | None = None, job_id: int | None = None,
+                   outbox: Outbox | None = None) -> None:
+        """Set a record aside for one stage with the reason; its outbox flag (for `rev`) is cleared so
+        the projection's drain goes on without it."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, stage) DO UPDATE SET "
+                "rev=excluded.rev, reason=excluded.reason, job_id=excluded.job_id, "
+                "quarantined_at=excluded.quarantined_at", (rid, stage, rev, reason[:2000], job_id, _now()))
+            if outbox is not None and rev is not None:
+                self._conn.execute(f"UPDATE records SET {_FLAG[outbox]}=0 WHERE id=? AND rev=?", (rid, rev))
+
+    def quarantined(self, source: str | None = None, job_id: int | None = None,
+                    limit: int = 1000) -> list[Quarantined]:
+        q, args = "SELECT * FROM quarantine WHERE 1=1", []
+        if source:  # ids are "<source>:<local id>"
+            q += " AND substr(record_id, 1, ?) = ?"
+            args += [len(source) + 1, source + ":"]
+        if job_id is not None:
+            q += " AND job_id = ?"
+            args.append(job_id)
+        q += " ORDER BY quarantined_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            return [Quarantined(*r) for r in self._conn.execute(q, args).fetchall()]
+
+    def quarantine_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    def clear_quarantine(self) -> int:
+        """Give every quarantined record another try (`reindex` marks everything dirty after this)."""
+        with self._lock:
+            return self._conn.execute("DELETE FROM quarantine").rowcount
+
+    def _unquarantine(self, ids: list[str]) -> None:
+        for chunk in _chunks(ids, 500):
+            self._conn.execute(f"DELETE FROM quarantine WHERE record_id IN ({','.join('?' * len(chunk))})", chunk)
 
     # -- projection outboxes ----------------------------------------------------------------
     def dirty(self, limit: int = 1000, outbox: Outbox = "search",
@@ -442,14 +511,50 @@ class _Tx:
 
     def __enter__(self) -> Catalog:
         self.c._lock.acquire()
-        self.c._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.c._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            self.c._lock.release()
+            raise io_error(self.c.path, e) from e
         return self.c
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, _tb: object) -> None:
         try:
-            self.c._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.c._conn.execute("COMMIT")
+                except sqlite3.OperationalError as e:
+                    self._rollback()
+                    raise io_error(self.c.path, e) from e  # noqa: B904 — the commit's own error
+            else:
+                # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): a second
+                # ROLLBACK then fails with "no transaction is active", which must not hide the cause.
+                self._rollback()
+                if isinstance(exc, sqlite3.OperationalError) and isinstance(
+                        err := io_error(self.c.path, exc), CatalogIOError):
+                    raise err from exc
         finally:
             self.c._lock.release()
+
+    def _rollback(self) -> None:
+        if self.c._conn.in_transaction:
+            try:
+                self.c._conn.execute("ROLLBACK")
+            except sqlite3.Error as e:  # the original error is the one to report
+                log.warning("rollback of the catalog failed: %s", e)
+
+
+def io_error(path: Path, e: sqlite3.Error) -> CatalogIOError | sqlite3.Error:
+    """A storage failure (disk full, read-only, I/O) as a CatalogIOError naming the file and the cause;
+    other SQLite errors unchanged."""
+    text = str(e)
+    code = getattr(e, "sqlite_errorname", "") or ""
+    if any(k in code for k in ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                               "SQLITE_BUSY", "SQLITE_LOCKED")) or any(
+            k in text for k in ("disk is full", "readonly", "disk I/O", "unable to open", "locked")):
+        return CatalogIOError(f"cannot write the catalog {path}: {text}"
+                              f"{' (' + code + ')' if code else ''}; what was committed before is kept")
+    return e
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:

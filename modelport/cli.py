@@ -300,16 +300,28 @@ def reindex() -> None:
 
 @app.command()
 def jobs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20) -> None:
-    """Show the harvest job log."""
-    pipeline = Pipeline(Settings())
-    table = Table(title="harvest jobs")
-    for col in ("id", "source", "mode", "started", "status", "counts", "errors"):
-        table.add_column(col)
-    for j in pipeline.catalog.jobs(source, limit):
-        table.add_row(str(j.id), j.source, j.mode or "", j.started_at[:19], j.status,
-                      json.dumps(j.counts), str(len(j.errors)))
-    pipeline.close()
-    out.print(table)
+    """Show the harvest job log, and the records set aside (quarantined) that are still aside."""
+    from modelport.index.catalog import Catalog
+
+    catalog = Catalog(Settings().catalog_path)  # reading only: no lock, no stores opened
+    try:
+        table = Table(title="harvest jobs")
+        for col in ("id", "source", "mode", "started", "status", "counts", "errors"):
+            table.add_column(col)
+        for j in catalog.jobs(source, limit):
+            table.add_row(str(j.id), j.source, j.mode or "", j.started_at[:19], j.status,
+                          json.dumps(j.counts), str(len(j.errors)))
+        out.print(table)
+        aside = catalog.quarantined(source, limit=200)
+        if aside:
+            q = Table(title="quarantined records (retried when they change, or on `modelport reindex`)")
+            for col in ("record", "stage", "job", "reason"):
+                q.add_column(col)
+            for r in aside:
+                q.add_row(r.record_id, r.stage, str(r.job_id or ""), r.reason)
+            out.print(q)
+    finally:
+        catalog.close()
 
 
 @app.command()

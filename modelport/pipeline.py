@@ -28,7 +28,7 @@ from modelport.harvesters.base import (
     Source,
     SourceRecord,
 )
-from modelport.index.catalog import Catalog, Outbox
+from modelport.index.catalog import Catalog, CatalogIOError, Outbox
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
@@ -59,11 +59,28 @@ class JobReport:
     mode: str
     status: str = "running"  # ok | partial | failed | interrupted
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped"), 0))
+        ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped", "quarantined"), 0))
     errors: list[dict[str, str]] = field(default_factory=list)
 
-    def error(self, ref: str, reason: str) -> None:
-        self.errors.append({"ref": ref, "reason": reason})
+    def error(self, ref: str, reason: str, **extra: str) -> None:
+        self.errors.append({"ref": ref, "reason": reason, **extra})
+
+
+class RecordFailure(RuntimeError):
+    """A record made our own code fail in a way that is not a check of its content (a bug): the job
+    fails loudly, naming the record, instead of quietly setting it aside."""
+
+    def __init__(self, stage: str, rid: str, error: BaseException) -> None:
+        super().__init__(f"{stage} of record {rid} failed: {_short(error)}")
+        self.stage, self.rid = stage, rid
+
+
+def is_bad_record(e: BaseException) -> bool:
+    """A failure caused by the record's content: our validation and value checks (pydantic's
+    ValidationError and MalformedRecord are ValueErrors, as are encoding errors) and a store refusing
+    the text it was given (Oxigraph parse errors are SyntaxErrors). Anything else is a bug or the
+    environment (disk, network) and must not be quarantined away."""
+    return isinstance(e, ValueError | SyntaxError) and not isinstance(e, CatalogIOError)
 
 
 class SearchProjection:
@@ -162,6 +179,7 @@ class Pipeline:
         self.extra_projections: list[Projection] = []
         self._vectors: Any = None  # the dense-vector projection; False once found unavailable
         self.vectors_unavailable: str | None = None
+        self._report: JobReport | None = None  # the running harvest's, to count quarantined records in
 
     # -- stores (opened lazily: a CLI search needs no graph, a SPARQL query no index) ----------
     @property
@@ -262,12 +280,24 @@ class Pipeline:
         listing_complete = False
         listed: int | None = None
         truncated = False
+        gone_ids: dict[str, str] = {}  # id -> reason, from Gone events
+        self._report = report
 
         def flush(checkpoint: dict[str, Any] | None = None) -> None:
-            with self.catalog.transaction() as cat:
-                res = cat.upsert_many(batch, stored=stored)
-                if checkpoint is not None:
-                    cat.set_checkpoint(source.name, checkpoint)
+            try:
+                with self.catalog.transaction() as cat:
+                    res = cat.upsert_many(batch, stored=stored)
+                    if checkpoint is not None:
+                        cat.set_checkpoint(source.name, checkpoint)
+            except Exception as e:
+                if not is_bad_record(e):
+                    raise
+                # Some record the store refuses: set it aside, store the rest with the checkpoint.
+                self._drop_unstorable(batch, stored, e)
+                with self.catalog.transaction() as cat:
+                    res = cat.upsert_many(batch, stored=stored)
+                    if checkpoint is not None:
+                        cat.set_checkpoint(source.name, checkpoint)
             report.counts["inserted"] += len(res.inserted) + len(res.revived)
             report.counts["updated"] += len(res.updated)
             report.counts["unchanged"] += len(res.unchanged)
@@ -293,6 +323,7 @@ class Pipeline:
                     report.counts["seen"] += 1
                     rid = record_id(source.name, ev.local_id)
                     seen.add(rid)
+                    gone_ids.pop(rid, None)
                     try:
                         record, text = self.prepare(source, ev)
                         stored[record.id] = text
@@ -303,6 +334,8 @@ class Pipeline:
                         report.counts["skipped"] += 1
                         report.error(rid, f"malformed: {_short(e)}")
                         log.warning("skipped %s: %s", rid, _short(e))
+                    except Exception as e:  # our bug, shown with the record that triggered it
+                        raise RecordFailure("normalizing", rid, e) from e
                     if len(batch) >= batch_size:
                         flush()
                 elif isinstance(ev, Checkpoint):
@@ -313,16 +346,18 @@ class Pipeline:
                     seen.add(record_id(source.name, ev.ref))  # still upstream: never tombstone it
                     log.warning("skipped %s: %s", ev.ref, ev.reason)
                 elif isinstance(ev, Gone):
-                    flush()
-                    gone = self.catalog.tombstone([record_id(source.name, ev.local_id)], ev.reason)
-                    report.counts["tombstoned"] += len(gone)
-                    self._project_records([], gone, self.catalog.revisions(gone), commit=False)
+                    # Held until the end: "gone" answers count against the same fail-safe ratio as
+                    # records missing from a complete listing (a proxy answering 404 for everything
+                    # must not delete everything).
+                    rid = record_id(source.name, ev.local_id)
+                    if rid not in seen:
+                        gone_ids[rid] = ev.reason
                 elif isinstance(ev, ListingComplete):
                     listing_complete, listed = True, ev.listed
             flush()
             self._commit_pending()
-            if listing_complete and not truncated:
-                self._tombstone_unseen(source.name, seen, listed, report)
+            self._tombstone_carefully(source.name, seen, listed, report, gone_ids,
+                                      listing=listing_complete and not truncated)
             if project_graph:  # the job is done when its records are in the graph too
                 self.project_graph()
             report.status = "partial" if report.errors else "ok"
@@ -345,28 +380,118 @@ class Pipeline:
             log.error("harvest of %s failed: %s", source.name, e)
             raise
         finally:
+            self._report = None
             close = getattr(events, "close", None)
             if close:
                 close()
-            self.catalog.finish_job(job_id, report.status, report.counts, report.errors)
+            try:
+                self.catalog.finish_job(job_id, report.status, report.counts, report.errors)
+            except Exception as again:  # noqa: BLE001 — e.g. the disk is full: the job's own error goes on
+                log.error("could not record the end of job %s: %s", job_id, again)
         return report
 
-    def _tombstone_unseen(self, source: str, seen: set[str], listed: int | None, report: JobReport) -> None:
+    def _tombstone_carefully(self, source: str, seen: set[str], listed: int | None, report: JobReport,
+                             gone: dict[str, str], listing: bool) -> None:
+        """Tombstone what the source said is gone and (after a complete listing) what it no longer
+        lists, unless together they exceed the fail-safe share of the source's live records."""
         live = self.catalog.live_ids(source)
-        missing = live - seen
-        if not missing:
+        missing = (live - seen) if listing else set()
+        said_gone = {rid: why for rid, why in gone.items() if rid in live and rid not in seen}
+        if not missing and not said_gone:
             return
-        if not seen or listed == 0:
+        if listing and missing and (not seen or listed == 0):
             report.error(source, f"listing was empty; refusing to tombstone {len(missing)} records")
-            return
-        ratio = len(missing) / max(len(live), 1)
+            missing = set()
+        total = len(missing | said_gone.keys())
+        ratio = total / max(len(live), 1)
         if ratio > self.settings.tombstone_failsafe_ratio:
-            report.error(source, f"fail-safe: the listing lost {len(missing)} of {len(live)} records "
+            report.error(source, f"fail-safe: {len(missing)} records missing from the listing and "
+                                 f"{len(said_gone)} answered as gone, {total} of {len(live)} live records "
                                  f"({ratio:.0%} > {self.settings.tombstone_failsafe_ratio:.0%}); nothing tombstoned")
             return
-        done = self.catalog.tombstone(sorted(missing), "not in the source's complete listing")
+        done = [*self.catalog.tombstone(sorted(missing - said_gone.keys()), "not in the source's complete listing")]
+        for rid, why in sorted(said_gone.items()):
+            done += self.catalog.tombstone([rid], why)
         report.counts["tombstoned"] += len(done)
-        self.project(graph=False)  # the graph catches up at the end of the harvest
+        if done:
+            self.project(graph=False)  # the graph catches up at the end of the harvest
+
+    # -- quarantine ------------------------------------------------------------------------------
+    def _quarantine(self, rid: str, stage: str, error: BaseException, rev: int | None = None,
+                    outbox: Outbox | None = None) -> None:
+        reason = _short(error)
+        report = self._report
+        self.catalog.quarantine(rid, stage, reason, rev=rev, job_id=report.job_id if report else None,
+                                outbox=outbox)
+        if report is not None:
+            report.counts["quarantined"] += 1
+            report.error(rid, f"quarantined ({stage}): {reason}", stage=stage)
+        log.warning("quarantined %s (%s): %s", rid, stage, reason)
+
+    def _drop_unstorable(self, batch: list[ModelRecord], stored: dict[str, str], first: BaseException) -> None:
+        """Find the records the catalog refuses (each tried alone in a transaction rolled back) and take
+        them out of the batch."""
+        bad: list[ModelRecord] = []
+        for r in batch:
+            try:
+                with self.catalog.transaction() as cat:
+                    cat.upsert_many([r], stored={r.id: stored[r.id]} if r.id in stored else None)
+                    raise _Probe
+            except _Probe:
+                continue
+            except Exception as e:
+                if not is_bad_record(e):
+                    raise RecordFailure("storing", r.id, e) from e
+                bad.append(r)
+                self._quarantine(r.id, "store", e)
+        if not bad:
+            raise first
+        ids = {r.id for r in bad}
+        batch[:] = [r for r in batch if r.id not in ids]
+        for rid in ids:
+            stored.pop(rid, None)
+
+    def _apply_isolating(self, stage: str, apply: Callable[[list[ModelRecord], list[str]], None],
+                         live: list[ModelRecord], gone: list[str], revs: dict[str, int],
+                         outbox: Outbox) -> set[str]:
+        """Apply a batch; if it fails because of some record's content, bisect it to find the records
+        that fail alone, quarantine them (reason recorded, outbox flag cleared) and apply the rest.
+        Returns the quarantined ids. Projections are idempotent per record, so a retried half does no
+        harm."""
+        try:
+            apply(live, gone)
+            return set()
+        except Exception as e:
+            if _environmental(e):  # the disk, the network: no record to blame
+                raise
+            first = e  # the record's content, or a bug some record triggers: find which record
+        if gone:
+            apply([], gone)  # removals carry no content: a failure there is not a record's fault
+        bad: set[str] = set()
+
+        def attempt(part: list[ModelRecord], error: BaseException | None) -> None:
+            if error is None:
+                try:
+                    apply(part, [])
+                    return
+                except Exception as e:
+                    if _environmental(e):
+                        raise
+                    error = e
+            if len(part) == 1:
+                if not is_bad_record(error):
+                    raise RecordFailure(stage, part[0].id, error) from error
+                bad.add(part[0].id)
+                self._quarantine(part[0].id, stage, error, rev=revs.get(part[0].id), outbox=outbox)
+                return
+            mid = len(part) // 2
+            attempt(part[:mid], None)
+            attempt(part[mid:], None)
+
+        if not live:
+            raise first
+        attempt(live, first)
+        return bad
 
     # -- projections -----------------------------------------------------------------------------
     def project(self, batch: int = 1000, graph: bool = True) -> int:
@@ -395,23 +520,37 @@ class Pipeline:
         from concurrent.futures import Future, ThreadPoolExecutor
 
         moved: set[str] = set()
-        pending: tuple[Future[None], list[tuple[str, str]]] | None = None
+        pending: tuple[Future[None], list[tuple[str, int]], list[ModelRecord], list[str]] | None = None
         total, started = self.catalog.dirty_count("graph"), time.monotonic()
         projection = self.graph_projection
 
         def finish() -> None:
             nonlocal pending
             if pending is not None:
-                pending[0].result()  # a failed write leaves its records dirty: the next drain retries
-                self.catalog.mark_clean(pending[1], outbox="graph")
+                future, revs, live, gone = pending
                 pending = None
+                try:
+                    future.result()  # a failed write leaves its records dirty: the next drain retries
+                except Exception as e:
+                    if _environmental(e):
+                        raise
+                    # Some record's triples are refused: write the batch again, isolating them.
+                    self._apply_isolating("graph", lambda lv, gn: projection.write(projection.serialize(lv, gn)),
+                                          live, gone, dict(revs), "graph")
+                self.catalog.mark_clean(revs, outbox="graph")
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-writer") as pool:
             try:
                 for items, live, gone in self._outbox("graph", batch):
-                    work = projection.serialize(live, gone)
+                    revs = [(rid, rev) for rid, _, rev in items]
+                    parts: list[GraphBatch] = []
+                    bad = self._apply_isolating(
+                        "graph", lambda lv, gn, parts=parts: parts.append(projection.serialize(lv, gn)),
+                        live, gone, dict(revs), "graph")
+                    live = [r for r in live if r.id not in bad]
+                    work = _merge(parts)
                     finish()
-                    pending = (pool.submit(projection.write, work), [(rid, rev) for rid, _, rev in items])
+                    pending = (pool.submit(projection.write, work), revs, live, gone)
                     moved.update(rid for rid, _, _ in items)
                     if total >= 10 * batch:
                         log.info("graph: %d of %d records (%.0f/s)", len(moved), total,
@@ -441,8 +580,16 @@ class Pipeline:
         commits every `search_commit_interval_s` seconds, like a search engine's refresh interval,
         instead of after every batch (a commit costs ~30 ms)."""
         if live or gone:
+            revs = dict(revisions)
             for p in self.projections:
-                p.apply(live, gone, fresh)
+                def apply(lv: list[ModelRecord], gn: list[str], p: Projection = p,
+                          whole: list[ModelRecord] = live) -> None:
+                    # A retried part may be half applied already: no id is "fresh" then.
+                    p.apply(lv, gn, fresh if lv is whole else frozenset())
+
+                bad = self._apply_isolating(p.name, apply, live, gone, revs, "search")
+                if bad:  # later projections (vectors read the search rows) skip them too
+                    live = [r for r in live if r.id not in bad]
             self._pending += revisions
         if commit or time.monotonic() - self._last_commit >= self.settings.search_commit_interval_s:
             self._commit_pending()
@@ -459,6 +606,7 @@ class Pipeline:
         """Rebuild every projection from the catalog."""
         for p in [*self.projections, self.graph_projection]:
             p.clear()
+        self.catalog.clear_quarantine()  # every quarantined record gets another try
         self.catalog.mark_all_dirty()
         self.catalog.set_meta("reindexed_at", datetime.now(UTC).isoformat())
         return self.project()
@@ -494,6 +642,27 @@ def _collector_tuned_for_throughput() -> Iterator[None]:
             if _tuned == 0:
                 gc.set_threshold(*_restore)
                 gc.unfreeze()
+
+
+def _environmental(e: BaseException) -> bool:
+    """Failures of the machine or the network, which no record causes."""
+    return isinstance(e, OSError | CatalogIOError | MemoryError) and not isinstance(e, UnicodeError)
+
+
+def _merge(parts: list[GraphBatch]) -> GraphBatch:
+    if len(parts) == 1:
+        return parts[0]
+    out = GraphBatch([])
+    for b in parts:
+        out.gone += b.gone
+        out.shared.update(b.shared)
+        out.new += b.new
+        out.changed += b.changed
+    return out
+
+
+class _Probe(Exception):
+    """Rolls back a transaction that only tried whether a record can be stored."""
 
 
 def _short(e: BaseException) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 SPDX = "https://spdx.org/licenses/"
 KB_GRAPH = "https://w3id.org/modelport/kb"
+log = logging.getLogger(__name__)
 
 PREFIXES = {"schema": SCHEMA, "fair4ml": FAIR4ML, "mls": MLS, "mp": MP, "prov": PROV, "xsd": XSD,
             "rdfs": "http://www.w3.org/2000/01/rdf-schema#", "skos": "http://www.w3.org/2004/02/skos/core#",
@@ -42,6 +44,32 @@ PREFIXES = {"schema": SCHEMA, "fair4ml": FAIR4ML, "mls": MLS, "mp": MP, "prov": 
 def _iri(value: str) -> str:
     # Keep the IRI valid whatever the source put into an id (spaces, quotes, braces …).
     return "<" + quote(value, safe="/:#?&=@%+~.,;!$'()*[]-_") + ">"
+
+
+# Schemes a link from a source may never become in the graph (the web UI renders links).
+_UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript"})
+
+
+def url_term(value: str) -> str:
+    """A URL from a source as an N-Triples term: an IRI when it is an absolute IRI the store accepts
+    (checked by Oxigraph's own IRI parser, so a batch never fails on it), otherwise a plain literal
+    keeping what the source said — a relative `run_link` or a broken host must not stop a record."""
+    term = _iri(value)
+    if value.split(":", 1)[0].strip().lower() not in _UNSAFE_SCHEMES:
+        try:
+            _ox().NamedNode(term[1:-1])
+            return term
+        except ValueError:
+            pass
+    log.debug("not an absolute IRI, kept as a literal: %.200r", value)
+    return _lit(value)
+
+
+@cache
+def _ox() -> Any:
+    import pyoxigraph
+
+    return pyoxigraph
 
 
 def _lit(value: object) -> str:
@@ -123,7 +151,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         t.add(node, f"<{RDF_TYPE}>", sch("Person" if record.publisher.kind == "person" else "Organization"))
         t.lit(node, sch("name"), record.publisher.name)
         if record.publisher.url:
-            t.add(node, sch("url"), _iri(record.publisher.url))
+            t.add(node, sch("url"), url_term(record.publisher.url))
     for task in record.tasks:
         t.add(s, f4("mlTask"), _kb("task", task))
     for lib in record.frameworks:
@@ -145,7 +173,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         t.lit(node, mp("sha256"), art.sha256)
         t.lit(node, mp("quantization"), art.quantization)
         if art.url:
-            t.add(node, sch("contentUrl"), _iri(art.url))
+            t.add(node, sch("contentUrl"), url_term(art.url))
         for k in ("opset", "ir_version"):
             if isinstance(art.details.get(k), int):
                 t.lit(node, mp("onnxOpset" if k == "opset" else "onnxIrVersion"), art.details[k])
@@ -175,7 +203,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
         t.lit(node, mp("verified"), ev.verified)
         t.lit(node, mp("provenance"), ev.provenance)
         if ev.source and ev.source.startswith("http"):
-            t.add(node, f"<{PROV}wasDerivedFrom>", _iri(ev.source))
+            t.add(node, f"<{PROV}wasDerivedFrom>", url_term(ev.source))
     for i, lat in enumerate(record.latencies):
         node = f"{own}#latency-{i}>"
         t.add(s, mp("latency"), node)
@@ -205,11 +233,11 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
     t.lit(s, mp("likes"), record.popularity.likes)
     for link in record.links:
         if link.rel in ("homepage", "source"):
-            t.add(s, sch("url"), _iri(link.url))
+            t.add(s, sch("url"), url_term(link.url))
         elif link.rel == "paper":
-            t.add(s, sch("citation"), _iri(link.url))
+            t.add(s, sch("citation"), url_term(link.url))
         else:
-            t.add(s, f"<{RDFS_SEEALSO}>", _iri(link.url))
+            t.add(s, f"<{RDFS_SEEALSO}>", url_term(link.url))
     t.lit(s, f4("intendedUse"), record.card.intended_use)
     lim = "\n\n".join(x for x in (record.card.limitations, record.card.bias) if x)
     t.lit(s, f4("modelRisksBiasLimitations"), lim or None)
@@ -218,7 +246,7 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
     _compat_triples(t, record, s, shared)
     prov = record.provenance
     if prov.source_url:
-        t.add(s, f"<{PROV}hadPrimarySource>", _iri(prov.source_url))
+        t.add(s, f"<{PROV}hadPrimarySource>", url_term(prov.source_url))
     t.lit(s, f"<{PROV}generatedAtTime>", prov.harvested_at)
     t.lit(s, mp("harvester"), f"{prov.harvester}/{prov.harvester_version}")
     t.lit(s, mp("contentHash"), prov.content_hash)

@@ -17,6 +17,8 @@ from modelport.services import Services
 router = APIRouter(tags=["models"])
 
 MEDIA = {"json": "application/json", "jsonld": "application/ld+json", "turtle": "text/turtle"}
+# The model page is one more negotiated representation; JSON stays the first offer (`*/*` gets JSON).
+OFFERS = {**MEDIA, "html": "text/html"}
 
 
 def negotiate(accept: str, explicit: str | None, offers: dict[str, str]) -> str:
@@ -70,17 +72,21 @@ def get_compatibility(model_id: str, svc: Annotated[Services, Depends(services)]
     return matrix(load(svc, model_id).record)
 
 
-@router.get("/models/{model_id:path}", responses={200: {"content": {m: {} for m in MEDIA.values()}}})
+@router.get("/models/{model_id:path}", responses={200: {"content": {m: {} for m in OFFERS.values()}}})
 def get_model(
     model_id: str, request: Request, svc: Annotated[Services, Depends(services)],
-    format: Annotated[str | None, Query(description="json, jsonld or turtle; overrides Accept")] = None,
+    format: Annotated[str | None, Query(description="json, jsonld, turtle or html; overrides Accept")] = None,
 ) -> Response:
     """One record. Accept `application/json` (the record), `application/ld+json` (schema.org /
-    FAIR4ML JSON-LD) or `text/turtle`."""
+    FAIR4ML JSON-LD), `text/turtle` or `text/html` (the model page)."""
     stored = load(svc, model_id)
     rec = stored.record
-    key = negotiate(request.headers.get("accept", ""), format, MEDIA)
+    key = negotiate(request.headers.get("accept", ""), format, OFFERS)
     base = svc.settings.base_iri
+    if key == "html":
+        from modelport.api.model_page import render
+
+        return render(request, svc, stored)
     if key == "jsonld":
         return Response(to_jsonld(rec, base), media_type=MEDIA["jsonld"])
     if key == "turtle":

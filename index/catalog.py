@@ -156,6 +156,8 @@ class Catalog:
         self._conn.execute("DROP INDEX IF EXISTS records_dirty")  # superseded by records_dirty_ids
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_dirty_ids ON records(id) WHERE dirty = 1")
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_graph_dirty_ids ON records(id) WHERE graph_dirty = 1")
+        # Live ids in id order, for the sitemap's pages and dumps (an OFFSET walks this small index only).
+        self._conn.execute("CREATE INDEX IF NOT EXISTS records_live_ids ON records(id) WHERE deleted_at IS NULL")
         self._lock = threading.RLock()
         self._verified: set[str] | None = None
 
@@ -267,6 +269,13 @@ class Catalog:
                 return
             yield from self.hydrate([ModelRecord.model_validate_json(data) for _rid, data in rows])
             last = rows[-1][0]
+
+    def live_ids_page(self, offset: int, limit: int) -> list[str]:
+        """Live record ids in id order, `limit` from `offset` (the sitemap's fixed-size pages)."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT id FROM records INDEXED BY records_live_ids WHERE deleted_at IS NULL ORDER BY id "
+                "LIMIT ? OFFSET ?", (limit, offset))]
 
     def live_ids(self, source: str) -> set[str]:
         with self._lock:

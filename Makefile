@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	tools/ensure_chromium.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

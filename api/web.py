@@ -126,4 +126,4 @@ def home(request: Request, svc: Annotated[Services, Depends(services)], q: str =
         "sorts": SORTS, "statuses": STATUSES, "sort": effective_sort, "min_status": min_status or "",
         "hidden": hidden, "first_page": _url([p for p in params if p[0] != "cursor"]) if cursor else None,
         "examples": EXAMPLES, "search_hidden": [(k, v) for k, v in params if k in FILTER_FIELDS or k == "nl"],
-    }, status_code=400 if error else 200)
+    })

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -30,10 +32,29 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+@contextmanager
+def writing(settings: Settings, command: str) -> Iterator[None]:
+    """Hold the data dir's writer lock for the command (modelport/datadir_lock.py); another writer
+    running there is a clear error at once (exit 3)."""
+    from modelport.datadir_lock import DataDirBusy, writer_lock
+
+    try:
+        with writer_lock(settings.data_dir, command):
+            yield
+    except DataDirBusy as e:
+        fail(str(e), 3)
+
+
 def run_harvest(source: Source, mode: HarvestMode, limit: int | None = None,
                 settings: Settings | None = None) -> JobReport:
     """Run one harvest with a progress line and a summary table; exits non-zero on failure."""
-    pipeline = Pipeline(settings or Settings())
+    settings = settings or Settings()
+    with writing(settings, "harvest"):
+        return _run_harvest(source, mode, limit, settings)
+
+
+def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings: Settings) -> JobReport:
+    pipeline = Pipeline(settings)
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -182,7 +203,9 @@ def serve(
 
     from modelport.api.app import create_app
 
-    uvicorn.run(create_app(Settings(), warm_search=True), host=host, port=port, log_level="warning")
+    settings = Settings()
+    with writing(settings, "serve"):
+        uvicorn.run(create_app(settings, warm_search=True), host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -265,9 +288,16 @@ def verify(
 ) -> None:
     """Run each reachable model in its framework and in ONNX Runtime on the same random inputs and
     record the result as a `verified` (or `failed-verification`) compatibility cell."""
+
+    settings = Settings()
+    with writing(settings, "verify"):
+        _verify_command(settings, source, limit)
+
+
+def _verify_command(settings: Settings, source: str | None, limit: int | None) -> None:
     from modelport.verify_job import verify as run_verify
 
-    pipeline = Pipeline(Settings())
+    pipeline = Pipeline(settings)
     try:
         with console.status("verifying") as status:
             report = run_verify(pipeline, source, limit, progress=lambda r: status.update(f"verifying {r.id}"))
@@ -289,12 +319,14 @@ def verify(
 @app.command()
 def reindex() -> None:
     """Rebuild the search index and the RDF graph from the catalog."""
-    pipeline = Pipeline(Settings())
-    try:
-        with console.status("rebuilding projections from the catalog"):
-            n = pipeline.reindex()
-    finally:
-        pipeline.close()
+    settings = Settings()
+    with writing(settings, "reindex"):
+        pipeline = Pipeline(settings)
+        try:
+            with console.status("rebuilding projections from the catalog"):
+                n = pipeline.reindex()
+        finally:
+            pipeline.close()
     out.print(f"reindexed {n} records")
 
 
@@ -333,7 +365,9 @@ def demo(
     """Start a local MLflow server, register real models in it, harvest it and serve the API."""
     from modelport.demo import run_demo
 
-    run_demo(Settings(), port=port, mlflow_port=mlflow_port, serve_api=serve_api)
+    settings = Settings()
+    with writing(settings, "demo"):
+        run_demo(settings, port=port, mlflow_port=mlflow_port, serve_api=serve_api)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from modelport.harvesters.base import HarvestMode
 from modelport.harvesters.registry import build_source
@@ -44,6 +45,13 @@ class HarvestScheduler:
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC)
         self.state = RunState()
         self._lock = threading.Lock()
+        # The serving process owns the stores: it brings both outboxes (search, graph) up to date by
+        # itself — at start (what a crashed or graph-less run left) and then every interval — on the
+        # same single worker as the harvests, so it never writes beside one.
+        interval = pipeline.settings.outbox_drain_interval_s
+        if interval > 0:
+            self.scheduler.add_job(self.drain, IntervalTrigger(seconds=interval, timezone=UTC), id="drain-outboxes",
+                                   coalesce=True, max_instances=1, next_run_time=datetime.now(UTC))
         for config in self.sources.values():
             if config.schedule:
                 self.scheduler.add_job(self._run, CronTrigger.from_crontab(config.schedule, timezone=UTC),
@@ -65,6 +73,19 @@ class HarvestScheduler:
                         "next_run": nxt.isoformat() if nxt else None, "running": name in self.state.running,
                         "last": self.state.last.get(name)})
         return out
+
+    def drain(self) -> int:
+        """Project what the catalog's outboxes hold; returns how many records moved."""
+        catalog = self.pipeline.catalog
+        if not catalog.dirty_count() and not catalog.dirty_count("graph"):
+            return 0
+        try:
+            moved = self.pipeline.project()
+        except Exception as e:  # logged; the next interval tries again
+            log.error("draining the projection outboxes failed: %s", e)
+            return 0
+        log.info("projected %d records left in the outboxes", moved)
+        return moved
 
     def run_now(self, name: str, mode: HarvestMode | None = None) -> None:
         """Queue a run of a configured source; refuses a second run of the same source."""

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     search_commit_interval_s: float = Field(default=2.0, ge=0.0)
     # Full harvests never tombstone more than this share of a source's live records in one run.
     tombstone_failsafe_ratio: float = Field(default=0.25, ge=0.0, le=1.0)
+    # `serve` projects what the catalog's outboxes hold (e.g. left by a crash) this often; 0: never.
+    outbox_drain_interval_s: float = Field(default=30.0, ge=0.0)
     query_timeout_s: float = Field(default=10.0, gt=0)
     max_results: int = Field(default=1000, gt=0)
     sources: list[SourceConfig] = Field(default_factory=list)

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
@@ -36,6 +35,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import MP, get_kb, local_name
 from modelport.schema.record import (
@@ -52,7 +52,6 @@ from modelport.schema.record import (
 HARVESTER_VERSION = "1.0.0"
 DEFAULT_ENDPOINT = "https://api.kaggle.com"
 CARD_BODY_CAP = 20_000
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 # -- KB look-ups -----------------------------------------------------------------------------------
@@ -92,6 +91,20 @@ def framework_slug(framework: str) -> str:
         return v
     parts = v[len("MODEL_FRAMEWORK_"):].lower().split("_")
     return parts[0] + "".join(p.capitalize() for p in parts[1:])
+
+
+def _kaggle_transient(exc: BaseException) -> bool:
+    """A 408/429/5xx answer or a network failure: worth another try; any other answer is final."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError):
+        return exc.response is not None and exc.response.status_code in RETRY_STATUSES
+    return isinstance(exc, requests.RequestException)
+
+
+def _kaggle_headers(exc: BaseException) -> Any:
+    resp = getattr(exc, "response", None)
+    return resp.headers if resp is not None else None
 
 
 # -- the SDK client ----------------------------------------------------------------------------------
@@ -136,6 +149,7 @@ class KaggleSource:
         self.api_token = api_token if api_token is not None else os.environ.get("KAGGLE_API_TOKEN")
         self.retries = retries
         self.backoff_s = backoff_s
+        self.policy = RetryPolicy(attempts=retries + 1, base_wait_s=backoff_s, max_wait_s=max(60.0, backoff_s))
         self.max_pages = max_pages
         if not self.api_token and not (self.username and self.key):
             # The API refuses anonymous calls, even for public models.
@@ -165,20 +179,18 @@ class KaggleSource:
             req.search = self.search
         if page_token:
             req.page_token = page_token
-        for attempt in range(self.retries + 1):
-            try:
-                return self.client.list_models(req)
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status in (401, 403):
-                    raise SourceError(f"Kaggle refused the credentials at {self.endpoint} (HTTP {status})") from exc
-                if status not in _RETRY_STATUS or attempt == self.retries:
-                    raise SourceError(f"Kaggle ListModels failed at {self.endpoint}: {exc}") from exc
-            except requests.RequestException as exc:
-                if attempt == self.retries:
-                    raise SourceError(f"cannot reach Kaggle at {self.endpoint}: {exc}") from exc
-            time.sleep(self.backoff_s * (2 ** attempt))
-        raise AssertionError("unreachable")
+        try:
+            # The one retry policy (harvesters/ratelimit.py): waits what Retry-After says, else backs off.
+            return call_with_retry(lambda: self.client.list_models(req), describe="Kaggle ListModels",
+                                   limiter=None, policy=self.policy, is_retryable=_kaggle_transient,
+                                   headers_of=_kaggle_headers)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (401, 403):
+                raise SourceError(f"Kaggle refused the credentials at {self.endpoint} (HTTP {status})") from exc
+            raise SourceError(f"Kaggle ListModels failed at {self.endpoint}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise SourceError(f"cannot reach Kaggle at {self.endpoint}: {exc}") from exc
 
     def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
         checkpoint = checkpoint or {}

@@ -1,9 +1,15 @@
-"""Client-side request budget and retry policy for harvesters that talk to rate-limited registries.
+"""The one request budget and retry policy every harvester uses against a rate-limited registry.
 
-A `RateLimiter` keeps a sliding-window budget (default: the Hugging Face Hub's 1000 requests per
-300 s) that every request of a source draws from; `call_with_retry` wraps one request in a tenacity
-retry that waits as long as the server asks (`Retry-After`, IETF `RateLimit: "api";r=0;t=55`) and
-otherwise backs off exponentially.
+A `Budget` is a fixed-window quota (the Hugging Face Hub meters "all quotas over 5-minute fixed
+windows": huggingface/hub-docs docs/hub/rate-limits.md) that every request of a source draws from.
+It starts from configuration and is re-synchronised from the server's own accounting whenever an
+answer carries IETF `RateLimit` / `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers-09,
+which the Hub implements): with `r` requests left and the window resetting in `t` seconds, the budget
+spends exactly those `r` and then waits `t`, so it stops before the server would answer 429.
+`BudgetSet` keeps one budget per bucket (the Hub's "api" and "resolvers").
+
+`call_with_retry` wraps one request in a tenacity retry: on a 429/503 it waits exactly what the
+server says (`RateLimit: "api";r=0;t=55` or `Retry-After`), otherwise it backs off exponentially.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,42 +34,60 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class RateLimiter:
-    """Sliding-window budget: at most `max_requests` starts in any `period_s` window.
+@dataclass(frozen=True)
+class BudgetState:
+    """What a progress line shows: requests left in this window and when the next one starts."""
 
-    Blocking (not failing) is the point: a harvest that respects the budget never earns the
-    429s that would cost far more time. `block_for` lets a server-announced reset pause every
-    request of the source, not only the one that got the 429.
+    name: str
+    quota: int
+    window_s: float
+    remaining: int
+    resets_in_s: float
+    requests: int
+    waited_s: float
+    from_server: bool  # the figures come from the server's RateLimit headers, not our own count
+
+
+class Budget:
+    """A fixed-window request budget: at most `quota` request starts per `window_s` window.
+
+    Blocking (not failing) is the point: a harvest that respects the budget never earns the 429s
+    that would cost far more time. Without server headers the window starts at the first request
+    and is counted here; `observe` replaces that count by the server's whenever it reports one.
     """
 
-    def __init__(self, max_requests: int = 1000, period_s: float = 300.0, *,
+    def __init__(self, quota: int = 1000, window_s: float = 300.0, *, name: str = "api",
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        if max_requests < 1 or period_s <= 0:
-            raise ValueError("rate limit needs max_requests >= 1 and period_s > 0")
-        self.max_requests = max_requests
-        self.period_s = period_s
+        if quota < 1 or window_s <= 0:
+            raise ValueError("a budget needs quota >= 1 and window_s > 0")
+        self.name = name
+        self.quota = quota
+        self.window_s = window_s
         self._clock = clock
         self._sleep = sleep
-        self._starts: deque[float] = deque()
+        self._window_end: float | None = None  # end of the current window; None before the first request
+        self._left = quota
+        self._from_server = False
         self._blocked_until = 0.0
         self._lock = threading.Lock()
         self.waited_s = 0.0  # total time spent waiting, for reports and tests
         self.requests = 0
 
     def acquire(self) -> float:
-        """Wait until one more request fits the budget, record it, and return the seconds waited."""
+        """Wait until one more request fits the budget, count it, and return the seconds waited."""
         waited = 0.0
         with self._lock:
             while True:
                 now = self._clock()
-                while self._starts and self._starts[0] <= now - self.period_s:
-                    self._starts.popleft()
+                if self._window_end is None or now >= self._window_end:
+                    # A new window: full quota again (the server's reset, or our own window's end).
+                    self._window_end, self._left, self._from_server = now + self.window_s, self.quota, False
                 delay = self._blocked_until - now
-                if len(self._starts) >= self.max_requests:
-                    delay = max(delay, self._starts[0] + self.period_s - now)
+                if delay <= 0 and self._left <= 0:
+                    delay = self._window_end - now
                 if delay <= 0:
-                    self._starts.append(now)
+                    self._left -= 1
                     self.requests += 1
                     self.waited_s += waited
                     return waited
@@ -72,14 +95,60 @@ class RateLimiter:
                 self._sleep(delay)
                 waited += delay
 
+    def observe(self, remaining: int, reset_in_s: float, quota: int | None = None,
+                window_s: float | None = None) -> None:
+        """The server's accounting (IETF `RateLimit: r=…;t=…`, `RateLimit-Policy: q=…;w=…`) replaces ours."""
+        with self._lock:
+            if quota is not None and quota >= 1:
+                self.quota = quota
+            if window_s is not None and window_s > 0:
+                self.window_s = window_s
+            self._left = max(0, remaining)
+            self._window_end = self._clock() + max(0.0, reset_in_s)
+            self._from_server = True
+
     def block_for(self, seconds: float) -> None:
-        """Hold back every request for `seconds` (a server told us its window resets then)."""
+        """Hold back every request for `seconds` (a server told us to wait that long)."""
         if seconds > 0:
             with self._lock:
                 self._blocked_until = max(self._blocked_until, self._clock() + seconds)
 
+    def state(self) -> BudgetState:
+        with self._lock:
+            now = self._clock()
+            fresh = self._window_end is None or now >= self._window_end
+            return BudgetState(self.name, self.quota, self.window_s, self.quota if fresh else self._left,
+                               0.0 if fresh or self._window_end is None else self._window_end - now,
+                               self.requests, self.waited_s, self._from_server and not fresh)
 
-_RATELIMIT_RE = re.compile(r'"?(?P<kind>[\w-]+)"?\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)')
+
+# Kept for callers that knew the sliding-window limiter: the same budget, fixed windows.
+RateLimiter = Budget
+
+
+class BudgetSet:
+    """One budget per bucket of a source ("api", "resolvers", …), chosen per request URL."""
+
+    def __init__(self, budgets: Mapping[str, Budget], classify: Callable[[str], str]) -> None:
+        if not budgets:
+            raise ValueError("a budget set needs at least one budget")
+        self.budgets = dict(budgets)
+        self._classify = classify
+        self._default = next(iter(self.budgets))
+
+    def for_url(self, url: str) -> Budget:
+        return self.budgets.get(self._classify(url)) or self.budgets[self._default]
+
+    def get(self, bucket: str) -> Budget | None:
+        return self.budgets.get(bucket)
+
+    def states(self) -> list[BudgetState]:
+        return [b.state() for b in self.budgets.values()]
+
+
+# IETF draft 09 item: `"policy-name";r=<remaining>;t=<seconds>`; one token, parameters in order.
+_RATELIMIT_RE = re.compile(r'"?(?P<kind>[\w-]{1,64})"?\s{0,8};\s{0,8}r\s{0,8}=\s{0,8}(?P<r>\d{1,12})'
+                           r'\s{0,8};\s{0,8}t\s{0,8}=\s{0,8}(?P<t>\d{1,12})')
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -96,11 +165,11 @@ def server_delay(headers: Mapping[str, str] | None, now: datetime | None = None)
     if not headers:
         return None
     rl = _header(headers, "ratelimit")
-    if rl and (m := _RATELIMIT_RE.search(rl)) and int(m.group("r")) == 0:
+    if rl and (m := _RATELIMIT_RE.search(rl[:512])) and int(m.group("r")) == 0:
         return float(m.group("t"))
     ra = _header(headers, "retry-after")
     if ra:
-        ra = ra.strip()
+        ra = ra.strip()[:128]
         if ra.isdigit():
             return float(ra)
         try:
@@ -124,12 +193,14 @@ class RetryPolicy:
     max_server_wait_s: float = 600.0
 
 
-def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: RateLimiter | None,
+def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: Budget | None,
                     policy: RetryPolicy, is_retryable: Callable[[BaseException], bool],
                     headers_of: Callable[[BaseException], Mapping[str, str] | None],
-                    sleep: Callable[[float], None] = time.sleep) -> T:
+                    sleep: Callable[[float], None] = time.sleep, acquire: bool = True) -> T:
     """Run `fn` (one request) under the budget, retrying transient failures; the last error is
-    re-raised unchanged once `policy.attempts` are used up."""
+    re-raised unchanged once `policy.attempts` are used up. `acquire=False` when the requests
+    already draw from `limiter` on their own (an HTTP client hook): it then only holds the budget
+    for a server-announced wait."""
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -138,7 +209,7 @@ def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: RateLimiter 
             delay = min(delay, policy.max_server_wait_s)
             if limiter is not None:
                 limiter.block_for(delay)
-                return 0.0  # the limiter does the waiting, for this and every other request
+                return 0.0  # the budget does the waiting, for this and every other request
             return delay
         return min(policy.max_wait_s, policy.base_wait_s * 2 ** (state.attempt_number - 1))
 
@@ -148,7 +219,7 @@ def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: RateLimiter 
                     policy.attempts, _short(exc))
 
     def attempt() -> T:
-        if limiter is not None:
+        if limiter is not None and acquire:
             limiter.acquire()
         return fn()
 
@@ -165,4 +236,5 @@ def _short(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-__all__ = ["RateLimiter", "RetryPolicy", "RETRY_STATUSES", "call_with_retry", "server_delay"]
+__all__ = ["Budget", "BudgetSet", "BudgetState", "RateLimiter", "RetryPolicy", "RETRY_STATUSES",
+           "call_with_retry", "server_delay"]

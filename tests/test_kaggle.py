@@ -37,6 +37,7 @@ class FakeState:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer before serving normally
+    fail_headers: dict[str, str] = field(default_factory=dict)  # sent with those answers (Retry-After)
 
 
 class FakeKaggle(http.server.BaseHTTPRequestHandler):
@@ -45,9 +46,11 @@ class FakeKaggle(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
 
-    def _json(self, status: int, obj: Any) -> None:
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()
         self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -64,7 +67,7 @@ class FakeKaggle(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != expected:
             return self._json(401, {"code": 401, "message": "Unauthenticated"})
         if st.fail_next:
-            return self._json(st.fail_next.pop(0), {"code": 503, "message": "try again"})
+            return self._json(st.fail_next.pop(0), {"code": 503, "message": "try again"}, st.fail_headers)
         models = list(st.models)
         if body.get("owner"):
             models = [m for m in models if m["author"] == body["owner"]]
@@ -220,3 +223,16 @@ def test_cli_reads_credentials_from_env(fake: tuple[str, FakeState], tmp_path: P
     monkeypatch.delenv("KAGGLE_KEY")
     r = runner.invoke(app, ["harvest", "kaggle", "--endpoint", endpoint])
     assert r.exit_code == 1 and "error" in r.output
+
+
+def test_retry_waits_what_the_server_says(fake: tuple[str, FakeState]) -> None:
+    """Kaggle's listing goes through the one retry policy (harvesters/ratelimit.py): a 429 with
+    Retry-After is waited for as long as it says, not the configured 10 ms back-off."""
+    import time
+
+    url, state = fake
+    state.fail_next, state.fail_headers = [429], {"Retry-After": "1"}
+    t0 = time.monotonic()
+    ids = [e.local_id for e in _source(url, retries=2).events("full", None) if isinstance(e, SourceRecord)]
+    assert time.monotonic() - t0 >= 0.95
+    assert len(ids) == INSTANCES and state.fail_next == []

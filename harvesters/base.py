@@ -23,6 +23,9 @@ class SourceRecord(BaseModel):
     payload: dict[str, Any]
     etag: str | None = None  # the source's own change marker (sha, version timestamp, ETag)
     url: str | None = None
+    # Set by an enrichment stage (see `Enrichable`): what the per-record calls added to the listing's
+    # data, stored by the pipeline with `etag` and merged into later listings of the same revision.
+    enrichment: dict[str, Any] | None = None
 
 
 class Checkpoint(BaseModel):
@@ -73,6 +76,37 @@ class Source(Protocol):
     def normalize(self, item: SourceRecord) -> ModelRecord: ...
 
 
+class EnrichTarget(BaseModel):
+    """A stored record an enrichment stage should fetch in full: its id and the revision listed."""
+
+    local_id: str
+    etag: str | None = None
+
+
+class EnrichmentPlan(BaseModel):
+    """How much of the enrichment stage one run does: at most `max_models` records (None: all that
+    need it) within `time_limit_s`, taken in `priority` order (catalog sort keys, interleaved)."""
+
+    max_models: int | None = Field(default=None, ge=0)
+    time_limit_s: float | None = Field(default=None, gt=0)
+    priority: list[str] = Field(default_factory=lambda: ["downloads", "modified"])
+
+
+@runtime_checkable
+class Enrichable(Protocol):
+    """A source whose listing gives most of a record and per-record calls the rest (the Hub: one
+    listing request per 1,000 models, one `model_info` per model). The pipeline stores the listing's
+    records at once, then asks `enrich` for the records the catalog says need it (new or changed
+    `etag`), in priority order, within the plan; `merge_enrichment` puts the stored extras back into
+    a later listing record of the same revision, so listings never undo enrichment."""
+
+    def enrichment_plan(self) -> EnrichmentPlan | None: ...
+
+    def enrich(self, targets: list[EnrichTarget]) -> Iterator[HarvestEvent]: ...
+
+    def merge_enrichment(self, item: SourceRecord, extras: dict[str, Any]) -> SourceRecord: ...
+
+
 class SourceError(RuntimeError):
     """The source as a whole is unusable (unreachable server, bad URI, auth refused)."""
 
@@ -86,5 +120,6 @@ def new_provenance(source: Source, url: str | None, **extra: Any) -> dict[str, A
             "harvester_version": source.harvester_version, **extra}
 
 
-__all__ = ["SourceRecord", "Checkpoint", "ListingComplete", "Gone", "Skipped", "HarvestEvent", "HarvestMode",
+__all__ = ["EnrichTarget", "EnrichmentPlan", "Enrichable",
+           "SourceRecord", "Checkpoint", "ListingComplete", "Gone", "Skipped", "HarvestEvent", "HarvestMode",
            "MalformedRecord", "Source", "SourceError", "utcnow", "new_provenance", "Field"]

@@ -1,10 +1,12 @@
-"""Hugging Face Hub source: lists models through `huggingface_hub`, fetches each with its file
-metadata (and optionally its model card), and maps them to ModelRecords (`hf_mapping`).
+"""Hugging Face Hub source in two stages: a listing that takes everything the Hub's model listing
+can give (the `expand` properties, up to 1,000 models a request) and an enrichment stage of
+per-model calls (`model_info` with file metadata, README cards) that the pipeline runs for the
+records that need it, in priority order, within a budget (`Enrichable` in harvesters/base.py).
 
 Listing pages are read as raw JSON through the client's own session and error mapping, because one
 malformed item raises inside `list_models` and ends the whole iteration; here it becomes one
-`Skipped` event and the rest of the page is kept. Every request draws from a client-side budget and
-transient failures are retried as long as the server asks (`ratelimit`).
+`Skipped` event and the rest of the page is kept. Every request — ours and the client's own retries —
+draws from the source's budget and may only go to the configured endpoint (`hf_http`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import httpx2
 import typer
@@ -31,11 +33,14 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.file_download import repo_folder_name
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from huggingface_hub.hf_api import ExpandModelProperty_T
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from modelport.harvesters.base import (
     Checkpoint,
+    EnrichmentPlan,
+    EnrichTarget,
     Gone,
     HarvestEvent,
     HarvestMode,
@@ -44,8 +49,19 @@ from modelport.harvesters.base import (
     SourceError,
     SourceRecord,
 )
+from modelport.harvesters.hf_http import (
+    HUB_DEFAULT_QUOTAS,
+    HUB_WINDOW_S,
+    CrossOriginRefused,
+    HubMeter,
+    budget_line,
+    metered,
+    origin_of,
+    session,
+    shared_budgets,
+    show_origin,
+)
 from modelport.harvesters.hf_mapping import (
-    NOTES_KEY,
     README_KEY,
     README_MAX_BYTES,
     MappingContext,
@@ -54,14 +70,30 @@ from modelport.harvesters.hf_mapping import (
     normalize_payload,
     parse_hub_datetime,
 )
-from modelport.harvesters.ratelimit import RETRY_STATUSES, RateLimiter, RetryPolicy, call_with_retry
+from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
 from modelport.schema.kb import KnowledgeBase, get_kb
 from modelport.schema.record import ModelRecord
 
 log = logging.getLogger("modelport.harvesters.huggingface")
 
-HARVESTER_VERSION = "1.0"
-CHECKPOINT_VERSION = 1
+HARVESTER_VERSION = "2.0"
+CHECKPOINT_VERSION = 2
+
+# What the listing asks for with `expand=` (sent as repeated `expand=` keys, as
+# `HfApi.list_models(expand=…)` does; it cannot be combined with full/cardData/config, the client
+# raises ValueError). Every property the mapping reads and the listing endpoint documents
+# (huggingface/hub-docs PR #1632, docs/hub/api.md); left out: large ones the mapping does not read
+# (spaces, widgetData, inferenceProviderMapping) and ones only `model_info` answers (baseModels,
+# childrenModelCount, usedStorage: wire-formats §1.4) — those come with enrichment.
+LISTING_EXPAND: tuple[str, ...] = (
+    "author", "cardData", "config", "createdAt", "disabled", "downloads", "gated", "gguf", "inference",
+    "lastModified", "library_name", "likes", "model-index", "pipeline_tag", "private", "safetensors", "sha",
+    "siblings", "tags", "transformersInfo")
+EXPANDABLE = frozenset(get_args(ExpandModelProperty_T))  # the client's own list of valid values
+# What only the per-model calls give: kept by the catalog per revision and merged into later listings.
+ENRICHED_KEYS = ("siblings", README_KEY, "baseModels", "childrenModelCount", "usedStorage", "evalResults")
+_ID_KEYS = ("id", "_id", "modelId")
+PriorityKey = Literal["downloads", "modified", "likes", "created"]
 
 
 class HuggingFaceOptions(BaseModel):
@@ -70,17 +102,26 @@ class HuggingFaceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint: str = "https://huggingface.co"
-    token: str | None = None
+    token: SecretStr | None = None  # sent only to `endpoint`'s origin; never stored or logged
     author: str | None = None
     filter: list[str] = Field(default_factory=list)  # tags / library / `license:mit` …, all must match
     limit: int | None = Field(default=None, ge=1)  # stop after listing this many models (no deletions then)
     mode: Literal["full", "incremental"] = "incremental"  # default for the CLI and the scheduler
-    cards: bool = False  # also fetch README.md for description and card sections
-    files_metadata: bool = True  # call model_info(files_metadata=True) per model (sizes, sha256)
-    page_size: int = Field(default=100, ge=1, le=1000)
-    checkpoint_every: int = Field(default=100, ge=1)
-    rate_limit_requests: int = Field(default=1000, ge=1)
-    rate_limit_period_s: float = Field(default=300.0, gt=0)
+    # -- listing
+    page_size: int = Field(default=1000, ge=1, le=1000)  # the Hub's cap per listing request
+    expand: list[str] = Field(default_factory=lambda: list(LISTING_EXPAND))
+    checkpoint_every: int = Field(default=1000, ge=1)
+    # -- enrichment (per-model calls)
+    files_metadata: bool = True  # model_info(files_metadata=True): file sizes and sha256
+    cards: bool = False  # also fetch README.md (description and card sections)
+    enrich: bool = True
+    enrich_max_models: int | None = Field(default=1000, ge=0)  # per run; None: every model that needs it
+    enrich_time_limit_s: float | None = Field(default=None, gt=0)
+    enrich_priority: list[PriorityKey] = Field(default_factory=lambda: ["downloads", "modified"], min_length=1)
+    # -- budget: requests per window and bucket; None = the Hub's figure for anonymous / free account
+    rate_limit_requests: int | None = Field(default=None, ge=1)  # "api" bucket (listing, model_info)
+    resolver_rate_limit_requests: int | None = Field(default=None, ge=1)  # "resolvers" (README downloads)
+    rate_limit_period_s: float = Field(default=HUB_WINDOW_S, gt=0)
     retry_attempts: int = Field(default=6, ge=1)
     retry_base_wait_s: float = Field(default=1.0, ge=0)
     retry_max_wait_s: float = Field(default=60.0, ge=0)
@@ -90,6 +131,21 @@ class HuggingFaceOptions(BaseModel):
     max_consecutive_failures: int = Field(default=10, ge=1)
     base_iri: str = "http://127.0.0.1:8000"
     cache_dir: Path | None = None  # scratch space for README downloads; a temporary directory if unset
+
+    @field_validator("expand")
+    @classmethod
+    def _known_expand(cls, v: list[str]) -> list[str]:
+        bad = sorted(set(v) - EXPANDABLE)
+        if bad:
+            raise ValueError(f"not an expand property of the Hub's model listing: {', '.join(bad)}")
+        if "sha" not in v or "lastModified" not in v:
+            raise ValueError("expand must include sha and lastModified (revision and incremental order)")
+        return list(dict.fromkeys(v))
+
+    def quotas(self) -> dict[str, int]:
+        tier = 1 if self.token else 0
+        return {"api": self.rate_limit_requests or HUB_DEFAULT_QUOTAS["api"][tier],
+                "resolvers": self.resolver_rate_limit_requests or HUB_DEFAULT_QUOTAS["resolvers"][tier]}
 
 
 @dataclass(frozen=True, order=True)
@@ -122,6 +178,8 @@ def is_transient(exc: BaseException) -> bool:
     """429/5xx or a network failure anywhere in the chain (`hf_hub_download` wraps a failed HEAD in
     `LocalEntryNotFoundError` … from the HTTP error)."""
     for e in _chain(exc):
+        if isinstance(e, CrossOriginRefused):
+            return False
         if isinstance(e, HfHubHTTPError):
             resp = getattr(e, "response", None)
             return resp is not None and resp.status_code in RETRY_STATUSES
@@ -139,12 +197,8 @@ def _headers_of(exc: BaseException) -> Any:
 
 
 class _Failure(Exception):
-    """A model that could not be fetched; the harvest goes on without it. `transient` failures
-    (429/5xx/network after every retry) are worth retrying next run; others would fail again."""
-
-    def __init__(self, message: str, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
+    """A model whose enrichment failed; the run goes on without it (the catalog counts the failure
+    and asks again later, after the models that have not failed)."""
 
 
 class HuggingFaceSource:
@@ -159,15 +213,18 @@ class HuggingFaceSource:
         self.options = options or HuggingFaceOptions(**kw)
         o = self.options
         self.endpoint = o.endpoint.rstrip("/")
-        self.api = HfApi(endpoint=self.endpoint, token=o.token or False, library_name="modelport",
+        token = o.token.get_secret_value() if o.token else None
+        self.api = HfApi(endpoint=self.endpoint, token=token or False, library_name="modelport",
                          library_version=HARVESTER_VERSION)
-        self.limiter = RateLimiter(o.rate_limit_requests, o.rate_limit_period_s)
+        self.meter = HubMeter(origin_of(self.endpoint),
+                              shared_budgets(self.endpoint, token, o.quotas(), o.rate_limit_period_s))
         self.policy = RetryPolicy(attempts=o.retry_attempts, base_wait_s=o.retry_base_wait_s,
                                   max_wait_s=o.retry_max_wait_s, max_server_wait_s=o.max_server_wait_s)
         self._kb = kb
         self._ctx: MappingContext | None = None
-        self._headers = build_hf_headers(token=o.token or False, library_name="modelport",
+        self._headers = build_hf_headers(token=token or False, library_name="modelport",
                                          library_version=HARVESTER_VERSION)
+        self._listing_keys = frozenset(o.expand) | frozenset(_ID_KEYS)
         self._cache_dir: Path | None = None
         # The client logs "Invalid model-index" for every such card it parses (twice per model); the
         # same fact lands in the record's mapping notes, so keep the harvest log readable.
@@ -176,6 +233,15 @@ class HuggingFaceSource:
     @classmethod
     def from_options(cls, name: str, options: dict[str, Any]) -> HuggingFaceSource:
         return cls(name, HuggingFaceOptions(**options))
+
+    @property
+    def limiter(self) -> Any:
+        """The "api" budget (listing and model_info requests)."""
+        return self.meter.budgets.budgets["api"]
+
+    def status_line(self) -> str:
+        """Budget left and next window, for progress displays."""
+        return budget_line(self.meter)
 
     # -- normalize ---------------------------------------------------------------------------------
     @property
@@ -191,38 +257,51 @@ class HuggingFaceSource:
 
     # -- requests ----------------------------------------------------------------------------------
     def _retry(self, fn: Any, describe: str) -> Any:
-        return call_with_retry(fn, describe=describe, limiter=self.limiter, policy=self.policy,
-                               is_retryable=is_transient, headers_of=_headers_of)
+        # Requests draw from the budget in the HTTP hooks (hf_http), retries included: here only
+        # a server-announced wait is handed to the budget.
+        with metered(self.meter):
+            return call_with_retry(fn, describe=describe, limiter=self.meter.budgets.for_url(self.endpoint + "/api"),
+                                   policy=self.policy, is_retryable=is_transient, headers_of=_headers_of,
+                                   acquire=False)
 
     def _listing_params(self, page_size: int) -> list[tuple[str, str]]:
-        # What `list_models(author, filter, sort="last_modified", full=True, cardData=True,
-        # fetch_config=True, limit)` sends (wire-formats §1.2); no `direction`: the Hub sorts newest first.
+        # What `list_models(author, filter, sort="last_modified", expand=[…], limit)` sends
+        # (wire-formats §1.2); no `direction`: the Hub sorts newest first.
         params: list[tuple[str, str]] = []
         if self.options.author:
             params.append(("author", self.options.author))
         params += [("filter", f) for f in self.options.filter]
-        params += [("sort", "lastModified"), ("full", "true"), ("config", "true"), ("cardData", "true"),
-                   ("limit", str(page_size))]
+        params += [("sort", "lastModified"), ("limit", str(page_size))]
+        params += [("expand", e) for e in self.options.expand]
         return params
 
     def _listing_key(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "author": self.options.author, "filter": sorted(self.options.filter)}
+        return {"endpoint": self.endpoint, "author": self.options.author, "filter": sorted(self.options.filter),
+                "expand": sorted(self.options.expand)}
 
     def _pages(self, first_url: str | None) -> Iterator[tuple[str, str | None, list[Any]]]:
         """(this page's URL, next page's URL, items). The next URL comes verbatim from the `Link`
-        header (it carries the query and the cursor), exactly as the client's `paginate` does."""
+        header (it carries the query and the cursor), exactly as the client's `paginate` does — but
+        only if it stays on the endpoint's origin."""
         url: str | None = first_url
         params: list[tuple[str, str]] | None = None
         if url is None:
             url, params = f"{self.endpoint}/api/models", self._listing_params(self.options.page_size)
         while url is not None:
+            if origin_of(url) != self.meter.origin:
+                raise CrossOriginRefused(
+                    f"the listing's next page is on another origin ({url.split('?')[0]}); refused: the Hub "
+                    f"source sends requests (and its token) only to {show_origin(self.meter.origin)}")
+
             def get(u: str = url, p: Any = params) -> httpx2.Response:
-                r = get_session().get(u, params=p, headers=self._headers, timeout=self.options.timeout_s)
+                r = session().get(u, params=p, headers=self._headers, timeout=self.options.timeout_s)
                 hf_raise_for_status(r)
                 return r
 
             try:
-                resp = self._retry(get, f"GET {url}")
+                resp = self._retry(get, f"GET {url.split('?')[0]}")
+            except CrossOriginRefused:
+                raise
             except (HfHubHTTPError, httpx2.HTTPError) as e:
                 raise SourceError(f"listing models at {self.endpoint} failed: {_short(e)}") from e
             try:
@@ -235,42 +314,182 @@ class HuggingFaceSource:
             yield str(resp.request.url), nxt, items
             url, params = nxt, None
 
-    def _fetch(self, repo_id: str, listed: dict[str, Any]) -> dict[str, Any] | Gone:
-        """The full payload of one model: `model_info(files_metadata=True)` merged over the listing
-        item (+ README). Raises _Failure after retries on transient errors."""
-        payload = dict(listed)
-        if payload.get("disabled") is True:
-            return Gone(local_id=repo_id, reason="disabled on the Hub")
-        if self.options.files_metadata:
-            try:
-                info = self._retry(lambda: self.api.model_info(repo_id, files_metadata=True,
-                                                               timeout=self.options.timeout_s),
-                                   f"model_info {repo_id}")
-                payload.update(info_to_payload(info))
-            except GatedRepoError:
-                payload["gated"] = payload.get("gated") or True  # metadata needs access; listing data stays
-            except DisabledRepoError:
-                return Gone(local_id=repo_id, reason="disabled on the Hub")
-            except RepositoryNotFoundError:
-                return Gone(local_id=repo_id, reason="repository not found (deleted, renamed or made private)")
-            except (KeyError, TypeError, ValueError) as e:
-                # The client could not build ModelInfo from the answer: keep what the listing said.
-                log.warning("model_info %s: malformed answer (%s); using the listing data", repo_id, _short(e))
-                payload.setdefault(NOTES_KEY, []).append(f"model_info answer malformed: {_short(e)}")
-            except Exception as e:
-                if is_transient(e):
-                    raise _Failure(f"model_info failed after {self.policy.attempts} attempts: {_short(e)}",
-                                   transient=True) from e
-                if isinstance(e, HfHubHTTPError):
-                    raise _Failure(f"model_info refused: {_short(e)}", transient=False) from e
+    # -- listing stage -------------------------------------------------------------------------------
+    def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
+        o = self.options
+        state = checkpoint if isinstance(checkpoint, dict) else {}
+        # A watermark of the older layout (v1) is still a watermark; its resume point is not.
+        watermark = _Key.load(state.get("watermark")) if state.get("v") in (1, CHECKPOINT_VERSION) else None
+        resume = state.get("resume") if state.get("v") == CHECKPOINT_VERSION else None
+        if not isinstance(resume, dict) or resume.get("mode") != mode or resume.get("listing") != self._listing_key():
+            if resume:
+                log.info("%s: stored resume point is for another mode or listing; starting over", self.name)
+            resume = None
+        stop_at = watermark if mode == "incremental" else None
+        listed = int(resume.get("listed", 0)) if resume else 0
+        run_newest = _Key.load(resume.get("run_newest")) if resume else None
+        after = _Key.load(resume.get("after")) if resume else None
+        first_url = resume.get("page_url") if resume else None
+        # Deletions are only safe when this very run listed everything from the first page: a
+        # resumed run never saw (in the pipeline's eyes) what the crashed run had listed.
+        from_start = resume is None
+        truncated = False
+        since_cp = 0
+
+        def state_now(page_url: str | None, last: _Key | None) -> dict[str, Any]:
+            return {"v": CHECKPOINT_VERSION, "watermark": watermark.dump() if watermark else None,
+                    "resume": {"mode": mode, "listing": self._listing_key(), "page_url": page_url,
+                               "after": last.dump() if last else None, "listed": listed,
+                               "run_newest": run_newest.dump() if run_newest else None}}
+
+        reached_watermark = False
+        page_url: str | None = None
+        last: _Key | None = None
+        pages = self._pages(first_url)
+        try:
+            first_page = next(pages)
+        except CrossOriginRefused:
+            raise
+        except SourceError as e:
+            # A stored cursor the server no longer accepts (expired, listing changed shape) must
+            # not wedge the source: start the listing over; a transient failure stays an error.
+            if first_url is None or e.__cause__ is None or is_transient(e.__cause__):
                 raise
+            log.warning("%s: the stored resume point was refused (%s); listing from the start",
+                        self.name, _short(e.__cause__))
+            listed, run_newest, after, from_start = 0, None, None, True
+            pages = self._pages(None)
+            first_page = next(pages)
+        for page_url, next_url, items in itertools.chain([first_page], pages):
+            start = _resume_index(items, after) if after is not None else 0
+            after = None
+            last = None
+            for idx in range(start, len(items)):
+                raw = items[idx]
+                ref = _item_ref(raw, page_url, idx)
+                try:
+                    if isinstance(raw, dict) and "siblings" not in raw:
+                        raw = {**raw, "siblings": None}  # as list_models does: unknown, not empty
+                    info = ModelInfo(**raw)
+                except Exception as e:  # the client's own validation: KeyError, ValueError, TypeError …
+                    listed += 1
+                    yield Skipped(ref=ref, reason=f"malformed listing item: {_short(e)}")
+                    continue
+                key = _Key(info.last_modified, info.id) if info.last_modified else None
+                if stop_at is not None and key is not None and (
+                        key.last_modified < stop_at.last_modified or key == stop_at):
+                    reached_watermark = True
+                    break
+                if o.limit is not None and listed >= o.limit:
+                    truncated = True
+                    break
+                listed += 1
+                if run_newest is None and key is not None:
+                    run_newest = key
+                payload = info_to_payload(info)
+                if payload.get("disabled") is True:
+                    yield Gone(local_id=info.id, reason="disabled on the Hub")
+                else:
+                    yield SourceRecord(local_id=info.id, payload=payload,
+                                       etag=payload["sha"] if isinstance(payload.get("sha"), str) else None,
+                                       url=f"{self.endpoint}/api/models/{info.id}")
+                last = key or last
+                since_cp += 1
+                if since_cp >= o.checkpoint_every:
+                    since_cp = 0
+                    yield Checkpoint(state=state_now(page_url, last))
+            if reached_watermark or truncated:
+                break
+            if next_url is not None:
+                since_cp = 0
+                yield Checkpoint(state=state_now(next_url, None))
+        if truncated:
+            # Resume where --limit stopped; the watermark stays until the walk is complete.
+            yield Checkpoint(state=state_now(page_url, last))
+            log.info("%s: stopped after %d models (limit); no deletions this run", self.name, listed)
+            return
+        if mode == "full" and from_start:
+            yield ListingComplete(listed=listed)
+        elif mode == "full":
+            log.info("%s: resumed full listing finished; deletions wait for the next uninterrupted "
+                     "full run", self.name)
+        new_mark = run_newest or watermark
+        yield Checkpoint(state={"v": CHECKPOINT_VERSION, "watermark": new_mark.dump() if new_mark else None,
+                                "resume": None, "finished_at": hub_time(datetime.now(UTC))})
+
+    # -- enrichment stage ----------------------------------------------------------------------------
+    def enrichment_plan(self) -> EnrichmentPlan | None:
+        o = self.options
+        if not o.enrich or not (o.files_metadata or o.cards) or o.enrich_max_models == 0:
+            return None
+        return EnrichmentPlan(max_models=o.enrich_max_models, time_limit_s=o.enrich_time_limit_s,
+                              priority=list(o.enrich_priority))
+
+    def merge_enrichment(self, item: SourceRecord, extras: dict[str, Any]) -> SourceRecord:
+        return item.model_copy(update={"payload": {**item.payload, **extras}})
+
+    def enrich(self, targets: list[EnrichTarget]) -> Iterator[HarvestEvent]:
+        """For each target: the record as the listing would give it plus what only per-model calls
+        give (`enrichment`), `Gone` when the Hub says it no longer exists, `Skipped` on failure."""
+        o = self.options
+        own_cache = o.cache_dir is None and o.cards
+        self._cache_dir = Path(tempfile.mkdtemp(prefix="modelport-hf-")) if own_cache else o.cache_dir
+        consecutive = 0
+        try:
+            for t in targets:
+                try:
+                    result = self._enrich_one(t)
+                except _Failure as e:
+                    consecutive += 1
+                    yield Skipped(ref=t.local_id, reason=str(e))
+                    if consecutive >= o.max_consecutive_failures:
+                        raise SourceError(f"{consecutive} models in a row could not be enriched from "
+                                          f"{self.endpoint}; last error: {e}") from e
+                    continue
+                consecutive = 0
+                yield result
+        finally:
+            if own_cache and self._cache_dir is not None:
+                shutil.rmtree(self._cache_dir, ignore_errors=True)
+            self._cache_dir = None
+
+    def _enrich_one(self, t: EnrichTarget) -> SourceRecord | Gone:
+        repo_id = t.local_id
+        try:
+            info = self._retry(lambda: self.api.model_info(repo_id, files_metadata=self.options.files_metadata,
+                                                           timeout=self.options.timeout_s),
+                               f"model_info {repo_id}")
+            payload = info_to_payload(info)
+        except DisabledRepoError:
+            return Gone(local_id=repo_id, reason="disabled on the Hub")
+        except RepositoryNotFoundError:
+            return Gone(local_id=repo_id, reason="repository not found (deleted, renamed or made private)")
+        except GatedRepoError as e:
+            raise _Failure(f"model_info refused (gated; a token with access is needed): {_short(e)}") from e
+        except CrossOriginRefused as e:
+            raise _Failure(str(e)) from e
+        except (KeyError, TypeError, ValueError) as e:
+            # The client could not build ModelInfo from the answer: the listing's record stays.
+            raise _Failure(f"model_info answer malformed: {_short(e)}") from e
+        except Exception as e:
+            if is_transient(e):
+                raise _Failure(f"model_info failed after {self.policy.attempts} attempts: {_short(e)}") from e
+            if isinstance(e, HfHubHTTPError):
+                raise _Failure(f"model_info refused: {_short(e)}") from e
+            raise
         if payload.get("disabled") is True:
             return Gone(local_id=repo_id, reason="disabled on the Hub")
         if self.options.cards:
             readme = self._readme(repo_id, payload)
             if readme is not None:
                 payload[README_KEY] = readme
-        return payload
+        extras = {k: payload[k] for k in ENRICHED_KEYS if k in payload}
+        # The record is built from what a listing of this revision gives plus the extras, so the next
+        # listing (merged with the same extras) yields the same record, not a flip-flop.
+        merged = {**{k: v for k, v in payload.items() if k in self._listing_keys}, **extras}
+        sha = payload.get("sha") if isinstance(payload.get("sha"), str) else None
+        return SourceRecord(local_id=repo_id, payload=merged, etag=sha, enrichment=extras,
+                            url=f"{self.endpoint}/api/models/{repo_id}")
 
     def _readme(self, repo_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         sibs = payload.get("siblings")
@@ -281,7 +500,8 @@ class HuggingFaceSource:
         cache_dir = self._cache_dir
 
         def download() -> str:
-            self.limiter.acquire()  # hf_hub_download makes a HEAD and (unless cached) a GET
+            # hf_hub_download makes a HEAD and (unless cached) a GET, with retries of its own: each
+            # of them draws from the "resolvers" budget in the HTTP hooks.
             return self.api.hf_hub_download(repo_id, "README.md", revision=revision, cache_dir=cache_dir,
                                             etag_timeout=self.options.timeout_s)
 
@@ -304,137 +524,6 @@ class HuggingFaceSource:
         return {"text": data[:README_MAX_BYTES].decode("utf-8", errors="replace"),
                 "truncated": len(data) > README_MAX_BYTES}
 
-    # -- events ------------------------------------------------------------------------------------
-    def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
-        o = self.options
-        state = checkpoint if isinstance(checkpoint, dict) and checkpoint.get("v") == CHECKPOINT_VERSION else {}
-        watermark = _Key.load(state.get("watermark"))
-        resume = state.get("resume") if isinstance(state.get("resume"), dict) else None
-        if resume and (resume.get("mode") != mode or resume.get("listing") != self._listing_key()):
-            log.info("%s: stored resume point is for another mode or listing; starting over", self.name)
-            resume = None
-        stop_at = watermark if mode == "incremental" else None
-        listed = int(resume.get("listed", 0)) if resume else 0
-        run_newest = _Key.load(resume.get("run_newest")) if resume else None
-        after = _Key.load(resume.get("after")) if resume else None
-        first_url = resume.get("page_url") if resume else None
-        # Deletions are only safe when this very run listed everything from the first page: a
-        # resumed run never saw (in the pipeline's eyes) what the crashed run had listed.
-        from_start = resume is None
-        truncated = False
-        consecutive = 0
-        # Transient failures hold the next watermark below them (see the end of the run); carried
-        # through resume points so a crash in between does not forget them.
-        failures = int(resume.get("failures", 0)) if resume else 0
-        safe_after_failure = _Key.load(resume.get("safe_after_failure")) if resume else None
-        since_cp = 0
-
-        def state_now(page_url: str | None, last: _Key | None) -> dict[str, Any]:
-            return {"v": CHECKPOINT_VERSION, "watermark": watermark.dump() if watermark else None,
-                    "resume": {"mode": mode, "listing": self._listing_key(), "page_url": page_url,
-                               "after": last.dump() if last else None, "listed": listed,
-                               "run_newest": run_newest.dump() if run_newest else None,
-                               "failures": failures,
-                               "safe_after_failure": safe_after_failure.dump() if safe_after_failure else None}}
-
-        own_cache = o.cache_dir is None and o.cards
-        self._cache_dir = Path(tempfile.mkdtemp(prefix="modelport-hf-")) if own_cache else o.cache_dir
-        try:
-            reached_watermark = False
-            page_url: str | None = None
-            last: _Key | None = None
-            pages = self._pages(first_url)
-            try:
-                first_page = next(pages)
-            except SourceError as e:
-                # A stored cursor the server no longer accepts (expired, listing changed shape) must
-                # not wedge the source: start the listing over; a transient failure stays an error.
-                if first_url is None or e.__cause__ is None or is_transient(e.__cause__):
-                    raise
-                log.warning("%s: the stored resume point was refused (%s); listing from the start",
-                            self.name, _short(e.__cause__))
-                listed, run_newest, after, from_start = 0, None, None, True
-                failures, safe_after_failure = 0, None
-                pages = self._pages(None)
-                first_page = next(pages)
-            for page_url, next_url, items in itertools.chain([first_page], pages):
-                start = _resume_index(items, after) if after is not None else 0
-                after = None
-                last = None
-                for idx in range(start, len(items)):
-                    raw = items[idx]
-                    ref = _item_ref(raw, page_url, idx)
-                    try:
-                        info = ModelInfo(**raw)
-                    except Exception as e:  # the client's own validation: KeyError, ValueError, TypeError …
-                        listed += 1
-                        yield Skipped(ref=ref, reason=f"malformed listing item: {_short(e)}")
-                        continue
-                    key = _Key(info.last_modified, info.id) if info.last_modified else None
-                    if stop_at is not None and key is not None and (
-                            key.last_modified < stop_at.last_modified or key == stop_at):
-                        reached_watermark = True
-                        break
-                    if o.limit is not None and listed >= o.limit:
-                        truncated = True
-                        break
-                    listed += 1
-                    if run_newest is None and key is not None:
-                        run_newest = key
-                    try:
-                        result = self._fetch(info.id, info_to_payload(info))
-                    except _Failure as e:
-                        consecutive += 1
-                        if e.transient:
-                            failures += 1
-                            safe_after_failure = None
-                        yield Skipped(ref=info.id, reason=str(e))
-                        if consecutive >= o.max_consecutive_failures:
-                            raise SourceError(f"{consecutive} models in a row could not be fetched from "
-                                              f"{self.endpoint}; last error: {e}") from e
-                    else:
-                        consecutive = 0
-                        if safe_after_failure is None and key is not None:
-                            safe_after_failure = key
-                        if isinstance(result, Gone):
-                            yield result
-                        else:
-                            yield SourceRecord(local_id=info.id, payload=result,
-                                               etag=result.get("sha") if isinstance(result.get("sha"), str)
-                                               else None, url=f"{self.endpoint}/api/models/{info.id}")
-                    last = key or last
-                    since_cp += 1
-                    if since_cp >= o.checkpoint_every:
-                        since_cp = 0
-                        yield Checkpoint(state=state_now(page_url, last))
-                if reached_watermark or truncated:
-                    break
-                if next_url is not None:
-                    since_cp = 0
-                    yield Checkpoint(state=state_now(next_url, None))
-            if truncated:
-                # Resume where --limit stopped; the watermark stays until the walk is complete.
-                yield Checkpoint(state=state_now(page_url, last))
-                log.info("%s: stopped after %d models (limit); no deletions this run", self.name, listed)
-                return
-            if mode == "full" and from_start:
-                yield ListingComplete(listed=listed)
-            elif mode == "full":
-                log.info("%s: resumed full listing finished; deletions wait for the next uninterrupted "
-                         "full run", self.name)
-            new_mark = run_newest or watermark
-            if failures:
-                # Models that failed must be seen again next time: hold the watermark below them.
-                new_mark = safe_after_failure if safe_after_failure is not None else watermark
-                log.warning("%s: %d models could not be fetched; the next incremental run revisits them",
-                            self.name, failures)
-            yield Checkpoint(state={"v": CHECKPOINT_VERSION, "watermark": new_mark.dump() if new_mark else None,
-                                    "resume": None, "finished_at": hub_time(datetime.now(UTC))})
-        finally:
-            if own_cache and self._cache_dir is not None:
-                shutil.rmtree(self._cache_dir, ignore_errors=True)
-            self._cache_dir = None
-
 
 def _resume_index(items: list[Any], after: _Key) -> int:
     """Where to continue in a re-fetched page: after the last processed item if it is still there,
@@ -454,7 +543,7 @@ def _item_ref(raw: Any, page_url: str, idx: int) -> str:
         for k in ("id", "modelId"):
             if isinstance(raw.get(k), str) and raw[k].strip():
                 return raw[k].strip()
-    return f"{page_url}#{idx}"
+    return f"{page_url.split('?')[0]}#{idx}"
 
 
 def _short(e: BaseException) -> str:
@@ -468,7 +557,9 @@ def harvest_huggingface_command(
     endpoint: Annotated[str | None, typer.Option(
         "--endpoint", help="Hub API endpoint (default https://huggingface.co, or the configured source's)")] = None,
     token: Annotated[str | None, typer.Option(
-        "--token", envvar="HF_TOKEN", help="Access token (private and gated repos); never stored")] = None,
+        "--token", envvar="HF_TOKEN", help="Access token (private and gated repos, the free account's "
+        "budget of 1,000 API requests per 5 minutes instead of 500); sent only to the endpoint, never stored")]
+    = None,
     author: Annotated[str | None, typer.Option("--author", help="Only models of this user or organisation")] = None,
     filter: Annotated[list[str] | None, typer.Option(  # noqa: A002 (the Hub's own parameter name)
         "--filter", help="Tag, library or `license:…` filter; repeat to require several")] = None,
@@ -478,10 +569,16 @@ def harvest_huggingface_command(
         "--full/--incremental", help="Full runs list everything and tombstone vanished models; "
         "incremental runs stop at the last run's newest change")] = None,
     cards: Annotated[bool | None, typer.Option(
-        "--cards/--no-cards", help="Also fetch README.md (description and card sections)")] = None,
+        "--cards/--no-cards", help="Enrichment also fetches README.md (description and card sections)")] = None,
+    enrich: Annotated[int | None, typer.Option(
+        "--enrich", min=0, help="Enrich at most N models this run (model_info with file metadata, cards), "
+        "most downloaded and most recently changed first; 0: listing only")] = None,
+    enrich_for: Annotated[float | None, typer.Option(
+        "--enrich-for", min=1, help="Stop enriching after this many seconds")] = None,
     source: Annotated[str, typer.Option("--source", help="Source name in the catalog")] = "huggingface",
 ) -> None:
-    """Harvest models from a Hugging Face Hub endpoint into the catalog."""
+    """Harvest models from a Hugging Face Hub endpoint: the listing (everything, stored and searchable
+    at once), then enrichment of the models that need it, within the request budget."""
     from modelport.cli import fail, run_harvest
     from modelport.settings import Settings
 
@@ -494,7 +591,7 @@ def harvest_huggingface_command(
                 fail(f"source {source!r} is configured as kind {sc.kind!r}, not huggingface")
             options.update(sc.options)
     given = {"endpoint": endpoint, "token": token, "author": author, "filter": filter or None, "limit": limit,
-             "cards": cards}
+             "cards": cards, "enrich_max_models": enrich, "enrich_time_limit_s": enrich_for}
     options.update({k: v for k, v in given.items() if v is not None})
     options.setdefault("base_iri", settings.base_iri)
     try:
@@ -508,4 +605,5 @@ def harvest_huggingface_command(
         raise typer.Exit(1)
 
 
-__all__ = ["HuggingFaceSource", "HuggingFaceOptions", "harvest_huggingface_command", "is_transient"]
+__all__ = ["HuggingFaceSource", "HuggingFaceOptions", "harvest_huggingface_command", "is_transient",
+           "LISTING_EXPAND", "ENRICHED_KEYS"]

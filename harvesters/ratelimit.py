@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,9 @@ class RetryPolicy:
     base_wait_s: float = 1.0
     max_wait_s: float = 60.0
     max_server_wait_s: float = 600.0
+    # A failure whose answer says when to come back (429 with RateLimit/Retry-After) is the server
+    # pacing us, not the request failing: it costs time, not one of `attempts`, up to this many.
+    max_throttled: int = 50
 
 
 def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: Budget | None,
@@ -198,7 +201,8 @@ def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: Budget | Non
                     headers_of: Callable[[BaseException], Mapping[str, str] | None],
                     sleep: Callable[[float], None] = time.sleep, acquire: bool = True) -> T:
     """Run `fn` (one request) under the budget, retrying transient failures; the last error is
-    re-raised unchanged once `policy.attempts` are used up. `acquire=False` when the requests
+    re-raised unchanged once `policy.attempts` (or `policy.max_throttled` server-paced waits) are
+    used up. `acquire=False` when the requests
     already draw from `limiter` on their own (an HTTP client hook): it then only holds the budget
     for a server-announced wait."""
 
@@ -223,7 +227,17 @@ def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: Budget | Non
             limiter.acquire()
         return fn()
 
-    retrying = Retrying(stop=stop_after_attempt(max(1, policy.attempts)), wait=wait,
+    plain, throttled = [0], [0]
+
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and server_delay(headers_of(exc)) is not None:
+            throttled[0] += 1
+            return throttled[0] > policy.max_throttled
+        plain[0] += 1
+        return plain[0] >= max(1, policy.attempts)
+
+    retrying = Retrying(stop=stop, wait=wait,
                         retry=retry_if_exception(is_retryable), reraise=True,
                         before_sleep=before_sleep, sleep=sleep)
     return retrying(attempt)

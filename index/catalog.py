@@ -12,6 +12,7 @@ flag only for the revision it projected, so a change that lands while a batch is
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
@@ -80,7 +81,23 @@ CREATE TABLE IF NOT EXISTS verifications (
     verified_at TEXT NOT NULL,
     artifacts   TEXT  -- schema.compat.artifact_signature of what was checked; NULL: from before it was kept
 );
+-- What a source's enrichment stage added to a record (harvesters/base.py `Enrichable`), for the
+-- revision (`etag`) it was fetched at; `failures` count attempts since, so failing records go last.
+CREATE TABLE IF NOT EXISTS enrichments (
+    record_id   TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    etag        TEXT,
+    extras      TEXT,
+    enriched_at TEXT,
+    failures    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS enrichments_source ON enrichments(source);
 """
+
+# Enrichment priority keys → the stored record's JSON path (highest first).
+_ENRICH_ORDER: dict[str, str] = {"downloads": "$.popularity.downloads", "likes": "$.popularity.likes",
+                                 "modified": "$.modified", "created": "$.created"}
 
 
 def _now() -> str:
@@ -499,6 +516,76 @@ class Catalog:
             else:
                 r.compatibility = runtime_cells(r, kb)
         return records
+
+    # -- enrichment (per-record calls of a source, stored per revision) ---------------------------
+    def set_enrichments(self, rows: list[tuple[str, str, str | None, dict[str, Any]]]) -> None:
+        """Store (record id, source, etag, extras) as enriched now; call inside `transaction()` to
+        commit with the records they produced."""
+        now = _now()
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO enrichments (record_id, source, etag, extras, enriched_at, failures, last_error) "
+                "VALUES (?, ?, ?, ?, ?, 0, NULL) ON CONFLICT(record_id) DO UPDATE SET etag=excluded.etag, "
+                "extras=excluded.extras, enriched_at=excluded.enriched_at, failures=0, last_error=NULL",
+                [(rid, src, etag, json.dumps(extras), now) for rid, src, etag, extras in rows])
+
+    def enrichment_failed(self, record_id: str, source: str, reason: str) -> None:
+        """Count a failed enrichment: the record stays in the queue, behind those that did not fail."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO enrichments (record_id, source, failures, last_error) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT(record_id) DO UPDATE SET failures=failures+1, last_error=excluded.last_error",
+                (record_id, source, reason[:500]))
+
+    def enriched_ids(self, source: str) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute(
+                "SELECT record_id FROM enrichments WHERE source=? AND etag IS NOT NULL", (source,))}
+
+    def get_enrichment(self, record_id: str) -> tuple[str | None, dict[str, Any]] | None:
+        """(etag, extras) of the record's last enrichment, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT etag, extras FROM enrichments WHERE record_id=? AND extras IS NOT NULL",
+                                     (record_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def enrichment_queue(self, source: str, priority: list[str], limit: int | None
+                         ) -> list[tuple[str, str, str | None]]:
+        """(record id, local id, current version) of live records of `source` never enriched or
+        enriched at another revision; records that failed fewer times first, then the priority
+        orders interleaved (the first of each, then the second of each, …), without repeats."""
+        keys = [k for k in priority if k in _ENRICH_ORDER] or ["downloads"]
+        n = -1 if limit is None else limit
+        lists = []
+        with self._lock:
+            for k in keys:
+                lists.append(self._conn.execute(
+                    f"""SELECT r.id, r.local_id, json_extract(r.data, '$.version') FROM records r
+                        LEFT JOIN enrichments e ON e.record_id = r.id
+                        WHERE r.source = ? AND r.deleted_at IS NULL
+                          AND (e.etag IS NULL OR e.etag IS NOT json_extract(r.data, '$.version'))
+                        ORDER BY COALESCE(e.failures, 0),
+                                 json_extract(r.data, '{_ENRICH_ORDER[k]}') IS NULL,
+                                 json_extract(r.data, '{_ENRICH_ORDER[k]}') DESC, r.id
+                        LIMIT ?""", (source, n)).fetchall())
+        out: list[tuple[str, str, str | None]] = []
+        seen: set[str] = set()
+        for row in itertools.chain.from_iterable(itertools.zip_longest(*lists)):
+            if row is not None and row[0] not in seen:
+                seen.add(row[0])
+                out.append((row[0], row[1], row[2]))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def enrichment_counts(self, source: str) -> tuple[int, int]:
+        """(live records enriched at their current revision, live records of the source)."""
+        with self._lock:
+            done, total = self._conn.execute(
+                """SELECT COUNT(e.record_id), COUNT(*) FROM records r LEFT JOIN enrichments e
+                   ON e.record_id = r.id AND e.extras IS NOT NULL AND e.etag IS json_extract(r.data, '$.version')
+                   WHERE r.source = ? AND r.deleted_at IS NULL""", (source,)).fetchone()
+        return int(done), int(total)
 
     # -- meta ------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -60,10 +60,17 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
                       console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"harvesting {source.name}", total=None)
 
+            status_line = getattr(source, "status_line", None)  # e.g. the Hub's budget left, next window
+
             def tick(r: JobReport) -> None:
                 c = r.counts
-                progress.update(task, description=f"harvesting {source.name}: {c['seen']} seen, "
-                                f"{c['inserted']} new, {c['updated']} updated, {c['skipped']} skipped")
+                text = (f"harvesting {source.name}: {c['seen']} listed, {c['inserted']} new, "
+                        f"{c['updated']} updated, {c['skipped']} skipped")
+                if "enriched" in c:
+                    text += f" | enriched {c['enriched']}, {c['enrich_failed']} failed"
+                if status_line is not None:
+                    text += f" | {status_line()}"
+                progress.update(task, description=text)
 
             report = pipeline.harvest(source, mode=mode, limit=limit, progress=tick)
     except SourceError as e:

@@ -14,8 +14,9 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-from modelport.harvesters.base import Checkpoint, ListingComplete, SourceError, SourceRecord
+from modelport.harvesters.base import Checkpoint, EnrichTarget, ListingComplete, SourceError, SourceRecord
 from modelport.harvesters.huggingface import HuggingFaceSource
+from modelport.index.search import SearchQuery
 from modelport.pipeline import Pipeline
 from modelport.settings import Settings
 
@@ -38,7 +39,8 @@ def small_corpus() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def hub() -> Iterator[FakeHub]:
-    with FakeHub() as h:
+    # thousands of per-model calls: the tests about metering use their own, small quotas
+    with FakeHub(quotas=None) as h:
         yield h
 
 
@@ -57,7 +59,9 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
 
 def make_source(hub: FakeHub, **kw: Any) -> HuggingFaceSource:
     opts: dict[str, Any] = {"endpoint": hub.url, "page_size": 8, "retry_base_wait_s": 0.01,
-                            "retry_max_wait_s": 0.05, "retry_attempts": 4, "max_consecutive_failures": 3}
+                            "retry_max_wait_s": 0.05, "retry_attempts": 4, "max_consecutive_failures": 3,
+                            "enrich_max_models": None, "rate_limit_requests": 100_000,
+                            "resolver_rate_limit_requests": 100_000}
     opts.update(kw)
     return HuggingFaceSource("huggingface", **opts)
 
@@ -111,12 +115,16 @@ def test_full_harvest_with_cards(hub: FakeHub, pipeline: Pipeline) -> None:
     assert huge is not None and any("longer than" in n for n in huge.source_facts["mapping_notes"])
     assert huge.card.body and len(huge.card.body) <= 32_000
     assert pipeline.catalog.get("huggingface:acme-corp/internal-classifier") is None  # private, no token
-    # the wire: one listing with the projection the client's list_models(full, cardData, config) asks
-    # for, model_info with blobs, README at the listed revision
+    # the wire: a listing with the expand projection (as list_models(expand=…) sends it: repeated keys,
+    # never with full/cardData/config), then enrichment: model_info with blobs, README at the listed revision
     first = hub.requests("GET", r"^/api/models\?")[0]
-    for part in ("full=true", "config=true", "cardData=true", "sort=lastModified"):
+    for part in ("expand=cardData", "expand=siblings", "expand=safetensors", "expand=sha", "sort=lastModified",
+                 "limit=25"):
         assert part in first
+    assert "full=" not in first and "config=" not in first
+    assert len(hub.requests("GET", r"^/api/models\?")) == -(-len(PUBLIC) // 25)
     assert len(hub.requests("GET", r"^/api/models/.+\?blobs=true$")) == len(LIVE)
+    assert report.counts["enriched"] == len(LIVE) and report.counts["enrich_failed"] == 0
     assert hub.requests("HEAD", rf"^/google-bert/bert-base-uncased/resolve/{bert.version}/README.md$")
 
 
@@ -142,13 +150,15 @@ def test_retries_honour_the_server(small_hub: FakeHub, pipeline: Pipeline) -> No
     source = make_source(small_hub, cards=True)
     report = pipeline.harvest(source, mode="full")
     assert time.monotonic() - t0 >= 0.95  # the RateLimit reset was waited for
-    assert report.status == "ok" and report.counts["skipped"] == 0, report.errors
+    assert report.status == "ok" and report.counts["skipped"] == report.counts["enrich_failed"] == 0, report.errors
     assert all(f.hits == f.times for f in small_hub.faults)
     assert live_ids(pipeline) == set(SMALL_IDS)
     card_rec = pipeline.catalog.get(f"huggingface:{c}")
     assert card_rec is not None and card_rec.description == "A card behind flaky HEADs."
-    # every request went through the client-side budget
-    assert source.limiter.requests >= len(small_hub.requests())
+    # every request — ours, and hf_hub_download's HEAD/GET with the client's own retries — went through
+    # the source's budget: one count per request the server saw
+    assert sum(source.meter.requests.values()) == len(small_hub.requests())
+    assert source.meter.requests["resolvers"] == len(small_hub.requests(pattern="/resolve/"))
     assert source.limiter.waited_s >= 0.95
 
 
@@ -158,15 +168,18 @@ def test_persistent_model_failure_is_skipped_not_deleted(small_hub: FakeHub, pip
     small_hub.touch(victim, downloads=5)
     small_hub.fail("GET", rf"^/api/models/{victim}\?", 503, times=100)
     report = pipeline.harvest(make_source(small_hub, retry_attempts=2), mode="full")
-    assert report.status == "partial" and report.counts["skipped"] == 1
+    # the listing's record is stored at once; only its enrichment failed
+    assert report.status == "partial" and report.counts["enrich_failed"] == 1 and report.counts["updated"] == 1
     assert report.errors[0]["ref"] == victim and "503" in report.errors[0]["reason"]
     assert report.counts["tombstoned"] == 0 and victim in live_ids(pipeline)  # still upstream: kept
-    # the watermark stays below the failed model, so the next incremental run fetches it again
+    rec = pipeline.catalog.get(f"huggingface:{victim}")
+    assert rec is not None and rec.popularity.downloads == 5 and all(a.size_bytes is None for a in rec.artifacts)
+    # it stays in the enrichment queue: the next run (even an incremental one with nothing new) gets it
     small_hub.clear_faults()
     report = pipeline.harvest(make_source(small_hub), mode="incremental")
-    assert report.counts["updated"] == 1 and report.status == "ok"
+    assert report.counts["enriched"] == 1 and report.status == "ok"
     rec = pipeline.catalog.get(f"huggingface:{victim}")
-    assert rec is not None and rec.popularity.downloads == 5
+    assert rec is not None and any(a.size_bytes for a in rec.artifacts)
 
 
 def test_malformed_item_mid_page_keeps_the_rest(small_hub: FakeHub, pipeline: Pipeline) -> None:
@@ -186,15 +199,15 @@ def test_malformed_item_mid_page_keeps_the_rest(small_hub: FakeHub, pipeline: Pi
     assert SMALL_IDS[20] not in live and report.counts["tombstoned"] == 1
 
 
-def test_model_info_answer_malformed_falls_back_to_listing(small_hub: FakeHub, pipeline: Pipeline) -> None:
+def test_model_info_answer_malformed_keeps_the_listing_record(small_hub: FakeHub, pipeline: Pipeline) -> None:
     rid = SMALL_IDS[2]
     small_hub.info_overrides[rid] = {"id": rid, "safetensors": {"parameters": {"F32": 3}}}  # no total: KeyError
     report = pipeline.harvest(make_source(small_hub), mode="full")
-    assert report.status == "ok"
+    assert report.status == "partial" and report.counts["enriched"] == len(SMALL_IDS) - 1
+    assert [e["ref"] for e in report.errors] == [rid] and "malformed" in report.errors[0]["reason"]
     rec = pipeline.catalog.get(f"huggingface:{rid}")
-    assert rec is not None and any("model_info answer malformed" in n for n in rec.source_facts["mapping_notes"])
     # the listing's data is kept: file names (no sizes: those come only with model_info)
-    assert rec.artifacts and all(a.size_bytes is None for a in rec.artifacts)
+    assert rec is not None and rec.artifacts and all(a.size_bytes is None for a in rec.artifacts)
 
 
 def test_truncated_listings_never_delete(small_hub: FakeHub, pipeline: Pipeline) -> None:
@@ -221,25 +234,20 @@ def test_truncated_listings_never_delete(small_hub: FakeHub, pipeline: Pipeline)
     assert stored is not None and stored.deleted_at is not None
 
 
-def test_crash_mid_run_resumes_without_loss_or_duplicates(small_hub: FakeHub, pipeline: Pipeline) -> None:
-    # models 13 and 14 fail for good → the circuit breaker stops the run mid-page (after model 14)
-    for rid in SMALL_IDS[12:14]:
-        small_hub.fail("GET", rf"^/api/models/{rid}\?", 503, times=100)
-    with pytest.raises(SourceError, match="in a row"):
-        pipeline.harvest(make_source(small_hub, retry_attempts=1, max_consecutive_failures=2, checkpoint_every=3),
-                         mode="full")
-    first = live_ids(pipeline)
-    assert first == set(SMALL_IDS[:12])
+def test_crash_mid_listing_resumes_without_loss_or_duplicates(small_hub: FakeHub, pipeline: Pipeline) -> None:
+    # page 2 fails for good → the listing stops after page 1, which is stored and searchable
+    small_hub.fail("GET", r"^/api/models\?.*cursor", 503, times=100)
+    with pytest.raises(SourceError, match="listing models"):
+        pipeline.harvest(make_source(small_hub, retry_attempts=1, checkpoint_every=3), mode="full")
+    assert live_ids(pipeline) == set(SMALL_IDS[:8])
     listing_before = len(small_hub.requests("GET", r"^/api/models\?"))
     small_hub.clear_faults()
     report = pipeline.harvest(make_source(small_hub), mode="full")
     assert report.status == "ok"
     assert live_ids(pipeline) == set(SMALL_IDS)
-    # resumed at the last checkpoint (after model 11), not from the first page: model 12, stored when the
-    # run failed but after that checkpoint, is read once more (unchanged); nothing is inserted twice
-    assert report.counts["inserted"] == len(SMALL_IDS) - 12 and report.counts["unchanged"] == 1
-    resumed_listing = small_hub.requests("GET", r"^/api/models\?")[listing_before]
-    assert "cursor=" in resumed_listing
+    # resumed at the checkpoint (page 2's cursor), not from the first page: nothing read twice
+    assert report.counts["inserted"] == len(SMALL_IDS) - 8 and report.counts["unchanged"] == 0
+    assert "cursor=" in small_hub.requests("GET", r"^/api/models\?")[listing_before]
     assert pipeline.catalog.count(source="huggingface") == len(SMALL_IDS)
 
 
@@ -303,13 +311,15 @@ def test_incremental_stops_at_the_checkpoint(small_hub: FakeHub, pipeline: Pipel
     assert report.counts["tombstoned"] == 1 and SMALL_IDS[1] not in live_ids(pipeline)
 
 
-def test_rate_budget_throttles(small_hub: FakeHub) -> None:
-    src = make_source(small_hub, rate_limit_requests=6, rate_limit_period_s=0.5, limit=9)
-    t0 = time.monotonic()
-    n = sum(isinstance(e, SourceRecord) for e in src.events("full", None))
-    assert n == 9
-    # 2 listing pages + 9 model_info = 11 requests at 6 per 0.5 s → at least one full window waited
-    assert time.monotonic() - t0 >= 0.5 and src.limiter.waited_s > 0
+def test_configured_budget_throttles_without_server_headers(pipeline: Pipeline) -> None:
+    with FakeHub(models=small_corpus(), quotas=None) as quiet:  # a mirror that sends no RateLimit headers
+        src = make_source(quiet, rate_limit_requests=6, rate_limit_period_s=0.5, limit=9)
+        t0 = time.monotonic()
+        report = pipeline.harvest(src, mode="full")
+        assert report.counts["seen"] == 9 and report.counts["enriched"] == 9
+        # 2 listing pages + 9 model_info = 11 requests at 6 per 0.5 s → at least one full window waited
+        assert len(quiet.requests()) == 11
+        assert time.monotonic() - t0 >= 0.5 and src.limiter.waited_s > 0
 
 
 def test_filters_and_author_are_sent(hub: FakeHub) -> None:
@@ -356,31 +366,27 @@ def test_refused_resume_point_restarts_the_listing(small_hub: FakeHub) -> None:
     assert any(isinstance(e, ListingComplete) for e in events)  # a listing from the start is complete
 
 
-def test_listing_only_mode_makes_no_per_model_calls(small_hub: FakeHub) -> None:
-    src = make_source(small_hub, files_metadata=False, page_size=30)
-    records = [e for e in src.events("full", None) if isinstance(e, SourceRecord)]
-    assert len(records) == len(SMALL_IDS) and small_hub.requests("GET", r"^/api/models/") == []
-    bert = src.normalize(next(r for r in records if r.local_id == "google-bert/bert-base-uncased"))
-    assert "safetensors" in bert.formats and all(a.size_bytes is None for a in bert.artifacts)
+def test_listing_only_full_harvest_is_one_request_per_page(pipeline: Pipeline) -> None:
+    """Listing first: N models cost ⌈N / page cap⌉ requests (the fake Hub caps pages as the Hub does),
+    no per-model request, and the records are stored and searchable as soon as the listing ends."""
+    with FakeHub(models=small_corpus(), max_page_size=10) as capped:
+        src = make_source(capped, page_size=1000, enrich_max_models=0)
+        report = pipeline.harvest(src, mode="full")
+        assert report.counts["inserted"] == len(SMALL_IDS)
+        assert len(capped.requests("GET", r"^/api/models\?")) == -(-len(SMALL_IDS) // 10) == len(capped.requests())
+        assert "limit=1000" in capped.requests()[0]
+    bert = pipeline.catalog.get("huggingface:google-bert/bert-base-uncased")
+    assert bert is not None and "safetensors" in bert.formats and all(a.size_bytes is None for a in bert.artifacts)
+    assert bert.parameter_count and bert.license  # what the listing's expand gives: safetensors, cardData
+    hits = pipeline.search.search(SearchQuery(text="bert"))
+    assert "huggingface:google-bert/bert-base-uncased" in {h.id for h in hits.hits}
 
 
 def test_readme_scratch_space_does_not_grow(small_hub: FakeHub, tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     src = make_source(small_hub, cards=True, cache_dir=scratch)
-    recs = [src.normalize(e) for e in src.events("full", None) if isinstance(e, SourceRecord)]
-    assert any(r.card.body for r in recs)
+    targets = [EnrichTarget(local_id=e.local_id, etag=e.etag) for e in src.events("full", None)
+               if isinstance(e, SourceRecord)]
+    recs = [src.normalize(e) for e in src.enrich(targets) if isinstance(e, SourceRecord)]
+    assert len(recs) == len(SMALL_IDS) and any(r.card.body for r in recs)
     assert [p.name for p in scratch.rglob("*") if p.is_file()] in ([], ["CACHEDIR.TAG"])
-
-
-def test_failed_model_is_revisited_even_across_a_crash(small_hub: FakeHub, pipeline: Pipeline) -> None:
-    victim = SMALL_IDS[1]
-    small_hub.fail("GET", rf"^/api/models/{victim}\?", 503, times=100)
-    small_hub.fail("GET", r"^/api/models\?.*cursor", 500, times=100)  # and the run dies on page 2
-    with pytest.raises(SourceError):
-        pipeline.harvest(make_source(small_hub, retry_attempts=1), mode="full")
-    small_hub.clear_faults()
-    report = pipeline.harvest(make_source(small_hub), mode="full")  # finishes the interrupted run
-    assert report.status == "ok" and victim not in live_ids(pipeline)  # page 1 is not read again …
-    report = pipeline.harvest(make_source(small_hub), mode="incremental")
-    # … but the watermark was held below the failed model, so the next incremental run gets it
-    assert victim in live_ids(pipeline) and report.counts["seen"] == 2

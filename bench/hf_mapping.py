@@ -73,7 +73,7 @@ class PreparedSource(HuggingFaceSource):
     """The real HF source's `normalize`, fed from memory instead of the network."""
 
     def __init__(self, payloads: list[dict[str, Any]], page: int) -> None:
-        super().__init__("huggingface", endpoint="https://huggingface.co")
+        super().__init__("huggingface", endpoint="https://huggingface.co", enrich=False)  # no network calls
         self.payloads, self.page = payloads, page
 
     def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:

@@ -311,6 +311,12 @@ class HuggingFaceSource:
             if not isinstance(items, list):
                 raise SourceError(f"listing page {resp.request.url} is not a JSON list")
             nxt = resp.links.get("next", {}).get("url")
+            if nxt is not None and origin_of(nxt) != self.meter.origin:
+                # Keep this page's models, never store that URL as a resume point, then stop loudly.
+                yield str(resp.request.url), None, items
+                raise CrossOriginRefused(
+                    f"the listing's next page is on another origin ({nxt.split('?')[0]}); refused: the Hub "
+                    f"source sends requests (and its token) only to {show_origin(self.meter.origin)}")
             yield str(resp.request.url), nxt, items
             url, params = nxt, None
 
@@ -330,6 +336,9 @@ class HuggingFaceSource:
         run_newest = _Key.load(resume.get("run_newest")) if resume else None
         after = _Key.load(resume.get("after")) if resume else None
         first_url = resume.get("page_url") if resume else None
+        if first_url is not None and (not isinstance(first_url, str) or origin_of(first_url) != self.meter.origin):
+            log.warning("%s: the stored resume point is not on %s; listing from the start", self.name, self.endpoint)
+            resume, first_url, listed, run_newest, after = None, None, 0, None, None
         # Deletions are only safe when this very run listed everything from the first page: a
         # resumed run never saw (in the pipeline's eyes) what the crashed run had listed.
         from_start = resume is None

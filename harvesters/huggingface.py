@@ -7,6 +7,8 @@ Listing pages are read as raw JSON through the client's own session and error ma
 malformed item raises inside `list_models` and ends the whole iteration; here it becomes one
 `Skipped` event and the rest of the page is kept. Every request — ours and the client's own retries —
 draws from the source's budget and may only go to the configured endpoint (`hf_http`).
+(Over the ~500-line guide: the two stages share options, mapping context and retry plumbing, and the
+`harvest huggingface` command lives here until the CLI gets one module per command, issue #13.)
 """
 
 from __future__ import annotations

@@ -158,3 +158,12 @@ def test_token_never_leaves_the_endpoint_origin(pipeline: Pipeline) -> None:
         assert elsewhere.log == []
         assert report.counts["enrich_failed"] == 1 and "refused" in report.errors[0]["reason"]
         assert report.counts["enriched"] == len(IDS) - 1
+
+
+def test_progress_line_shows_budget_left_and_next_window() -> None:
+    with FakeHub(models=corpus()) as hub:  # the Hub's own anonymous quotas: 500 API requests per 300 s
+        src = source(hub, enrich_max_models=0, rate_limit_requests=None)
+        assert "api 500/500 left" in src.status_line()  # before any answer: the configured anonymous tier
+        list(src.events("full", None))
+        line = src.status_line()
+        assert "api 499/500 left, next window in" in line and "resolvers 3000/3000 left" in line

@@ -53,14 +53,20 @@ def load(svc: Services, model_id: str):  # type: ignore[no-untyped-def]
 
 
 @router.get("/models/{model_id:path}/compatibility/{subject}")
-def get_compatibility_cell(model_id: str, subject: str, svc: Annotated[Services, Depends(services)]) -> dict:
+def get_compatibility_cell(
+    model_id: str, subject: str, svc: Annotated[Services, Depends(services)],
+    version: Annotated[str | None, Query(max_length=64, description="a runtime version: the status at that "
+                                         "version (a check there decides, else the derived range)")] = None,
+) -> dict:
     """Explain one cell: a runtime (`onnxruntime`), a target (`android`), a hardware profile (`t4`) or
     `runtime@target`, with the conversion chain, version range and evidence — or why it is not offered."""
     from modelport.schema.compat_explain import explain
 
-    out = explain(load(svc, model_id).record, subject)
+    out = explain(load(svc, model_id).record, subject, version=version)
     if out.get("kind") == "unknown":
         raise HTTPException(404, out["text"])
+    if out.get("kind") == "invalid":
+        raise HTTPException(422, out["text"])
     return out
 
 

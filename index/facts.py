@@ -18,7 +18,7 @@ from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 from modelport.schema.versions import VersionRange, parse_version
 
-FACTS_VERSION = 4  # bump when the encoding below changes: the embedded index then rebuilds itself
+FACTS_VERSION = 5  # bump when the encoding below changes: the embedded index then rebuilds itself
 
 CODE_BITS = 44
 CODE_MAX = (1 << CODE_BITS) - 1
@@ -175,7 +175,7 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
     """The filter-field values of a record (see `search.FILTER_FIELDS`)."""
     runtimes, statuses, targets, hardware = set(), set(), set(), set()
     for c in record.compatibility:
-        statuses.add(c.status)
+        statuses.update(c.statuses())
         if c.runtime:
             runtimes.add(c.runtime)
         if c.status in _LEVELS:
@@ -235,6 +235,10 @@ def _range_key(rng: VersionRange | None) -> tuple[Any, ...] | None:
 
 def _runtime_cell(vocab: Vocab, runtime: str, st: str, rng: VersionRange | None) -> _CellFacts:
     lo, hi = range_codes(rng)
+    return _runtime_piece(vocab, runtime, st, lo, hi)
+
+
+def _runtime_piece(vocab: Vocab, runtime: str, st: str, lo: int, hi: int) -> _CellFacts:
     tokens = [runtime_token(runtime, st), any_runtime_token(st)]
     for rel, code in _release_codes(vocab, runtime):
         if lo <= code < hi:
@@ -242,6 +246,39 @@ def _runtime_cell(vocab: Vocab, runtime: str, st: str, rng: VersionRange | None)
             if hi == CODE_MAX:
                 tokens.append(release_token(runtime, rel, st, and_newer=True))
     return tuple(tokens), lo, hi
+
+
+def cell_pieces(e: CompatibilityEntry) -> list[tuple[str, int, int] | tuple[str, None, None]]:
+    """A runtime cell with verified points as (status, lo, hi) pieces, so that a constraint at a
+    version answers with the status at that version (`CompatibilityEntry.status_at`): the derived
+    range with every failed version cut out, plus one single-version piece per verified version.
+    A point without a version (the run failed before it learnt one) is (status, None, None): it
+    counts for "at some version", never at a particular one."""
+    lo, hi = range_codes(e.version_range)
+    failed = sorted({c for p in e.verifications if p.status == "failed-verification" and p.version
+                     and (c := version_code(p.version)) is not None})
+    verified = {c for p in e.verifications if p.status == "verified" and p.version
+                and (c := version_code(p.version)) is not None}
+    out: list[tuple[str, int, int] | tuple[str, None, None]] = []
+    if e.status in _LEVELS:
+        start = lo
+        for c in failed:
+            if start <= c < hi:
+                if start < c:
+                    out.append((e.status, start, c))
+                start = c + 1
+        if start < hi:
+            out.append((e.status, start, hi))
+    # The latest check at a version decides it (CompatibilityEntry.point_at): a version that failed
+    # after it verified stays cut out.
+    for c in sorted(verified):
+        latest = max((p for p in e.verifications if p.version and version_code(p.version) == c),
+                     key=lambda p: p.checked_at or "")
+        if latest.status == "verified":
+            out.append(("verified", c, c + 1))
+    if any(p.status == "verified" and not p.version for p in e.verifications):
+        out.append(("verified", None, None))
+    return out
 
 
 def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
@@ -253,7 +290,7 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
     kb_version = vocab.kb_version
     for e in record.compatibility:
         st = e.status
-        if st not in _LEVELS:
+        if st not in _LEVELS and not e.verifications:
             continue
         if e.hardware:
             tokens.add(hardware_token(e.hardware, st))
@@ -263,6 +300,16 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
                 mem.append((None, float(wb)))
         elif e.target:
             tokens.add(target_token(e.target, st))
+        elif e.runtime and e.verifications:  # rare (verified records): no memo
+            for pst, plo, phi in cell_pieces(e):
+                if plo is None or phi is None:
+                    tokens.update((runtime_token(e.runtime, pst), any_runtime_token(pst)))
+                    continue
+                piece = _runtime_piece(vocab, e.runtime, pst, plo, phi)
+                n = ordinals.get((e.runtime, pst), 0)
+                ordinals[(e.runtime, pst)] = n + 1
+                tokens.update(piece[0])
+                ranges.append((runtime_key(e.runtime, pst, n), plo, phi))
         elif e.runtime:
             key = (kb_version, e.runtime, st, _range_key(e.version_range))
             cell = memo.get(key)
@@ -301,7 +348,8 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
         modified=int(record.modified.timestamp()) if record.modified else 0)
 
 
-__all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "keyword_values", "float_code", "version_code",
+__all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "cell_pieces",
+           "keyword_values", "float_code", "version_code",
            "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "statuses_from", "runtime_key",
            "runtime_key_prefix", "metric_key", "runtime_token", "target_token",
            "hardware_token", "any_runtime_token", "release_token", "CODE_MAX", "KEY_MAX"]

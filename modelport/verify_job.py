@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from modelport.pipeline import Pipeline
@@ -28,14 +28,31 @@ def candidates(pipeline: Pipeline, source: str | None) -> list[ModelRecord]:
             if r.source_kind == "mlflow" and r.source_facts.get("download_uri")]
 
 
+def stamp(entry: CompatibilityEntry, rec: ModelRecord) -> CompatibilityEntry:
+    """What a verified point says beside the numbers (schema/record.py VerifiedPoint): where and
+    when it ran, and on which artifacts."""
+    import platform
+    from datetime import UTC, datetime
+
+    from modelport.schema.compat import artifact_signature
+
+    entry.measurements.setdefault("platform", f"{platform.system()} {platform.machine()}, CPUExecutionProvider")
+    entry.measurements.setdefault("verified_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    entry.measurements.setdefault("artifacts", artifact_signature(rec.artifacts))
+    return entry
+
+
 def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = None,
-           progress: Callable[[ModelRecord], None] | None = None) -> VerifyReport:
+           progress: Callable[[ModelRecord], None] | None = None,
+           only: Collection[str] | None = None) -> VerifyReport:
+    """`only`: record ids to check (default: every reachable record of `source`)."""
     import mlflow.artifacts
 
     from modelport.schema.verify import verify_record
 
     report = VerifyReport()
-    for rec in candidates(pipeline, source)[:limit]:
+    todo = [r for r in candidates(pipeline, source) if only is None or r.id in only]
+    for rec in todo[:limit]:
         if progress:
             progress(rec)
         report.checked += 1
@@ -47,7 +64,7 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
             except Exception as e:  # unreachable artifacts: nothing was checked, so nothing is claimed
                 report.skipped.append(f"{rec.id}: cannot download artifacts: {e}")
                 continue
-            entry = verify_record(rec, local)
+            entry = stamp(verify_record(rec, local), rec)
         report.results[rec.id] = entry
         if entry.status == "verified":
             report.verified += 1

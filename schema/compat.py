@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from modelport.schema.record import (
     LatencyMeasurement,
     ModelRecord,
     Requirement,
+    VerifiedPoint,
     build,
 )
 from modelport.schema.versions import VersionRange, parse_version
@@ -106,6 +107,7 @@ class Cell:
     evidence: list[Evidence] = field(default_factory=list)
     os_min: dict[str, str] = field(default_factory=dict)  # Core ML: {"minIOS": "15", …}
     measurements: dict[str, Any] = field(default_factory=dict)
+    points: list[VerifiedPoint] = field(default_factory=list)  # `modelport verify` checks inside the cell
 
     def key(self) -> tuple[int, int, int]:
         return (STATUS_RANK[self.status], -len(self.path), CONFIDENCE_RANK.get(self.confidence or "high", 2))
@@ -115,6 +117,8 @@ class Cell:
             runtime=self.runtime, format=self.format, version_range=self.version_range,
             precision=self.precision, status=self.status, path=list(self.path), confidence=self.confidence,
             evidence=list(self.evidence), measurements=dict(self.measurements))
+        if self.points:
+            data["verifications"] = list(self.points)
         data.update(extra)
         # Built from typed working cells, never from input: no validation needed (this runs ~25
         # times per record).
@@ -433,7 +437,7 @@ def _signature(record: ModelRecord, kb: KnowledgeBase, max_hops: int) -> tuple[A
     most models of one library ship the same file names and formats, so at Hub scale a few thousand
     signatures cover millions of records. None when the record carries verification results (rare,
     and they override cells)."""
-    if any(e.status in KEPT_STATUSES for e in record.compatibility):
+    if any(e.status in KEPT_STATUSES or e.verifications for e in record.compatibility):
         return None
     arts = tuple((a.path, a.format, a.quantization,
                   tuple(sorted((k, repr(v)) for k, v in a.details.items())) if a.details else ())
@@ -466,22 +470,63 @@ def analyze(record: ModelRecord, kb: KnowledgeBase, *, max_hops: int = MAX_HOPS)
                         hardware=hardware_entries(record, kb, core.cells, core.hardware_plan), kept=[],
                         blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version,
                         _runtime_entries=core.runtime_entries)
-    # Verification results from an earlier `modelport verify` outrank derived cells — for the runtime
-    # only: a check on this machine's CPU build says nothing about a T4 or a phone, so targets and
-    # hardware keep deriving from the derived cells.
+    # Verification results from an earlier `modelport verify` are points inside the runtime cell they
+    # checked: the cell keeps its derived status and range (a check on 1.32 says nothing against 1.16),
+    # and a failed check marks its version only. Targets and hardware keep deriving from the derived
+    # cells: a check on this machine's CPU build says nothing about a T4 or a phone.
     cells = dict(core.cells)
-    kept = [e for e in record.compatibility if e.status in KEPT_STATUSES]
-    for e in kept:
-        if e.runtime and e.status == "verified" and e.target is None and e.hardware is None:
-            base = cells.get(e.runtime)
-            cells[e.runtime] = Cell(
-                runtime=e.runtime, status="verified", format=e.format, version_range=e.version_range,
-                precision=e.precision, path=list(e.path), confidence="high",
-                evidence=list(e.evidence) + (base.evidence if base else []), measurements=dict(e.measurements))
-    kept = [e for e in kept if not (e.status == "verified" and e.target is None and e.hardware is None)]
+    kept: list[CompatibilityEntry] = []
+    points: dict[str, list[VerifiedPoint]] = {}
+    alone: dict[str, CompatibilityEntry] = {}
+    for e in record.compatibility:
+        is_rt = bool(e.runtime) and e.target is None and e.hardware is None
+        if e.verifications and is_rt:  # a matrix derived before: its points survive a re-derivation
+            points.setdefault(e.runtime, []).extend(e.verifications)  # type: ignore[arg-type]
+            alone.setdefault(e.runtime, e)  # type: ignore[arg-type]
+            continue
+        if e.status not in KEPT_STATUSES:
+            continue
+        if not is_rt:
+            kept.append(e)
+            continue
+        points.setdefault(e.runtime, []).append(verified_point(e))  # type: ignore[arg-type]
+        alone.setdefault(e.runtime, e)  # type: ignore[arg-type]
+    for rid, pts in points.items():
+        pts = list({p.model_dump_json(): p for p in pts}.values())
+        base = cells.get(rid)
+        if base is None:  # nothing derived to sit in: the check alone makes the cell, at its version
+            e = alone[rid]
+            status = e.status if e.status in KEPT_STATUSES else pts[-1].status
+            rng = e.version_range if e.status in KEPT_STATUSES else None
+            if rng is None and pts[-1].version:
+                rng = VersionRange(min=pts[-1].version, max=pts[-1].version, max_inclusive=True)
+            cells[rid] = Cell(runtime=rid, status=status, format=e.format, version_range=rng,
+                              precision=e.precision, path=list(e.path), confidence=e.confidence,
+                              evidence=list(e.evidence), points=pts)
+        else:  # core cells are shared between records: copy, never mutate
+            cells[rid] = replace(base, points=pts, evidence=list(base.evidence), measurements=dict(base.measurements))
     return Analysis(runtimes=cells, targets=list(core.targets),
                     hardware=hardware_entries(record, kb, core.cells, core.hardware_plan),
                     kept=kept, blocked={k: list(v) for k, v in core.blocked.items()}, kb_version=kb.version)
+
+
+def verified_point(e: CompatibilityEntry) -> VerifiedPoint:
+    """A stored verification result (a `verified` / `failed-verification` entry written by
+    schema/verify.py, with what verify_job adds) as a point inside its runtime cell."""
+    m = e.measurements
+    version = m.get("onnxruntime_version") if e.runtime == "onnxruntime" else m.get("runtime_version")
+    if not version and e.version_range and e.version_range.min and e.version_range.min == e.version_range.max:
+        version = e.version_range.min
+    tol = m.get("tolerance") if isinstance(m.get("tolerance"), dict) else {}
+    diff = m.get("max_abs_diff")
+    return VerifiedPoint(
+        status=e.status,  # type: ignore[arg-type]
+        version=str(version) if version and parse_version(str(version)) else None,
+        format=e.format, path=list(e.path), platform=m.get("platform"),
+        max_abs_diff=float(diff) if isinstance(diff, int | float) else None,
+        tolerance={k: float(v) for k, v in tol.items() if isinstance(v, int | float)},
+        checked_at=m.get("verified_at"), artifacts=m.get("artifacts"), error=m.get("error"),
+        evidence=list(e.evidence), measurements=dict(m))
 
 
 def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
@@ -761,6 +806,7 @@ def runtime_entries(entries: Iterable[CompatibilityEntry]) -> dict[str, Compatib
     return {e.runtime: e for e in entries if e.runtime and e.target is None and e.hardware is None}
 
 
-__all__ = ["derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
+__all__ = ["verified_point",
+           "derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
            "artifact_range", "axis_range", "enrich_record", "artifact_signature", "runtime_entries", "runtime_cells",
            "MAX_HOPS", "STATUS_RANK"]

@@ -10,8 +10,8 @@ from typing import Any
 from modelport.schema.compat import Analysis, analyze
 from modelport.schema.hardware_fit import memory_summary
 from modelport.schema.kb import KnowledgeBase, get_kb
-from modelport.schema.record import CompatibilityEntry, ModelRecord
-from modelport.schema.versions import VersionRange
+from modelport.schema.record import CompatibilityEntry, ModelRecord, VerifiedPoint
+from modelport.schema.versions import VersionRange, parse_version
 
 
 def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:
@@ -56,7 +56,29 @@ def _cell_json(kb: KnowledgeBase, e: CompatibilityEntry, *, rng: str | None = No
         "confidence": e.confidence,
         "evidence": [ev.model_dump(exclude_none=True) for ev in e.evidence],
         "measurements": e.measurements,
+        "verifications": [_point_json(p) for p in e.verifications],
     }
+
+
+def _point_json(p: VerifiedPoint) -> dict[str, Any]:
+    return p.model_dump(exclude={"measurements"}, exclude_none=True) | {"text": point_text(p)}
+
+
+def point_text(p: VerifiedPoint) -> str:
+    """'verified at 1.32.0 (Linux x86_64, CPUExecutionProvider): max |Δ| 3e-07 within atol 0.0001 +
+    rtol 0.001, 2026-12-02'."""
+    head = "verified" if p.status == "verified" else "failed verification"
+    head += f" at {p.version or 'an unknown version'}"
+    bits = [p.platform] if p.platform else []
+    if p.max_abs_diff is not None:
+        tol = " + ".join(f"{k} {v:g}" for k, v in sorted(p.tolerance.items()))
+        bits.append(f"max |Δ| {p.max_abs_diff:.3g}" + (f" ({'within' if p.status == 'verified' else 'against'} {tol})"
+                                                      if tol else ""))
+    if p.error:
+        bits.append(p.error)
+    if p.checked_at:
+        bits.append(p.checked_at[:10])
+    return head + (f": {'; '.join(bits)}" if bits else "")
 
 
 def matrix(record: ModelRecord, kb: KnowledgeBase | None = None) -> dict[str, Any]:
@@ -80,7 +102,8 @@ def matrix(record: ModelRecord, kb: KnowledgeBase | None = None) -> dict[str, An
             os_name = (t.os_name or t.os_version_key) if t.os_version_key and min_os else None
             rng = format_range(kb, rid, VersionRange(min=min_os), os_name=os_name) if min_os else None
             row[tid] = {"status": e.status, "range": rng or format_range(kb, rid, e.version_range),
-                        "path": list(e.path), "confidence": e.confidence}
+                        "path": list(e.path), "confidence": e.confidence,
+                        "verified_at": [p.version for p in e.verifications if p.status == "verified" and p.version]}
         cells[rid] = row
     return {
         "record": record.id,
@@ -110,6 +133,12 @@ def _runtime_label(kb: KnowledgeBase, rid: str | None) -> str:
 
 
 def _chain_text(kb: KnowledgeBase, e: CompatibilityEntry, *, rng_text: str | None = None) -> str:
+    """The chain, then the checks inside the cell ('…; verified at 1.32.0: max |Δ| …')."""
+    text = _chain(kb, e, rng_text=rng_text)
+    return "; ".join([text, *(point_text(p) for p in e.verifications)])
+
+
+def _chain(kb: KnowledgeBase, e: CompatibilityEntry, *, rng_text: str | None = None) -> str:
     """'PyTorch pickle → torch.onnx.export (opset 20, confidence medium) → ONNX Runtime ≥ 1.17'."""
     rng_text = rng_text or format_range(kb, e.runtime, e.version_range)
     tail = f"{_runtime_label(kb, e.runtime)} {rng_text}".strip()
@@ -124,6 +153,24 @@ def _chain_text(kb: KnowledgeBase, e: CompatibilityEntry, *, rng_text: str | Non
         return " → ".join(parts + [tail]) + f" [path confidence {e.confidence}]"
     fmt = kb.formats[e.format].label if e.format in kb.formats else (e.format or "model")
     return f"{fmt} → {tail} ({e.status})"
+
+
+def _at_version(kb: KnowledgeBase, e: CompatibilityEntry, version: str) -> dict[str, Any]:
+    """Status, and why, of a runtime cell at one version: a check at that version decides, else
+    the derived range."""
+    label = f"{_runtime_label(kb, e.runtime)} {version}"
+    point = e.point_at(version)
+    status = e.status_at(version)
+    if point is not None:
+        why = point_text(point) + f"; derived: {e.status} {format_range(kb, e.runtime, e.version_range)}"
+    elif status is not None:
+        why = f"{e.status}: {version} is inside {format_range(kb, e.runtime, e.version_range)}"
+        others = [p.version for p in e.verifications if p.version]
+        if others:
+            why += f" (checked at {', '.join(others)} only)"
+    else:
+        why = f"not offered at {version}: outside {format_range(kb, e.runtime, e.version_range)}"
+    return {"version": version, "status": status, "text": f"{label}: {why}"}
 
 
 def _why_not(kb: KnowledgeBase, record: ModelRecord, analysis: Analysis, rid: str) -> list[str]:
@@ -145,9 +192,13 @@ def _why_not(kb: KnowledgeBase, record: ModelRecord, analysis: Analysis, rid: st
     return reasons
 
 
-def explain(record: ModelRecord, subject: str, kb: KnowledgeBase | None = None) -> dict[str, Any]:
-    """Why `subject` (a runtime, target or hardware id, or 'runtime@target') is or is not offered."""
+def explain(record: ModelRecord, subject: str, kb: KnowledgeBase | None = None, *,
+            version: str | None = None) -> dict[str, Any]:
+    """Why `subject` (a runtime, target or hardware id, or 'runtime@target') is or is not offered;
+    with `version`, the status of a runtime at that version (`CompatibilityEntry.status_at`)."""
     kb = _kb(kb)
+    if version is not None and parse_version(version) is None:
+        return {"subject": subject, "kind": "invalid", "status": None, "text": f"{version!r} is not a version"}
     entries, analysis = _entries(record, kb)
     runtime, _, target = subject.partition("@")
     if target:
@@ -166,8 +217,11 @@ def explain(record: ModelRecord, subject: str, kb: KnowledgeBase | None = None) 
             return {"subject": subject, "kind": "runtime", "status": None,
                     "text": f"{_runtime_label(kb, subject)}: not offered — " + "; ".join(reasons),
                     "reasons": reasons}
-        return {"subject": subject, "kind": "runtime", "status": e.status, "text": _chain_text(kb, e),
-                "cell": _cell_json(kb, e)}
+        out = {"subject": subject, "kind": "runtime", "status": e.status, "statuses": e.statuses(),
+               "text": _chain_text(kb, e), "cell": _cell_json(kb, e)}
+        if version is not None:
+            out.update(_at_version(kb, e, version))
+        return out
     if subject in kb.compat.targets:
         t = kb.compat.targets[subject]
         e = next((x for x in entries if x.target == subject and x.hardware is None), None)

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
-from modelport.schema.versions import VersionRange
+from modelport.schema.versions import VersionRange, parse_version
 
 SCHEMA_VERSION = 1
 # Latencies the derivation estimates (schema/hardware_fit.py) carry this source; the catalog does
@@ -16,6 +16,7 @@ SCHEMA_VERSION = 1
 ESTIMATE_SOURCE = "modelport-roofline-estimate"
 
 CompatStatus = Literal["native", "declared", "convertible", "verified", "failed-verification"]
+_STATUS_RANK = {"verified": 4, "native": 3, "declared": 2, "convertible": 1, "failed-verification": 0}
 Confidence = Literal["high", "medium", "low"]
 LineageRelation = Literal["finetune", "adapter", "quantized", "merge", "variant", "derived"]
 
@@ -116,6 +117,25 @@ class Evidence(_Model):
     kb_version: str | None = None
 
 
+class VerifiedPoint(_Model):
+    """One numerical check of a cell at one runtime version (`modelport verify`). It sits inside the
+    derived cell and never replaces it: the cell's status and range still say where the model runs,
+    the point says what was measured at `version` (a failed one marks that version only)."""
+
+    status: Literal["verified", "failed-verification"]
+    version: str | None = None  # runtime version the check ran on; None when the run never got that far
+    format: str | None = None
+    path: list[str] = Field(default_factory=list)  # converter ids the check went through
+    platform: str | None = None  # OS, CPU architecture and execution provider of the run
+    max_abs_diff: float | None = None
+    tolerance: dict[str, float] = Field(default_factory=dict)  # {"atol": …, "rtol": …}
+    checked_at: str | None = None  # ISO 8601 time of the run
+    artifacts: str | None = None  # artifact signature (paths and hashes) the check ran on
+    error: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    measurements: dict[str, Any] = Field(default_factory=dict)
+
+
 class CompatibilityEntry(_Model):
     """One cell of the compatibility matrix."""
 
@@ -130,10 +150,36 @@ class CompatibilityEntry(_Model):
     confidence: Confidence | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     measurements: dict[str, Any] = Field(default_factory=dict)  # verification numbers
+    verifications: list[VerifiedPoint] = Field(default_factory=list)  # checks at single versions
 
     @property
     def hops(self) -> int:
         return len(self.path)
+
+    def point_at(self, version: str) -> VerifiedPoint | None:
+        """The check run at `version` (PEP 440 equality: "1.32" is "1.32.0"); the latest one wins."""
+        want = parse_version(version)
+        if want is None:
+            return None
+        hits = [p for p in self.verifications if p.version and parse_version(p.version) == want]
+        return max(hits, key=lambda p: p.checked_at or "") if hits else None
+
+    def status_at(self, version: str | None) -> str | None:
+        """The cell's status at one runtime version: a check at that version decides; otherwise the
+        derived status where the range holds; None outside it. Without a version: the best status
+        the cell has at some version (a verified point outranks the derived status)."""
+        if version is None:
+            return max(self.statuses(), key=lambda s: _STATUS_RANK.get(s, -1))
+        point = self.point_at(version)
+        if point is not None:
+            return point.status
+        if self.version_range is None or self.version_range.contains(version):
+            return self.status
+        return None
+
+    def statuses(self) -> list[str]:
+        """Every status the cell holds at some version: the derived one and its points' statuses."""
+        return list(dict.fromkeys([self.status, *(p.status for p in self.verifications)]))
 
 
 class BaseModelLink(_Model):

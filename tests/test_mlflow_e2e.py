@@ -231,7 +231,7 @@ def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_
     # the verified cell is part of the record, survives a re-harvest, and is in the graph
     p.harvest(source, mode="full")
     rec = p.catalog.get("mlflow:tiny-mlp/1")
-    assert any(c.status == "verified" for c in rec.compatibility)
+    assert any(c.status_at(None) == "verified" for c in rec.compatibility)
     ask = p.graph.query('ASK { ?m schema:identifier "mlflow:tiny-mlp/1" ; mp:compatibility ?c . '
                         '?c mp:status "verified" ; mp:runtime rt:onnxruntime }')
     assert ask.result.askAnswer

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modelport import __version__
-from modelport.api import models_routes, search_routes, sparql_routes, web
+from modelport.api import hf_compat, models_routes, publish, search_routes, sparql_routes, web
 from modelport.index.search import SearchBackendError
 from modelport.scheduler import AlreadyRunning, HarvestScheduler, UnknownSource
 from modelport.services import Services
@@ -100,4 +100,6 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
     app.include_router(models_routes.router)
     app.include_router(sparql_routes.router)
     app.include_router(web.router)
+    app.include_router(publish.router)
+    app.include_router(hf_compat.router)
     return app

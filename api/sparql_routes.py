@@ -82,9 +82,14 @@ def run_query(svc: Services, query: str, request: Request) -> Response:
 @router.get("/sparql")
 def sparql_get(request: Request, svc: Annotated[Services, Depends(services)], query: str = "",
                format: str | None = None) -> Response:  # noqa: ARG001  (documented here, read by _format_param)
-    """`?query=` (URL-encoded). `format` (json, xml, csv, tsv / turtle, json-ld, nt) overrides Accept."""
+    """`?query=` (URL-encoded). `format` (json, xml, csv, tsv / turtle, json-ld, nt) overrides Accept;
+    `format=html`, or a browser's GET without a query, gets the SPARQL page."""
     if "update" in request.query_params:
         raise HTTPException(403, "SPARQL Update is not accepted on this endpoint (read-only)")
+    if format == "html" or (not query.strip() and "text/html" in request.headers.get("accept", "")):
+        from modelport.api.sparql_page import render  # the SPARQL page, for a browser
+
+        return render(request, svc, query)
     return run_query(svc, query, request)
 
 

@@ -364,6 +364,36 @@ def jobs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20) 
 
 
 @app.command()
+def export(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory (default: <data dir>/exports, "
+                                                                "which the server offers at /downloads)")] = None,
+    fmt: Annotated[list[str] | None, typer.Option("--format", help="nquads and/or jsonl (default: both)")] = None,
+) -> None:
+    """Write full dumps of the catalog: N-Quads (gzip) and JSON lines (gzip), with a manifest."""
+    from modelport.export import FILES
+    from modelport.export import export as run_export
+
+    formats = tuple(fmt or FILES)
+    bad = [f for f in formats if f not in FILES]
+    if bad:
+        fail(f"unknown format(s) {bad}; choose from {sorted(FILES)}")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("exporting", total=None)
+        try:
+            report = run_export(Settings(), out_dir, formats,  # type: ignore[arg-type]
+                                progress=lambda n: progress.update(task, description=f"exporting: {n} records"))
+        except OSError as e:
+            fail(f"export failed: {e}")
+    table = Table(title=f"export of {report.records} records to {report.out_dir}")
+    for col in ("file", "format", "bytes", "lines", "sha256"):
+        table.add_column(col)
+    for name, f in report.files.items():
+        table.add_row(name, str(f["format"]), f"{f['bytes']:,}", f"{f['lines']:,}", str(f["sha256"])[:16] + "…")
+    out.print(table)
+
+
+@app.command()
 def demo(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     mlflow_port: Annotated[int, typer.Option(help="Port of the local MLflow server")] = 5005,

@@ -604,7 +604,6 @@ def test_facet_values_outside_the_kb_are_still_counted(make_backend: Callable[[]
     assert res.facets["runtime"].counts["homegrown-rt"] == 1
     assert res.facets["runtime"].counts == dict(Counter(
         x for r in [odd, *RECORDS[1:20]] for x in {e.runtime for e in r.compatibility if e.runtime}))
-    b.close()
 
 
 # ------------------------------------------------------------------------------------------------

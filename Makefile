@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	tools/ensure_chromium.sh
+	tools/es_node_resolve.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

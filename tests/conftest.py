@@ -3,6 +3,7 @@ and the API served over real HTTP for third-party clients."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -84,3 +85,37 @@ def api(harvested: Settings) -> Iterator[LiveServer]:
 
 def catalogs_under(root: Path) -> list[Path]:
     return sorted(root.rglob("catalog.sqlite"))
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real single-node Elasticsearch started for this session (tools/es-node: assembled from Maven
+    Central, loopback, security off, data in a temp dir, 1 GiB heap), stopped at the end. With
+    MODELPORT_TEST_ELASTICSEARCH_URL set, that server is used instead and nothing is started."""
+    external = os.environ.get("MODELPORT_TEST_ELASTICSEARCH_URL", "").strip()
+    if external:
+        yield external
+        return
+    from modelport.index.elasticsearch.node import start_node
+
+    node = start_node(tmp_path_factory.mktemp("es-node"))
+    try:
+        _warm_up(node.url)
+        yield node.url
+    finally:
+        node.stop()
+
+
+def _warm_up(url: str) -> None:
+    """One index, search and aggregation before the tests: a fresh JVM's first requests are slow
+    (class loading, JIT), slow enough to run past a 0.5 s facet time limit on a loaded machine."""
+    name = "modelport-warm-up"
+    with httpx.Client(base_url=url, timeout=60) as c:
+        c.put(f"/{name}", json={"settings": {"number_of_replicas": 0}})
+        c.post(f"/{name}/_bulk", params={"refresh": "true"}, content="".join(
+            f'{{"index":{{}}}}\n{{"k":"v{i % 5}","n":{i}}}\n' for i in range(200)),
+            headers={"content-type": "application/x-ndjson"})
+        for _ in range(3):
+            c.post(f"/{name}/_search", json={"query": {"range": {"n": {"gte": 10}}}, "size": 10,
+                                             "aggs": {"k": {"terms": {"field": "k.keyword"}}}})
+        c.delete(f"/{name}")

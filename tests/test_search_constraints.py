@@ -4,9 +4,9 @@ recall 1.0); plus ontology expansion, cursor paging, facets under the query, har
 sets and the rebuild of an index built by another version.
 
 These are the backend contract tests: the `backend`, `own_backend` and `make_backend` fixtures run
-each test against the embedded Tantivy backend and against Elasticsearch. The Elasticsearch runs
-are skipped unless MODELPORT_ELASTICSEARCH_URL names a server; each fixture then works in its own
-freshly named index and deletes it afterwards. Tests that reach into Tantivy's internals (its
+each test against the embedded Tantivy backend and against Elasticsearch: the real single node the
+suite starts (`elasticsearch_url`, tests/conftest.py), where each fixture works in its own freshly
+named index and deletes it afterwards. Tests that reach into Tantivy's internals (its
 searcher, its facet pool, its row numbers) run against Tantivy only (`tantivy_only`)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -59,9 +58,6 @@ RECORDS = load_corpus()
 # ------------------------------------------------------------------------------------------------
 # Backends under test
 # ------------------------------------------------------------------------------------------------
-ES_URL = os.environ.get("MODELPORT_ELASTICSEARCH_URL", "").strip()
-ES_SKIP = ("MODELPORT_ELASTICSEARCH_URL is not set: the Elasticsearch backend contract tests need a running "
-           "server (README, 'Elasticsearch backend')")
 BACKENDS = ["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)]
 # For tests that read Tantivy's internals: the `backend` fixture restricted to the embedded backend.
 tantivy_only = pytest.mark.parametrize("backend", ["tantivy"], indirect=True)
@@ -70,15 +66,15 @@ elasticsearch_only = pytest.mark.parametrize(
     "make_backend", [pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)], indirect=True)
 
 
-def _new_backend(kind: str, path: Path) -> Backend:
-    """An empty backend of this kind: a Tantivy index at `path`, or a freshly named Elasticsearch index."""
+def _new_backend(kind: str, path: Path, request: pytest.FixtureRequest) -> Backend:
+    """An empty backend of this kind: a Tantivy index at `path`, or a freshly named index on the
+    session's Elasticsearch node."""
     if kind == "tantivy":
         return TantivyBackend(path)
-    if not ES_URL:
-        pytest.skip(ES_SKIP)
     from modelport.index.elasticsearch_backend import ElasticsearchBackend, unique_index_name
 
-    return ElasticsearchBackend(ES_URL, index_name=unique_index_name(), replicas=0)
+    return ElasticsearchBackend(request.getfixturevalue("elasticsearch_url"), index_name=unique_index_name(),
+                                replicas=0)
 
 
 def _dispose(b: Backend) -> None:
@@ -87,8 +83,8 @@ def _dispose(b: Backend) -> None:
     b.close()
 
 
-def _corpus_index(kind: str, path: Path) -> Iterator[Backend]:
-    b = _new_backend(kind, path)
+def _corpus_index(kind: str, path: Path, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    b = _new_backend(kind, path, request)
     try:
         b.upsert(RECORDS)
         b.commit()
@@ -101,13 +97,15 @@ def _corpus_index(kind: str, path: Path) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="module")
-def tantivy_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
-    yield from _corpus_index("tantivy", tmp_path_factory.mktemp("search-index"))
+def tantivy_backend(tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> Iterator[TantivyBackend]:
+    yield from _corpus_index("tantivy", tmp_path_factory.mktemp("search-index"), request)
 
 
 @pytest.fixture(scope="module")
-def es_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchBackend]:
-    yield from _corpus_index("elasticsearch", tmp_path_factory.mktemp("unused"))
+def es_backend(tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[ElasticsearchBackend]:
+    yield from _corpus_index("elasticsearch", tmp_path_factory.mktemp("unused"), request)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -119,7 +117,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 @pytest.fixture(params=BACKENDS)
 def own_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """An index of the corpus for one test alone: for tests that change it."""
-    yield from _corpus_index(request.param, tmp_path / "idx")
+    yield from _corpus_index(request.param, tmp_path / "idx", request)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -128,7 +126,7 @@ def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     made: list[Backend] = []
 
     def make() -> Backend:
-        made.append(_new_backend(request.param, tmp_path / f"idx{len(made)}"))
+        made.append(_new_backend(request.param, tmp_path / f"idx{len(made)}", request))
         return made[-1]
 
     yield make
@@ -663,7 +661,8 @@ def test_a_facet_out_of_time_is_reported_and_results_still_come_from_elasticsear
 
 
 @elasticsearch_only
-def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_backend: Callable[[], Backend]) -> None:
+def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_backend: Callable[[], Backend],
+                                                                       elasticsearch_url: str) -> None:
     from modelport.index.elasticsearch_backend import ElasticsearchBackend, current_versions
 
     b = make_backend()
@@ -671,7 +670,7 @@ def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_back
     b.upsert(RECORDS[:40])
     b.commit()
     b._client.indices.put_mapping(index=b.index_name, meta={"modelport": {**current_versions(), "kb": "an-older-kb"}})
-    b2 = ElasticsearchBackend(ES_URL, index_name=b.index_name, replicas=0)
+    b2 = ElasticsearchBackend(elasticsearch_url, index_name=b.index_name, replicas=0)
     try:
         assert_emptied_then_rebuilt(b2)
     finally:
@@ -679,13 +678,14 @@ def test_elasticsearch_index_of_another_version_is_emptied_and_rebuilt(make_back
 
 
 @elasticsearch_only
-def test_an_index_modelport_did_not_create_is_refused_and_kept(make_backend: Callable[[], Backend]) -> None:
+def test_an_index_modelport_did_not_create_is_refused_and_kept(make_backend: Callable[[], Backend],
+                                                                elasticsearch_url: str) -> None:
     from modelport.index.elasticsearch_backend import ElasticsearchBackend, ElasticsearchBackendError
 
     b = make_backend()
     assert isinstance(b, ElasticsearchBackend)
     b._client.indices.create(index=b.index_name, mappings={"properties": {"title": {"type": "text"}}})
-    other = ElasticsearchBackend(ES_URL, index_name=b.index_name)
+    other = ElasticsearchBackend(elasticsearch_url, index_name=b.index_name)
     try:
         with pytest.raises(ElasticsearchBackendError, match="not created by ModelPort"):
             other.count()

@@ -1,0 +1,347 @@
+"""The Elasticsearch `SearchBackend`: index lifecycle, bulk writes, searches with cursors, facets within
+their time limit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+
+from modelport.index.elasticsearch.client import (
+    ElasticsearchBackendError,
+    PinnedCompatTransport,
+    error_type,
+    reason,
+    redact_url,
+)
+from modelport.index.elasticsearch.facets import facet_aggs, facet_counts
+from modelport.index.elasticsearch.mapping import current_versions, es_document, index_mappings, index_settings
+from modelport.index.elasticsearch.query import es_query
+from modelport.index.search import (
+    FACET_FIELDS,
+    CursorError,
+    FacetCounts,
+    Hit,
+    SearchQuery,
+    SearchResult,
+    decode_cursor,
+    encode_cursor,
+    rebuild_in_batches,
+)
+from modelport.schema.record import ModelRecord
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INDEX = "modelport"
+_IDS_PAGE = 10_000  # ids per request when listing every match
+_CHANGED = "the index changed while paging; results continue after the last one shown"
+
+T = TypeVar("T")
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(1, int(seconds * 1000))}ms"
+
+
+class ElasticsearchBackend:
+    """The `SearchBackend` over one Elasticsearch index. Nothing connects until first use; the index
+    is created then (or emptied and flagged `needs_rebuild` when another encoding built it)."""
+
+    name = "elasticsearch"
+
+    def __init__(self, url: str, index_name: str = DEFAULT_INDEX, *, api_key: str | None = None,
+                 request_timeout_s: float = 10.0, write_timeout_s: float = 60.0, shards: int = 1,
+                 replicas: int | None = None, bulk_chunk: int = 500) -> None:
+        self.url = redact_url(url)  # never the credentials
+        self.index_name = index_name
+        self.request_timeout_s = request_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self.shards, self.replicas, self.bulk_chunk = shards, replicas, bulk_chunk
+        try:
+            self._client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout_s, max_retries=2,
+                                         retry_on_timeout=False, transport_class=PinnedCompatTransport)
+        except ValueError as e:
+            raise ElasticsearchBackendError(f"Elasticsearch URL {self.url!r} is not usable: {e}") from None
+        self._lock = threading.Lock()
+        self._opened = False
+        self._needs_rebuild = False
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="es-facets")
+        self._closed = False
+
+    # -- errors ------------------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one client call; its failure becomes an `ElasticsearchBackendError` naming the server,
+        the index and what was being done."""
+        try:
+            return fn()
+        except helpers.BulkIndexError as e:
+            first = e.errors[0] if e.errors else {}
+            item = next(iter(first.values()), {}) if first else {}
+            err = item.get("error", {}) if isinstance(item, dict) else {}
+            detail = f"{len(e.errors)} record(s) refused; first: {item.get('_id')}: " \
+                     f"{err.get('type', '')}: {err.get('reason', err)}"
+            raise self._error(what, detail) from None
+        except ApiError as e:
+            raise self._error(what, f"HTTP {e.meta.status}: {reason(e)}") from None
+        except TransportError as e:
+            raise self._error(what, f"{type(e).__name__}: {e.message}") from None
+
+    def _error(self, what: str, detail: str) -> ElasticsearchBackendError:
+        return ElasticsearchBackendError(f"Elasticsearch at {self.url} (index {self.index_name!r}): {what} failed: "
+                                         f"{detail}")
+
+    # -- the index -----------------------------------------------------------------------------------
+    @property
+    def needs_rebuild(self) -> bool:
+        """True when the index was emptied on open because another mapping, facts encoding or KB
+        built it; `tantivy_backend.ensure_current` then rebuilds it from the catalog."""
+        self._open()
+        return self._needs_rebuild
+
+    @needs_rebuild.setter
+    def needs_rebuild(self, value: bool) -> None:
+        self._needs_rebuild = value
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        with self._lock:
+            if self._opened:
+                return
+            if self._call("checking the index", lambda: bool(self._client.indices.exists(index=self.index_name))):
+                built_by = self._stored_versions()
+                if built_by != current_versions():
+                    log.warning("search index %r at %s was built by another version (%s); it is emptied and must "
+                                "be rebuilt from the catalog", self.index_name, self.url, built_by)
+                    self._delete_index()
+                    self._create()
+                    self._needs_rebuild = True
+            else:
+                self._create()
+            self._opened = True
+
+    def _stored_versions(self) -> dict[str, Any]:
+        resp = self._call("reading the mapping", lambda: self._client.indices.get_mapping(index=self.index_name))
+        mappings = next(iter(resp.body.values()), {}).get("mappings", {})
+        built_by = mappings.get("_meta", {}).get("modelport")
+        if not isinstance(built_by, dict):
+            # Not an index this backend made: never delete someone else's data.
+            raise self._error("opening the index", "it exists but was not created by ModelPort; set "
+                              "MODELPORT_ELASTICSEARCH_INDEX to another name or delete it")
+        return built_by
+
+    def _create(self) -> None:
+        try:
+            self._client.indices.create(index=self.index_name, settings=index_settings(self.shards, self.replicas),
+                                        mappings=index_mappings())
+        except ApiError as e:
+            # Another process created it meanwhile: its mapping is the same.
+            if error_type(e) != "resource_already_exists_exception":
+                raise self._error("creating the index", f"HTTP {e.meta.status}: {reason(e)}") from None
+        except TransportError as e:
+            raise self._error("creating the index", f"{type(e).__name__}: {e.message}") from None
+
+    def _delete_index(self) -> None:
+        self._call("deleting the index", lambda: self._client.options(ignore_status=404).indices.delete(
+            index=self.index_name))
+
+    def delete_index(self) -> None:
+        """Remove the index altogether (tests, operators); the next use creates it again."""
+        with self._lock:
+            self._delete_index()
+            self._opened = False
+
+    # -- writes --------------------------------------------------------------------------------------
+    def _bulk(self, what: str, actions: Iterable[dict[str, Any]], ignore_status: tuple[int, ...] = ()) -> None:
+        client = self._client.options(request_timeout=self.write_timeout_s)
+        self._call(what, lambda: helpers.bulk(client, actions, chunk_size=self.bulk_chunk,
+                                              ignore_status=ignore_status))
+
+    def upsert(self, records: list[ModelRecord]) -> None:
+        if not records:
+            return
+        self._open()
+        self._bulk(f"indexing {len(records)} record(s)",
+                   ({"_op_type": "index", "_index": self.index_name, "_id": r.id, "_source": es_document(r)}
+                    for r in records))
+
+    def delete(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        self._open()
+        # A record the index never held is already gone (404 is not an error here).
+        self._bulk(f"deleting {len(ids)} record(s)",
+                   ({"_op_type": "delete", "_index": self.index_name, "_id": i} for i in ids), ignore_status=(404,))
+
+    def commit(self) -> None:
+        """Make every write so far searchable (an index refresh)."""
+        self._open()
+        self._call("refreshing the index", lambda: self._client.indices.refresh(index=self.index_name))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._delete_index()
+            self._create()
+            self._opened = True
+            self._needs_rebuild = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def count(self) -> int:
+        self._open()
+        resp = self._call("counting records", lambda: self._client.count(index=self.index_name))
+        return int(resp["count"])
+
+    def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
+        """Empty the index and index `records` (the catalog's live records) again."""
+        return rebuild_in_batches(self, records, batch)
+
+    # -- hard-constraint sets ------------------------------------------------------------------------
+    def count_matching(self, q: SearchQuery) -> int:
+        self._open()
+        query = es_query(q.model_copy(update={"text": ""}))
+        resp = self._call("counting matches", lambda: self._client.count(index=self.index_name, query=query))
+        return int(resp["count"])
+
+    def matching_ids(self, q: SearchQuery) -> list[str]:
+        """Ids of every record satisfying the hard constraints, free text ignored, sorted."""
+        return list(self._iter_ids(es_query(q.model_copy(update={"text": ""}))))
+
+    def _iter_ids(self, query: dict[str, Any]) -> Iterator[str]:
+        self._open()
+        after: list[Any] | None = None
+        while True:
+            resp = self._search("listing matching ids", query=query, sort=[{"id": "asc"}], size=_IDS_PAGE,
+                                search_after=after, track_total_hits=False)
+            hits = resp["hits"]["hits"]
+            for h in hits:
+                yield h["_id"]
+            if len(hits) < _IDS_PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    # -- search --------------------------------------------------------------------------------------
+    def _search(self, what: str, timeout_s: float | None = None, **body: Any) -> dict[str, Any]:
+        """One search request with a client-side time limit and the same limit for the shards."""
+        budget = timeout_s if timeout_s is not None else self.request_timeout_s
+        body = {k: v for k, v in body.items() if v is not None}
+        client = self._client.options(request_timeout=budget)
+        resp = self._call(what, lambda: client.search(index=self.index_name, source=False, timeout=_ms(budget),
+                                                      **body))
+        return resp.body
+
+    def search(self, q: SearchQuery) -> SearchResult:
+        start = time.monotonic()
+        cursor = decode_cursor(q)  # a bad cursor is the caller's error, found before any request
+        if cursor is not None and len(cursor["a"]) != 2:
+            raise CursorError("this cursor comes from another search backend; start from the first page")
+        self._open()
+        query = es_query(q)
+        facets_future = self._submit_facets(query, q.facets, start + q.facet_timeout_s)
+        notices: list[str] = []
+        if q.sort == "relevance" and q.text.strip():
+            resp = self._relevance_page(query, q, cursor, notices)
+        else:
+            field = q.sort if q.sort != "relevance" else "downloads"  # no text: most downloaded first
+            resp = self._search("searching", query=query, sort=[{field: "desc"}, {"id": "asc"}], size=q.limit,
+                                from_=None if cursor else q.offset, search_after=cursor["a"] if cursor else None,
+                                track_total_hits=True)
+        if resp.get("timed_out"):
+            notices.append("the search ran out of time on some shards; results may be incomplete")
+        found = resp["hits"]["hits"]
+        total = int(resp["hits"]["total"]["value"])
+        scored = q.sort == "relevance" and bool(q.text.strip())
+        hits = [Hit(id=h["_id"], score=float(h["_score"] or 0.0) if scored else 0.0) for h in found]
+        after = list(found[-1]["sort"]) if found else []
+        facets = self._collect_facets(facets_future, q.facets, start + q.facet_timeout_s)
+        position = (cursor["n"] if cursor else q.offset) + len(hits)
+        next_cursor = encode_cursor(q, after, position) if hits and position < total and after else None
+        return SearchResult(total=total, hits=hits, facets=facets, took_ms=(time.monotonic() - start) * 1000,
+                            notices=notices, next_cursor=next_cursor)
+
+    def _relevance_page(self, query: dict[str, Any], q: SearchQuery, cursor: dict[str, Any] | None,
+                        notices: list[str]) -> dict[str, Any]:
+        """BM25 order, ties by id. Offset pages are `from`/`size`; a cursor carries the (score, id) of
+        the last record shown and the page continues right after that record's current place, so a
+        change to the index between pages (which moves every score) repeats nothing already shown."""
+        sort = [{"_score": "desc"}, {"id": "asc"}]
+        if cursor is None:
+            return self._search("searching", query=query, sort=sort, size=q.limit, from_=q.offset,
+                                track_scores=True, track_total_hits=True)
+        score, last_id = float(cursor["a"][0]), str(cursor["a"][1])
+        now = self._score_of(query, last_id)
+        if now != score:
+            notices.append(_CHANGED)
+        # The last record shown no longer matches: continue below the score it had.
+        after = [now if now is not None else score, last_id]
+        return self._search("searching", query=query, sort=sort, size=q.limit, search_after=after,
+                            track_scores=True, track_total_hits=True)
+
+    def _score_of(self, query: dict[str, Any], rid: str) -> float | None:
+        """A record's current score under the query (None when it no longer matches)."""
+        resp = self._search("locating the last record shown",
+                            query={"bool": {"must": [query], "filter": [{"ids": {"values": [rid]}}]}},
+                            size=1, track_total_hits=False)
+        hits = resp["hits"]["hits"]
+        return float(hits[0]["_score"]) if hits else None
+
+    # -- facets --------------------------------------------------------------------------------------
+    def _submit_facets(self, query: dict[str, Any], fields: list[str], deadline: float
+                       ) -> Future[dict[str, dict[str, int]]] | None:
+        """Facets run beside the page, as one aggregation request limited to what is left of the
+        facet time (on the client and on the shards), so a slow facet never holds the hits back."""
+        aggs = facet_aggs(fields)
+        if not aggs:
+            return None
+        return self._pool.submit(self._facet_request, query, aggs, deadline)
+
+    def _facet_request(self, query: dict[str, Any], aggs: dict[str, Any], deadline: float) -> dict[str, dict[str, int]]:
+        budget = deadline - time.monotonic()
+        if budget <= 0:  # waited for a worker past the deadline: no request can come back in time
+            raise TimeoutError("no time left for facets")
+        try:
+            resp = self._search("counting facets", timeout_s=budget, query=query, aggs=aggs, size=0,
+                                track_total_hits=False)
+        except ElasticsearchBackendError as e:
+            if time.monotonic() >= deadline:  # the client gave up at the deadline: out of time, not broken
+                raise TimeoutError(str(e)) from None
+            raise
+        if resp.get("timed_out"):
+            # Partial counts would look exact: report the facets as out of time instead.
+            raise TimeoutError("facet aggregation timed out on the shards")
+        return {f: facet_counts(f, agg) for f, agg in resp.get("aggregations", {}).items()}
+
+    @staticmethod
+    def _collect_facets(future: Future[dict[str, dict[str, int]]] | None, fields: list[str],
+                        deadline: float) -> dict[str, FacetCounts]:
+        if future is None:
+            return {}
+        wanted = [f for f in dict.fromkeys(fields) if f in FACET_FIELDS]
+        wait([future], timeout=max(0.0, deadline - time.monotonic()))
+        if future.done() and not future.cancelled():
+            try:
+                counts = future.result()
+                return {f: FacetCounts(counts=counts.get(f, {})) for f in wanted}
+            except TimeoutError:
+                pass
+            except Exception as e:  # a facet failing must not fail the search
+                log.warning("facets failed: %s", e)
+        else:
+            future.cancel()
+        return {f: FacetCounts(timed_out=True) for f in wanted}
+
+
+def unique_index_name(prefix: str = "modelport-test") -> str:
+    """A fresh index name (lower-case, as Elasticsearch requires)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

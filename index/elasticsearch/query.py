@@ -1,0 +1,225 @@
+"""The query compiler: a `SearchQuery`'s hard constraints as filter clauses and its free text as BM25
+with the embedded backend's fields and boosts (pure: no server needed to build them)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from modelport.index.elasticsearch.mapping import ANY_HARDWARE
+from modelport.index.facts import (
+    CODE_MAX,
+    any_runtime_token,
+    float_code,
+    hardware_token,
+    metric_key,
+    release_token,
+    runtime_key_prefix,
+    runtime_token,
+    statuses_from,
+    target_token,
+    version_code,
+)
+from modelport.index.search import (
+    QUERY_SYNTAX_CHARS,
+    TEXT_BOOSTS,
+    AnyOf,
+    Constraint,
+    FieldFilter,
+    HardwareConstraint,
+    LatencyConstraint,
+    MemoryConstraint,
+    MetricConstraint,
+    ParamsConstraint,
+    RuntimeConstraint,
+    SearchQuery,
+    SizeConstraint,
+    StatusConstraint,
+    TargetConstraint,
+)
+from modelport.index.vocab import get_vocab
+
+_NONE: dict[str, Any] = {"match_none": {}}
+_LONG_MAX = (1 << 63) - 1
+_RANGE_OPS = {">=": ("gte",), ">": ("gt",), "<=": ("lte",), "<": ("lt",), "=": ("gte", "lte")}
+
+
+def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    if not clauses:
+        return _NONE
+    return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def _terms(field: str, values: list[str]) -> dict[str, Any]:
+    return {"terms": {field: values}} if values else _NONE
+
+
+def _nested(path: str, *clauses: dict[str, Any]) -> dict[str, Any]:
+    return {"nested": {"path": path, "score_mode": "none", "query": {"bool": {"filter": list(clauses)}}}}
+
+
+def _compare(field: str, op: str, value: float) -> dict[str, Any]:
+    return {"range": {field: dict.fromkeys(_RANGE_OPS[op], value)}}
+
+
+def int_bounds(op: str, value: float) -> tuple[int | None, int | None] | None:
+    """Inclusive integer bounds equivalent to `n <op> value` for integers n (None: no n can match);
+    computed here so a fractional bound never depends on how the server rounds it."""
+    if op == ">=":
+        return math.ceil(value), None
+    if op == ">":
+        return math.floor(value) + 1, None
+    if op == "<=":
+        return None, math.floor(value)
+    if op == "<":
+        return None, math.ceil(value) - 1
+    return (int(value), int(value)) if value == int(value) else None
+
+
+def _int_range(field: str, op: str, value: float) -> dict[str, Any]:
+    bounds = int_bounds(op, value)
+    if bounds is None:
+        return _NONE
+    lo, hi = bounds
+    # A `long` field refuses bounds outside its range: past the top nothing can match (lo) or
+    # everything does (hi). Bounds are never negative (the models require value >= 0).
+    if lo is not None and lo > _LONG_MAX:
+        return _NONE
+    if hi is not None and hi >= _LONG_MAX:
+        hi = None
+    rng = {k: v for k, v in (("gte", lo), ("lte", hi)) if v is not None}
+    return {"range": {field: rng}}
+
+
+def _runtime(c: RuntimeConstraint) -> dict[str, Any]:
+    statuses = statuses_from(c.min_status)
+    if c.version is None:
+        return _terms("compat", [runtime_token(c.runtime, st) for st in statuses])
+    release = get_vocab().release(c.runtime, c.version)
+    if release is not None:  # a version the KB knows: its tokens say the same as the ranges
+        return _terms("compat", [release_token(c.runtime, release, st, c.and_newer) for st in statuses])
+    code = version_code(c.version)
+    assert code is not None  # validated by the model
+    # One cell (nested object) of the runtime at an accepted status whose [lo, hi) contains the
+    # version; with `and_newer` the cell must also be open at the top (hi == CODE_MAX).
+    keys = _any_of([{"prefix": {"rt.key": runtime_key_prefix(c.runtime, st)}} for st in statuses])
+    hi = {"gte": CODE_MAX} if c.and_newer else {"gt": code}
+    return _nested("rt", keys, {"range": {"rt.lo": {"lte": code}}}, {"range": {"rt.hi": hi}})
+
+
+def _metric(c: MetricConstraint) -> dict[str, Any]:
+    key = {"term": {"metric.key": metric_key(c.metric, c.dataset)}}
+    if c.op is None or c.value is None:
+        return _nested("metric", key)
+    # The embedded backend's comparison on codes, bound for bound (values closer than the code's
+    # precision compare as equal in both).
+    code = float_code(c.value)
+    lo, hi = {">=": (code, CODE_MAX), ">": (code + 1, CODE_MAX), "<=": (0, code), "<": (0, code - 1),
+              "=": (code, code)}[c.op]
+    if lo > hi:
+        return _NONE
+    return _nested("metric", key, {"range": {"metric.code": {"gte": lo, "lte": hi}}})
+
+
+def constraint_query(c: Constraint) -> dict[str, Any]:
+    """One constraint as a filter clause, ignoring its `negate` (the caller places it)."""
+    vocab = get_vocab()
+    if isinstance(c, FieldFilter):
+        return _terms(c.field, vocab.expand(c.field, c.values))
+    if isinstance(c, RuntimeConstraint):
+        return _runtime(c)
+    if isinstance(c, TargetConstraint):
+        return _terms("compat", [target_token(t, st) for t in vocab.target_closure(c.target)
+                                 for st in statuses_from(c.min_status)])
+    if isinstance(c, HardwareConstraint):
+        return _terms("compat", [hardware_token(c.hardware, st) for st in statuses_from(c.min_status)])
+    if isinstance(c, StatusConstraint):
+        return _terms("compat", [any_runtime_token(st) for st in statuses_from(c.min_status)])
+    if isinstance(c, MetricConstraint):
+        return _metric(c)
+    if isinstance(c, LatencyConstraint):
+        return _nested("lat", {"term": {"lat.hw": c.hardware or ANY_HARDWARE}},
+                       {"term": {"lat.measured": c.measured_only}}, _compare("lat.ms", c.op, c.ms))
+    if isinstance(c, MemoryConstraint):
+        return _nested("mem", {"term": {"mem.hw": c.hardware or ANY_HARDWARE}}, _compare("mem.bytes", c.op, c.bytes))
+    if isinstance(c, ParamsConstraint | SizeConstraint):
+        return _int_range(c.kind, c.op, c.value)
+    if isinstance(c, AnyOf):
+        return {"bool": {"should": [_alternative(x) for x in c.of], "minimum_should_match": 1}}
+    raise TypeError(f"unsupported constraint {c!r}")
+
+
+def _alternative(c: Constraint) -> dict[str, Any]:
+    inner = constraint_query(c)
+    return {"bool": {"must_not": [inner]}} if c.negate else inner
+
+
+def _in_text_fields(phrase: str, boosts: dict[str, float] | None = None) -> dict[str, Any]:
+    """The words (a phrase when several) in any text field; with boosts, scores summed over the
+    fields as Tantivy's multi-field parser does. A single word is a one-term phrase, and a word the
+    analyzer splits ("1.14") is a phrase, as in Tantivy."""
+    clauses = [{"match_phrase": {f: {"query": phrase, **({"boost": boosts[f]} if boosts else {})}}}
+               for f in TEXT_BOOSTS]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def _text_terms(text: str) -> list[tuple[str, str]]:
+    """(occur, words) for each word or quoted phrase, reading AND / OR / NOT as Tantivy's query parser
+    does: terms are alternatives, `a AND b` requires both, `NOT a` excludes; other syntax is dropped."""
+    cleaned = QUERY_SYNTAX_CHARS.sub(" ", text)
+    if cleaned.count('"') % 2:
+        cleaned = cleaned.replace('"', " ")
+    out: list[tuple[str, str]] = []
+    negate = conjoin = False
+    for i, part in enumerate(cleaned.split('"')):
+        pieces = [(part.strip(), True)] if i % 2 else [(w, False) for w in part.split()]
+        for words, quoted in pieces:
+            if not words:
+                continue
+            if not quoted and words in ("AND", "OR", "NOT"):
+                negate, conjoin = negate or words == "NOT", conjoin or words == "AND"
+                continue
+            occur = "must_not" if negate else "must" if conjoin else "should"
+            if conjoin and out and out[-1][0] == "should":
+                out[-1] = ("must", out[-1][1])
+            out.append((occur, words))
+            negate = conjoin = False
+    return out
+
+
+def text_query(text: str) -> dict[str, Any]:
+    """BM25 over the text fields with the embedded backend's boosts; an exact id or name match is
+    boosted far above everything else (it also matches on its own)."""
+    occurs: dict[str, list[dict[str, Any]]] = {"should": [], "must": [], "must_not": []}
+    for occur, words in _text_terms(text):
+        occurs[occur].append(_in_text_fields(words, TEXT_BOOSTS))
+    # Only exclusions: the parsed part matches nothing (as in Tantivy), not everything else.
+    parsed: dict[str, Any] = {"bool": {k: v for k, v in occurs.items() if v}} if occurs["should"] or \
+        occurs["must"] else _NONE
+    exact = text.strip().strip('"').lower()
+    return {"bool": {"should": [parsed, {"term": {"name_lc": {"value": exact, "boost": 1000.0}}},
+                                {"term": {"id_lc": {"value": exact, "boost": 2000.0}}}],
+                     "minimum_should_match": 1}}
+
+
+def excluded_text(words: str) -> dict[str, Any] | None:
+    """Records whose text contains the word (or, for several words, the phrase)."""
+    cleaned = QUERY_SYNTAX_CHARS.sub(" ", words).replace('"', " ").strip()
+    return _in_text_fields(" ".join(cleaned.split())) if cleaned else None
+
+
+def es_query(q: SearchQuery) -> dict[str, Any]:
+    """Every hard constraint (filter context: they score nothing) and the free text, as one query."""
+    filters: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
+    for t in q.exclude_text:
+        clause = excluded_text(t)
+        if clause is not None:
+            must_not.append(clause)
+    for c in q.hard_constraints():
+        (must_not if c.negate else filters).append(constraint_query(c))
+    text = q.text.strip()
+    body = {k: v for k, v in (("must", [text_query(text)] if text else []), ("filter", filters),
+                              ("must_not", must_not)) if v}
+    return {"bool": body} if body else {"match_all": {}}
+

@@ -600,7 +600,7 @@ def harvest_huggingface_command(
         if sc.name == source:
             if sc.kind != "huggingface":
                 fail(f"source {source!r} is configured as kind {sc.kind!r}, not huggingface")
-            options.update(sc.options)
+            options.update(sc.plain_options())
     given = {"endpoint": endpoint, "token": token, "author": author, "filter": filter or None, "limit": limit,
              "cards": cards, "enrich_max_models": enrich, "enrich_time_limit_s": enrich_for}
     options.update({k: v for k, v in given.items() if v is not None})

@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from pydantic import SecretStr
 from rdflib import RDF
 
 from modelport.harvesters.base import (
@@ -145,8 +146,9 @@ class KaggleSource:
         self.page_size = page_size
         self.base_iri = base_iri
         self.username = username if username is not None else os.environ.get("KAGGLE_USERNAME")
-        self.key = key if key is not None else os.environ.get("KAGGLE_KEY")
-        self.api_token = api_token if api_token is not None else os.environ.get("KAGGLE_API_TOKEN")
+        # Held as SecretStr: no repr or log of the source shows them; unwrapped only for the client.
+        self.key = _secret(key if key is not None else os.environ.get("KAGGLE_KEY"))
+        self.api_token = _secret(api_token if api_token is not None else os.environ.get("KAGGLE_API_TOKEN"))
         self.retries = retries
         self.backoff_s = backoff_s
         self.policy = RetryPolicy(attempts=retries + 1, base_wait_s=backoff_s, max_wait_s=max(60.0, backoff_s))
@@ -160,7 +162,7 @@ class KaggleSource:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_model_client(self.endpoint, self.username, self.key, self.api_token,
+            self._client = make_model_client(self.endpoint, self.username, _plain(self.key), _plain(self.api_token),
                                              user_agent=f"modelport-kaggle/{HARVESTER_VERSION}")
         return self._client
 
@@ -360,3 +362,11 @@ def _dt(v: Any) -> datetime | None:
 
 __all__ = ["KaggleSource", "format_for_framework", "library_for_framework",
            "framework_slug", "make_model_client"]
+
+
+def _secret(value: str | SecretStr | None) -> SecretStr | None:
+    return SecretStr(value) if isinstance(value, str) and value else value or None
+
+
+def _plain(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

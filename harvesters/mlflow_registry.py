@@ -44,6 +44,7 @@ from modelport.schema.record import (
     Requirement,
     Signature,
 )
+from modelport.schema.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class MlflowSource:
         from mlflow import MlflowClient
 
         self.name = name
-        self.uri = tracking_uri.rstrip("/")
+        self.uri = tracking_uri.rstrip("/")  # for the client only: it may carry credentials
+        self.public_uri = redact_url(self.uri)  # for everything stored, logged or shown
         self.page_size = page_size
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self.kb = get_kb()
@@ -84,9 +86,10 @@ class MlflowSource:
             try:
                 r = httpx.get(f"{self.uri}/health", timeout=10)
             except httpx.HTTPError as e:
-                raise SourceError(f"MLflow tracking server {self.uri} is unreachable: {e}") from e
+                raise SourceError(f"MLflow tracking server {self.public_uri} is unreachable: "
+                                  f"{redact_text(str(e))}") from e
             if r.status_code >= 400:
-                raise SourceError(f"MLflow tracking server {self.uri} answered {r.status_code} on /health")
+                raise SourceError(f"MLflow tracking server {self.public_uri} answered {r.status_code} on /health")
 
     def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
         """MLflow cannot filter registry listings by update time, so every run lists all versions;
@@ -128,7 +131,8 @@ class MlflowSource:
         try:
             return fn(*args, **kwargs)
         except MlflowException as e:
-            raise SourceError(f"MLflow at {self.uri}: {e.message if hasattr(e, 'message') else e}") from e
+            raise SourceError(redact_text(f"MLflow at {self.public_uri}: {e.message if hasattr(e, 'message') else e}")
+                              ) from e
 
     def _versions(self, name: str) -> list[Any]:
         out, token = [], None
@@ -142,7 +146,7 @@ class MlflowSource:
                 return sorted(out, key=lambda v: int(v.version))
 
     def _ui_url(self, name: str, version: str) -> str:
-        return f"{self.uri}/#/models/{quote(name, safe='')}/versions/{version}"
+        return f"{self.public_uri}/#/models/{quote(name, safe='')}/versions/{version}"
 
     # -- one version -----------------------------------------------------------------------------
     def _payload(self, rm: Any, v: Any) -> dict[str, Any]:
@@ -245,7 +249,7 @@ class MlflowSource:
         name, version = rm["name"], v["version"]
         facts: dict[str, Any] = {"status": v.get("status"), "run_id": v.get("run_id"), "source": v.get("source"),
                                  "stage": v.get("current_stage"), "download_uri": arts.get("download_uri"),
-                                 "tracking_uri": self.uri}
+                                 "tracking_uri": self.public_uri}
         errors = list(arts.get("errors") or []) + list(run.get("errors") or [])
 
         mlmodel: dict[str, Any] = {}

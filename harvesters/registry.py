@@ -11,7 +11,7 @@ from modelport.settings import Settings, SourceConfig
 
 def build_source(config: SourceConfig, settings: Settings) -> Source:
     """One place that knows each kind's constructor; options come verbatim from the config."""
-    opts: dict[str, Any] = dict(config.options)
+    opts: dict[str, Any] = config.plain_options()
     cache = settings.data_dir / "cache"
     try:
         if config.kind == "mlflow":

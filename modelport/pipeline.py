@@ -36,6 +36,7 @@ from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
 from modelport.schema.record import ModelRecord
+from modelport.schema.redact import install_log_redaction, redact_text, redact_url, scrub
 from modelport.settings import Settings
 
 log = logging.getLogger("modelport.pipeline")
@@ -66,7 +67,8 @@ class JobReport:
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def error(self, ref: str, reason: str, **extra: str) -> None:
-        self.errors.append({"ref": ref, "reason": reason, **extra})
+        # Error texts quote what failed, URLs included: never with their credentials.
+        self.errors.append({"ref": redact_text(ref), "reason": redact_text(reason), **extra})
 
 
 class RecordFailure(RuntimeError):
@@ -170,6 +172,7 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.settings.ensure_dirs()
+        install_log_redaction()
         self.catalog = Catalog(self.settings.catalog_path)
         self.kb = get_kb()
         self._search: Any = None
@@ -251,7 +254,7 @@ class Pipeline:
     def prepare(self, source: Source, item: SourceRecord) -> tuple[ModelRecord, str]:
         """The enriched record for the projections, and the normalized record's JSON for the catalog
         (which stores what the source says and derives the rest when read)."""
-        record = source.normalize(item)
+        record = scrub_record(source.normalize(item))
         record.iri = record_iri(self.settings.base_iri, record.id)
         record.compatibility = []
         stored = record.with_hash().stored_json()
@@ -744,6 +747,28 @@ def _collector_tuned_for_throughput() -> Iterator[None]:
             if _tuned == 0:
                 gc.set_threshold(*_restore)
                 gc.unfreeze()
+
+
+def scrub_record(record: ModelRecord) -> ModelRecord:
+    """Strip credentials from every URL a source put into the record (userinfo, token-like query
+    parameters) before it is stored, indexed, put in the graph or served; in place."""
+    for link in record.links:
+        link.url = redact_url(link.url)
+    for art in record.artifacts:
+        if art.url:
+            art.url = redact_url(art.url)
+    if record.publisher and record.publisher.url:
+        record.publisher.url = redact_url(record.publisher.url)
+    for ev in record.evaluations:
+        if ev.source:
+            ev.source = redact_text(ev.source)
+    if record.provenance.source_url:
+        record.provenance.source_url = redact_url(record.provenance.source_url)
+    if record.source_facts:
+        record.source_facts = scrub(record.source_facts)
+    if record.params:
+        record.params = {k: redact_text(v) for k, v in record.params.items()}
+    return record
 
 
 def _environmental(e: BaseException) -> bool:

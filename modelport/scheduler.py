@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from modelport.harvesters.base import HarvestMode
 from modelport.harvesters.registry import build_source
 from modelport.pipeline import Pipeline
+from modelport.schema.redact import redact_text
 from modelport.settings import SourceConfig
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ class HarvestScheduler:
                                      "counts": report.counts}
         except Exception as e:  # recorded in the job log by the pipeline; the scheduler keeps going
             log.error("scheduled harvest of %s failed: %s", name, e)
-            self.state.last[name] = {"status": "failed", "started": started, "error": f"{type(e).__name__}: {e}"}
+            self.state.last[name] = {"status": "failed", "started": started,
+                                     "error": redact_text(f"{type(e).__name__}: {e}")}
         finally:
             with self._lock:
                 self.state.running.discard(name)

@@ -12,12 +12,28 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 
 class SourceConfig(BaseModel):
-    """One configured source: `kind` picks the harvester, `name` is unique in the catalog."""
+    """One configured source: `kind` picks the harvester, `name` is unique in the catalog. Options
+    whose names say they are credentials (token, key, password, secret …), and URLs carrying
+    credentials, are held as SecretStr, so
+    no repr, log or dump of the settings shows them; `plain_options` unwraps them for the harvester."""
 
     name: str
     kind: Literal["mlflow", "huggingface", "tfhub", "kaggle"]
     options: dict[str, Any] = Field(default_factory=dict)  # e.g. {"tracking_uri": "http://…"}
     schedule: str | None = None  # cron expression for `modelport schedule`
+
+    @field_validator("options")
+    @classmethod
+    def _secrets_hidden(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from modelport.schema.redact import SECRET_OPTION, redact_url
+
+        # A URL with credentials in it (http://user:password@host, ?token=…) is a secret as a whole.
+        return {k: SecretStr(val) if isinstance(val, str) and (SECRET_OPTION.search(k) or redact_url(val) != val)
+                else val for k, val in v.items()}
+
+    def plain_options(self) -> dict[str, Any]:
+        """The options as the harvester takes them (secrets unwrapped: pass them on, never print them)."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self.options.items()}
 
 
 class Settings(BaseSettings):

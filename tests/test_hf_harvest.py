@@ -185,7 +185,7 @@ def test_persistent_model_failure_is_skipped_not_deleted(small_hub: FakeHub, pip
 def test_malformed_item_mid_page_keeps_the_rest(small_hub: FakeHub, pipeline: Pipeline) -> None:
     pipeline.harvest(make_source(small_hub), mode="full")
     bad_a, bad_b = SMALL_IDS[9], SMALL_IDS[11]  # both on page 2 (page size 8)
-    small_hub.list_overrides[bad_a] = {**small_hub.models[bad_a], "lastModified": "2025-01-01T00:00:00+00:00"}
+    small_hub.list_overrides[bad_a] = {**small_hub.models[bad_a], "lastModified": "the day before yesterday"}
     small_hub.list_overrides[bad_b] = {"modelId": bad_b, "siblings": [{"size": 3}]}
     small_hub.models.pop(SMALL_IDS[20])  # really deleted: must go, despite the malformed items
     report = pipeline.harvest(make_source(small_hub), mode="full")

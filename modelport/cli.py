@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,15 +65,29 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
 
             def tick(r: JobReport) -> None:
                 c = r.counts
-                text = (f"harvesting {source.name}: {c['seen']} listed, {c['inserted']} new, "
-                        f"{c['updated']} updated, {c['skipped']} skipped")
+                stored = c["inserted"] + c["updated"] + c["unchanged"]
+                text = (f"harvesting {source.name}: {c['seen']} listed, {stored} stored ({c['inserted']} new, "
+                        f"{c['updated']} updated), {c['skipped']} skipped")
                 if "enriched" in c:
                     text += f" | enriched {c['enriched']}, {c['enrich_failed']} failed"
                 if status_line is not None:
                     text += f" | {status_line()}"
                 progress.update(task, description=text)
+                last[0] = r
 
-            report = pipeline.harvest(source, mode=mode, limit=limit, progress=tick)
+            last: list[JobReport | None] = [None]
+            done = threading.Event()
+
+            def refresh() -> None:  # the budget line moves while a harvest waits for the next window
+                while not done.wait(1.0):
+                    if last[0] is not None and status_line is not None:
+                        tick(last[0])
+
+            threading.Thread(target=refresh, daemon=True, name="harvest-progress").start()
+            try:
+                report = pipeline.harvest(source, mode=mode, limit=limit, progress=tick)
+            finally:
+                done.set()
     except SourceError as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -374,6 +374,8 @@ class Pipeline:
                                       listing=listing_complete and not truncated)
             plan = source.enrichment_plan() if enrichable and enrich else None
             if plan is not None:
+                if project_graph:  # the listing's records reach SPARQL before enrichment starts
+                    self.project_graph()
                 self._enrich(source, plan, report, progress, seen)
             if project_graph:  # the job is done when its records are in the graph too
                 self.project_graph()

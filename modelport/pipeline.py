@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from modelport.enrichment import enrich_records, with_enrichment
 from modelport.harvesters.base import (
     Checkpoint,
     Enrichable,
-    EnrichmentPlan,
-    EnrichTarget,
     Gone,
     HarvestMode,
     ListingComplete,
@@ -337,7 +336,7 @@ class Pipeline:
                     seen.add(rid)
                     gone_ids.pop(rid, None)
                     if rid in enriched and ev.enrichment is None:
-                        ev = self._with_enrichment(source, rid, ev)
+                        ev = with_enrichment(self.catalog, source, rid, ev)
                     try:
                         record, text = self.prepare(source, ev)
                         stored[record.id] = text
@@ -376,7 +375,7 @@ class Pipeline:
             if plan is not None:
                 if project_graph:  # the listing's records reach SPARQL before enrichment starts
                     self.project_graph()
-                self._enrich(source, plan, report, progress, seen)
+                enrich_records(self, source, plan, report, progress, seen)
             if project_graph:  # the job is done when its records are in the graph too
                 self.project_graph()
             report.status = "partial" if report.errors else "ok"
@@ -408,94 +407,6 @@ class Pipeline:
             except Exception as again:  # noqa: BLE001 — e.g. the disk is full: the job's own error goes on
                 log.error("could not record the end of job %s: %s", job_id, again)
         return report
-
-    # -- enrichment ------------------------------------------------------------------------------
-    def _with_enrichment(self, source: Any, rid: str, item: SourceRecord) -> SourceRecord:
-        stored = self.catalog.get_enrichment(rid)
-        if stored is not None and stored[0] == item.etag:
-            return source.merge_enrichment(item, stored[1])  # type: ignore[no-any-return]
-        return item
-
-    def _enrich(self, source: Any, plan: EnrichmentPlan, report: JobReport,
-                progress: Callable[[JobReport], None] | None, listed: set[str] | None = None,
-                batch_size: int = 50) -> None:
-        """The enrichment stage: the records the catalog says need it (never enriched, or at another
-        revision), in the plan's priority order, as many as the plan allows. Each batch is committed
-        with its enrichment rows, so a crash resumes with the records not yet done. "Gone" answers
-        (a 404 from `model_info`) go through the same fail-safe as listing deletions; a record this
-        run just listed is not taken for gone on one such answer."""
-        targets = self.catalog.enrichment_queue(source.name, plan.priority, plan.max_models)
-        for k in ("enriched", "enrich_failed", "enrich_gone"):
-            report.counts.setdefault(k, 0)
-        if not targets:
-            return
-        deadline = time.monotonic() + plan.time_limit_s if plan.time_limit_s else None
-        batch: list[ModelRecord] = []
-        stored: dict[str, str] = {}
-        rows: list[tuple[str, str, str | None, dict[str, Any]]] = []
-        gone: dict[str, str] = {}
-        asked = 0
-
-        def flush() -> None:
-            if not batch and not rows:
-                return
-            with self.catalog.transaction() as cat:
-                res = cat.upsert_many(batch, stored=stored)
-                cat.set_enrichments(rows)
-            report.counts["enriched"] += len(rows)
-            self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in res.revs], [],
-                                  list(res.revs.items()), fresh=set(res.inserted), commit=False)
-            batch.clear()
-            stored.clear()
-            rows.clear()
-            if progress:
-                progress(report)
-
-        events = source.enrich([EnrichTarget(local_id=local, etag=etag) for _, local, etag in targets])
-        try:
-            for ev in events:
-                if isinstance(ev, SourceRecord):
-                    asked += 1
-                    rid = record_id(source.name, ev.local_id)
-                    try:
-                        record, text = self.prepare(source, ev)
-                    except (MalformedRecord, ValueError) as e:
-                        self.catalog.enrichment_failed(rid, source.name, f"malformed: {_short(e)}")
-                        report.counts["enrich_failed"] += 1
-                        report.error(rid, f"enrichment malformed: {_short(e)}")
-                        continue
-                    stored[record.id] = text
-                    batch.append(record)
-                    rows.append((rid, source.name, ev.etag, ev.enrichment or {}))
-                    if len(batch) >= batch_size:
-                        flush()
-                elif isinstance(ev, Skipped):
-                    asked += 1
-                    rid = record_id(source.name, ev.ref)
-                    self.catalog.enrichment_failed(rid, source.name, ev.reason)
-                    report.counts["enrich_failed"] += 1
-                    report.error(ev.ref, f"enrichment: {ev.reason}")
-                    if progress:
-                        progress(report)
-                elif isinstance(ev, Gone):
-                    asked += 1
-                    gone[record_id(source.name, ev.local_id)] = ev.reason
-                if deadline is not None and time.monotonic() >= deadline:
-                    log.info("%s: enrichment stopped at its time limit after %d models", source.name, asked)
-                    break
-        finally:
-            close = getattr(events, "close", None)
-            if close:
-                close()
-            flush()
-            self._commit_pending()
-        if gone:
-            before = report.counts["tombstoned"]
-            self._tombstone_carefully(source.name, listed or set(), None, report, gone, listing=False)
-            report.counts["enrich_gone"] += report.counts["tombstoned"] - before
-            live = self.catalog.live_ids(source.name)
-            for rid in gone.keys() & live:  # held back: asked again later, after the others
-                self.catalog.enrichment_failed(rid, source.name, f"answered as gone ({gone[rid]}); not tombstoned")
 
     def _tombstone_carefully(self, source: str, seen: set[str], listed: int | None, report: JobReport,
                              gone: dict[str, str], listing: bool) -> None:

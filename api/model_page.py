@@ -38,7 +38,7 @@ RELATION_LABEL = {"finetune": "fine-tuned from", "adapter": "adapter of", "quant
 LINEAGE_SHOWN = 25  # links listed per relation; the count says how many there are
 VERSIONS_SHOWN = 50
 CELL_KNOWN = {"status", "runtime", "format", "range", "version_range", "precision", "path", "hops", "confidence",
-              "evidence", "measurements", "label"}
+              "evidence", "measurements", "label"}  # every other field of a cell is shown as it comes
 _URL = re.compile(r"https?://[^\s)<>\"']+")
 
 

@@ -77,6 +77,16 @@ def test_model_page_without_javascript(server: LiveServer) -> None:
     assert 'href="https://huggingface.co/acme/vit-base"' in html and "?format=turtle" in html
 
 
+def test_checks_inside_a_cell_are_shown(server: LiveServer) -> None:
+    """A verification at one runtime version sits inside the derived cell (its status and range stay):
+    the page shows the point with its numbers, whatever fields the cell model carries."""
+    html = get(server, f"/models/{BASE_ID}", headers=BROWSER).text
+    row = re.search(r'<details class="cell" id="rt-onnxruntime">.*?</details>', html, re.S).group()
+    assert "native" in row and "≥ 1.16" in row  # the derived cell is kept
+    assert "verified at 1.20.1" in row and "3e-07" in row and "CPUExecutionProvider" in row
+    assert re.search(r'<td class="c-native points"><details><summary>native <span[^>]*>✓1</span>', html)
+
+
 def test_source_text_is_escaped_and_json_ld_is_parseable(server: LiveServer) -> None:
     html = get(server, f"/models/{BASE_ID}", headers=BROWSER).text
     assert "<b>base</b>" not in html and "&lt;b&gt;base&lt;/b&gt;" in html
@@ -140,3 +150,20 @@ def test_sparql_page(server: LiveServer) -> None:
         assert dl.status_code == 200 and BASE_ID in dl.text
     bad = get(server, "/sparql", params={"query": "SELECT WHERE {", "format": "html"}, headers=BROWSER)
     assert bad.status_code == 400 and 'class="error"' in bad.text
+
+
+@pytest.mark.parametrize("path,params", [
+    ("/", {"q": "x" * 5000}), ("/", {"cursor": "garbage"}), ("/", {"sort": "bogus"}), ("/", {"min_status": "x"}),
+    ("/", {"q": '"unclosed ( OR -', "task": "\x00"}), ("/", {"q": "metric:accuracy@>=", "nl": "maybe"}),
+    ("/models/" + "a" * 3000, {}), (f"/models/{BASE_ID}", {"format": "pdf"}),
+    ("/sparql", {"format": "html", "query": "SELECT * WHERE { ?s ?p ?o } " + "#" * 10000}),
+    ("/sparql", {"format": "html", "query": "DELETE WHERE { ?s ?p ?o }"}),
+    ("/static/..%2F..%2Fpyproject.toml", {}), ("/static/nope.js", {}), ("/sitemaps/models-abc.xml", {}),
+    ("/sitemaps/models-99999999999999999999.xml", {}), ("/downloads/%00", {}),
+])
+def test_hostile_inputs_are_answered_without_a_server_error(server: LiveServer, path: str,
+                                                             params: dict[str, str]) -> None:
+    r = get(server, path, params=params, headers=BROWSER)
+    assert r.status_code < 500, (path, r.status_code, r.text[:300])
+    if r.status_code >= 400 and r.headers["content-type"].startswith("application/json"):
+        assert r.json()["detail"]

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from modelport.pipeline import Pipeline
 from modelport.schema.identity import record_iri
-from modelport.schema.record import BaseModelLink, CardSections, EvaluationResult, ModelRecord
+from modelport.schema.record import (
+    BaseModelLink,
+    CardSections,
+    CompatibilityEntry,
+    EvaluationResult,
+    Evidence,
+    ModelRecord,
+)
+from modelport.schema.versions import VersionRange
 from modelport.settings import Settings
 
 CORPUS = Path(__file__).parent / "fixtures" / "search" / "corpus.jsonl.gz"
@@ -18,6 +26,15 @@ FINETUNES = [f"huggingface:acme/vit-ft-{i}" for i in range(1, 4)]
 ADAPTER = "huggingface:acme/vit-lora"
 QUANT = "huggingface:acme/vit-base-gguf"
 VERSIONS = [f"mlflow-prod:churn-model/{v}" for v in (1, 2, 3)]
+
+
+# What `modelport verify` stores for a model it ran in ONNX Runtime 1.20.1 (schema/verify.py, verify_job.stamp).
+VERIFIED = CompatibilityEntry(
+    runtime="onnxruntime", format="onnx", status="verified", confidence="high", precision="fp32",
+    version_range=VersionRange(min="1.20.1", max="1.20.1", max_inclusive=True),
+    evidence=[Evidence(kind="verification", detail="ran on 8 random inputs in ONNX Runtime", artifact="model.onnx")],
+    measurements={"onnxruntime_version": "1.20.1", "max_abs_diff": 3e-7, "tolerance": {"atol": 1e-4, "rtol": 1e-3},
+                  "platform": "Linux x86_64, CPUExecutionProvider", "verified_at": "2026-12-01T10:00:00+00:00"})
 
 
 def corpus() -> list[ModelRecord]:
@@ -61,6 +78,7 @@ def build(data_dir: Path, base_iri: str = "http://web.test") -> Settings:
     p = Pipeline(settings)
     with p.catalog.transaction():
         p.catalog.upsert_many(records)
+    p.catalog.set_verifications(BASE_ID, [VERIFIED])
     p.project()
     p.close()
     return settings

@@ -84,10 +84,11 @@ templates.env.filters.update(linkify=linkify, human_bytes=human_bytes, human_cou
 
 
 def page_jsonld(svc: Services, rec: Any) -> str:
-    """The record's own triples (schema.org + FAIR4ML; links to its derived compatibility cells, whose
-    content the full `?format=jsonld` gives) as JSON-LD, safe inside a <script> element."""
+    """The record's own description (schema.org + FAIR4ML) as JSON-LD, safe inside a <script> element."""
     base = svc.settings.base_iri
-    own = record_rdf(rec, base).own
+    # The record as its source describes it: the derived matrix is not the record's own description,
+    # and leaving it out keeps the page light (`?format=jsonld` has it).
+    own = record_rdf(rec.normalized(), base).own
     iri = record_iri(base, rec.id)
     quads = ox.parse(own, format=ox.RdfFormat.N_TRIPLES)
     mine = [t for t in quads if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(iri)]
@@ -95,35 +96,43 @@ def page_jsonld(svc: Services, rec: Any) -> str:
     return text.replace("</", "<\\/")  # "</script>" inside a literal must not end the element
 
 
-def _graph_rows(svc: Services, query: str, limit: int) -> list[dict[str, str]]:
-    ans = svc.graph.query(query, timeout_s=min(2.0, svc.settings.query_timeout_s), max_rows=limit)
-    return [{str(k): str(v) for k, v in row.items()} for row in ans.result.bindings]
+def _subjects(store: ox.Store, predicate: str, obj: str) -> list[ox.NamedNode]:
+    """Subjects of `?s <predicate> <obj>` in any graph, in IRI order (an index lookup in the store;
+    a SPARQL query would cost its parse and plan on every page)."""
+    seen = {q.subject for q in store.quads_for_pattern(None, ox.NamedNode(predicate), ox.NamedNode(obj))
+            if isinstance(q.subject, ox.NamedNode)}
+    return sorted(seen, key=lambda n: n.value)
+
+
+def _literal(store: ox.Store, subject: ox.NamedNode, predicate: str) -> str | None:
+    for q in store.quads_for_pattern(subject, ox.NamedNode(predicate), None):
+        return str(q.object.value)
+    return None
 
 
 def lineage(svc: Services, rec: Any) -> dict[str, Any]:
     """Records derived from this one, by relation (counts and the first links), and the other versions
     of its model — from the graph, which may lag the catalog by one harvest."""
     iri = record_iri(svc.settings.base_iri, rec.id)
-    preds = " ".join(f"<{p}>" for p in DERIVED)
     out: dict[str, Any] = {"derived": [], "versions": [], "versions_total": 0, "error": None}
+    ident, name, version = (f"{PREFIXES['schema']}{x}" for x in ("identifier", "name", "version"))
     try:
-        counts = _graph_rows(svc, f"SELECT ?p (COUNT(DISTINCT ?c) AS ?n) WHERE {{ VALUES ?p {{ {preds} }} "
-                                  f"?c ?p <{iri}> }} GROUP BY ?p", 20)
-        for row in sorted(counts, key=lambda r: list(DERIVED).index(r["p"])):
-            items = _graph_rows(svc, f"SELECT ?id ?name WHERE {{ ?c <{row['p']}> <{iri}> ; schema:identifier ?id "
-                                     f"OPTIONAL {{ ?c schema:name ?name }} }} ORDER BY ?id LIMIT {LINEAGE_SHOWN}",
-                                LINEAGE_SHOWN)
-            out["derived"].append({"label": DERIVED[row["p"]], "count": int(row["n"]), "items": items,
-                                   "sparql": _sparql_link(f"SELECT ?model ?id WHERE {{ ?model <{row['p']}> <{iri}> ; "
-                                                          f"schema:identifier ?id }} ORDER BY ?id")})
+        store: ox.Store = svc.graph.store
+        for pred, label in DERIVED.items():
+            subjects = _subjects(store, pred, iri)
+            if subjects:
+                items = [{"id": _literal(store, s, ident) or s.value, "name": _literal(store, s, name)}
+                         for s in subjects[:LINEAGE_SHOWN]]
+                out["derived"].append({"label": label, "count": len(subjects), "items": items,
+                                       "sparql": _sparql_link(f"SELECT ?model ?id WHERE {{ ?model <{pred}> <{iri}> ; "
+                                                              f"schema:identifier ?id }} ORDER BY ?id")})
         if rec.version_group:
             group = record_iri(svc.settings.base_iri, rec.version_group)
-            rows = _graph_rows(svc, f"SELECT ?id ?version WHERE {{ ?o schema:isPartOf <{group}> ; "
-                                    f"schema:identifier ?id OPTIONAL {{ ?o schema:version ?version }} }} "
-                                    f"ORDER BY DESC(?id) "
-                                    f"LIMIT {VERSIONS_SHOWN + 1}", VERSIONS_SHOWN + 1)
-            out["versions"] = [r for r in rows if r["id"] != rec.id][:VERSIONS_SHOWN]
-            out["versions_total"] = len(out["versions"])
+            members = [s for s in _subjects(store, f"{PREFIXES['schema']}isPartOf", group) if s.value != iri]
+            rows = [{"id": _literal(store, s, ident) or s.value, "version": _literal(store, s, version)}
+                    for s in members[:VERSIONS_SHOWN]]
+            out["versions"] = sorted(rows, key=lambda r: r["id"], reverse=True)
+            out["versions_total"] = len(members)
     except Exception as e:  # noqa: BLE001 — the page still shows the record when the graph cannot answer
         log.warning("lineage of %s: %s", rec.id, e)
         out["error"] = str(e)

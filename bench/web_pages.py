@@ -114,15 +114,18 @@ def measure(data_dir: Path, n: int, seed: int = 7) -> dict[str, dict[str, float]
                             ("search page", [f"/?q={q}" for q in (SEARCHES * (n // len(SEARCHES) + 2))][:n + 20])):
             for p in paths[:20]:  # warm-up: KB, templates, the query encoder, first page faults
                 assert client.get(p, headers=BROWSER).status_code == 200
-            lat, sizes = [], []
+            lat, cpu, sizes = [], [], []
             for p in paths[20:]:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 r = client.get(p, headers=BROWSER)
                 lat.append((time.perf_counter() - t) * 1000)
+                cpu.append((time.process_time() - c) * 1000)
                 assert r.status_code == 200, (p, r.status_code)
                 sizes.append(len(r.content))
             a = np.asarray(lat)
+            ca = np.asarray(cpu)
             out[name] = {"requests": len(lat), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+                         "cpu_p50": float(np.percentile(ca, 50)), "cpu_p95": float(np.percentile(ca, 95)),
                          "max": float(a.max()), "html_kb_p50": float(np.median(sizes)) / 1000,
                          "html_kb_max": max(sizes) / 1000, "load": os.getloadavg()[0]}
     return out
@@ -149,13 +152,19 @@ def main() -> None:
     lines = [f"# Web pages: server time at {args.size:,} records ({date.today()})", "",
              f"`uptime` before: `{uptime}`; after: `{uptime_after}` — the machine is shared (2 cores, other "
              "engineers' jobs), so figures carry that load.", "",
-             "| page | requests | p50 ms | p95 ms | max ms | goal p95 | HTML KB p50 / max | load (1 min) |",
-             "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
+             "Wall: elapsed time of each request (what the goal names). CPU: the serving process's CPU time "
+             "during the request (the client is in the same process and light), i.e. the time the request "
+             "would take on an idle core; under this load wall time is mostly waiting for a core.", "",
+             "| page | requests | wall p50 ms | wall p95 ms | wall max ms | CPU p50 ms | CPU p95 ms | goal p95 "
+             "| HTML KB p50 / max | load (1 min) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
     for name, r in res.items():
         goal = GOALS[name]
-        verdict = "met" if r["p95"] <= goal else "**missed**"
-        lines.append(f"| {name} | {r['requests']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} | ≤ {goal:.0f} "
-                     f"({verdict}) | {r['html_kb_p50']:.0f} / {r['html_kb_max']:.0f} | {r['load']:.2f} |")
+        verdict = (f"wall {'met' if r['p95'] <= goal else '**missed**'}, "
+                   f"CPU {'met' if r['cpu_p95'] <= goal else '**missed**'}")
+        lines.append(f"| {name} | {r['requests']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} | "
+                     f"{r['cpu_p50']:.1f} | {r['cpu_p95']:.1f} | ≤ {goal:.0f} ({verdict}) | "
+                     f"{r['html_kb_p50']:.0f} / {r['html_kb_max']:.0f} | {r['load']:.2f} |")
     if built:
         lines += ["", f"Build (not timed against a goal): catalog + Tantivy + vectors {built['build_search_s']:.0f} s, "
                       f"graph {built['build_graph_s']:.0f} s (load {built['load_build']:.1f})."]

@@ -142,6 +142,13 @@ def test_model_page_matrix_cell_explains_itself(page: Page, server: LiveServer) 
     expect(expl).to_be_hidden()
     trt.locator("summary").click()
     expect(expl).to_be_visible()
+    # really in view: the point at the middle of the explanation belongs to it (not clipped or covered)
+    expl.scroll_into_view_if_needed()
+    box = expl.bounding_box()  # viewport coordinates, as elementFromPoint takes them
+    assert box and box["width"] > 100 and box["height"] > 40
+    on_top = page.evaluate("([x, y]) => !!document.elementFromPoint(x, y)?.closest('.explain')",
+                           [box["x"] + box["width"] / 2, box["y"] + min(box["height"] / 2, 200)])
+    assert on_top, "the cell's explanation is hidden behind or clipped by something"
     expect(expl).to_contain_text("Conversion steps")
     expect(expl).to_contain_text("trtexec")
     expect(expl).to_contain_text("confidence")
@@ -173,3 +180,17 @@ def test_follow_a_lineage_link(page: Page, server: LiveServer) -> None:
     expect(versions.locator("h3", has_text="Other versions")).to_contain_text("2")
     expect(versions.locator(f"a[href='/models/{VERSIONS[0]}']")).to_have_count(1)
     shot(page, "model-versions")
+
+
+def test_sparql_page_runs_an_example(page: Page, server: LiveServer) -> None:
+    page.goto(server.url + "/sparql")
+    expect(page.locator("textarea#query")).to_be_visible()
+    page.select_option("#examples", label="Fine-tunes and the models they come from")
+    assert "fineTunedFrom" in page.input_value("#query")
+    page.locator("form button", has_text="Run query").click()
+    page.wait_for_load_state()
+    table = page.locator("#results table")
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(len(FINETUNES))
+    expect(page.locator("#results")).to_contain_text("Download")
+    shot(page, "sparql-results")

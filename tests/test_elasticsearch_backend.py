@@ -2,8 +2,10 @@
 mapped fields and select what the constraint oracle of test_search_constraints.py selects (read
 with the documented semantics of the few query clauses it emits), and its requests go out pinned to
 the wire format both 8.x and 9.x servers accept, with failures named clearly and without credentials.
-The same backend against a real server is tested by test_search_constraints.py when
-MODELPORT_ELASTICSEARCH_URL is set."""
+The same backend against the real node the suite starts is tested by test_search_constraints.py (the
+contract) and, at the end of this file, for what only an Elasticsearch index has: the alias switched
+atomically by a rebuild, bulk requests retried after a 429, an index that is not ModelPort's or whose
+mapping conflicts refused with a clear error."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from modelport.index.elasticsearch_backend import (
     facet_aggs,
     index_mappings,
     int_bounds,
+    unique_index_name,
 )
 from modelport.index.query_syntax import compile_query
 from modelport.index.search import FACET_FIELDS, SearchQuery
@@ -207,8 +210,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if self.command == "HEAD":
             status, body = 200, None
+        elif path == "/_alias/idx":  # the backend's name is an alias over one index
+            status, body = 200, {"idx-0123456789ab": {"aliases": {"idx": {}}}}
         elif path.endswith("/_mapping"):
-            status, body = 200, {"idx": {"mappings": {"_meta": {"modelport": current_versions()}}}}
+            status, body = 200, {"idx-0123456789ab": {"mappings": {**index_mappings(),
+                                                                   "_meta": {"modelport": current_versions()}}}}
         elif path.endswith("/_count") and self.server.count_status == 200:
             status, body = 200, {"count": 3}
         else:
@@ -243,7 +249,8 @@ def test_requests_ask_for_the_8_wire_format_that_8_and_9_servers_accept(recorder
         assert b.count() == 3 and not b.needs_rebuild
     finally:
         b.close()
-    assert [p.split("?")[0] for _, p, _ in recorder.requests] == ["/idx", "/idx/_mapping", "/idx/_count"]
+    assert [p.split("?")[0] for _, p, _ in recorder.requests] == ["/_alias/idx", "/idx-0123456789ab/_mapping",
+                                                                  "/idx/_count"]
     for _, _, headers in recorder.requests:
         assert headers["accept"].endswith("compatible-with=8"), headers["accept"]
         assert "content-type" not in headers or headers["content-type"].endswith("compatible-with=8")
@@ -303,3 +310,123 @@ def test_an_unreachable_server_is_a_503_from_the_api_and_one_line_from_the_cli(t
     assert cli.returncode == 1, cli.stderr[-2000:]
     said = cli.stdout + cli.stderr
     assert "Traceback" not in said and f"Elasticsearch at http://127.0.0.1:{port}" in said and "pw" not in said
+
+
+# ------------------------------------------------------------------------------------------------
+# Against the real node (tests/conftest.py: elasticsearch_url)
+# ------------------------------------------------------------------------------------------------
+def _admin(url: str) -> Any:
+    """A plain client for setting up what the backend must meet (pinned to the 8 wire format, as the
+    backend's own is, so an 8.x node answers it)."""
+    from elasticsearch import Elasticsearch
+
+    from modelport.index.elasticsearch.client import PinnedCompatTransport
+
+    return Elasticsearch(url, transport_class=PinnedCompatTransport)
+
+
+@pytest.fixture
+def live(elasticsearch_url: str) -> Iterator[ElasticsearchBackend]:
+    b = ElasticsearchBackend(elasticsearch_url, index_name=unique_index_name(), replicas=0, bulk_backoff_s=0.2)
+    yield b
+    b.delete_index()
+    b.close()
+
+
+def test_a_rebuild_fills_a_new_index_while_searches_read_the_old_one_then_switches(
+        live: ElasticsearchBackend) -> None:
+    live.upsert(RECORDS[:40])
+    live.commit()
+    (old,) = live._concrete()
+    old_total = live.search(SearchQuery(text="model", limit=1)).total
+    during: list[tuple[int, int]] = []
+
+    def catalog() -> Iterator[Any]:
+        for i, r in enumerate(RECORDS):
+            if i == 150:  # three batches are already in the new index by now
+                during.append((live.count(), live.search(SearchQuery(text="model", limit=1)).total))
+            yield r
+
+    assert live.rebuild_from(catalog(), batch=50) == len(RECORDS)
+    assert during == [(40, old_total)]
+    assert live.count() == len(RECORDS) and live.search(SearchQuery(text="model", limit=1)).total > old_total
+    (new,) = live._concrete()
+    assert new != old and not live._client.indices.exists(index=old)
+
+
+def test_a_failed_rebuild_leaves_the_old_index_serving_and_nothing_behind(live: ElasticsearchBackend) -> None:
+    live.upsert(RECORDS[:40])
+    live.commit()
+    (old,) = live._concrete()
+
+    def broken() -> Iterator[Any]:
+        yield from RECORDS[:120]
+        raise RuntimeError("the catalog went away")
+
+    with pytest.raises(RuntimeError, match="catalog went away"):
+        live.rebuild_from(broken(), batch=50)
+    assert live._concrete() == [old] and live.count() == 40
+    assert sorted(live._client.indices.get(index=f"{live.index_name}-*").body) == [old]
+
+
+def test_bulk_requests_refused_with_429_are_retried_with_backoff(live: ElasticsearchBackend,
+                                                                  elasticsearch_url: str) -> None:
+    live.count()  # the index exists before requests start being refused
+    admin = _admin(elasticsearch_url)
+    limit = "network.breaker.inflight_requests.limit"
+
+    def trips() -> int:
+        stats = admin.nodes.stats(metric="breaker").body
+        return sum(int(n["breakers"]["inflight_requests"]["tripped"]) for n in stats["nodes"].values())
+
+    before = trips()
+    # Every bulk body (kilobytes) now trips the in-flight requests breaker: a 429 for the request.
+    admin.cluster.put_settings(persistent={limit: "200b"})
+    lift = threading.Timer(2.0, lambda: admin.cluster.put_settings(persistent={limit: None}))
+    lift.start()
+    try:
+        live.upsert(RECORDS[:60])
+        refused = trips() - before
+    finally:
+        lift.join()
+        admin.cluster.put_settings(persistent={limit: None})
+        admin.close()
+    live.commit()
+    assert live.count() == 60
+    assert refused > 0  # the requests really were refused, and every record still arrived
+
+
+def test_an_index_whose_mapping_conflicts_is_refused_with_the_fields_named(elasticsearch_url: str) -> None:
+    from modelport.index.elasticsearch_backend import index_settings
+
+    name = unique_index_name()
+    mappings = index_mappings()
+    mappings["properties"]["params"] = {"type": "keyword"}  # e.g. made by hand or by an index template
+    admin = _admin(elasticsearch_url)
+    admin.indices.create(index=f"{name}-000000000000", settings=index_settings(1, 0), mappings=mappings,
+                         aliases={name: {}})
+    b = ElasticsearchBackend(elasticsearch_url, index_name=name)
+    try:
+        with pytest.raises(ElasticsearchBackendError, match="field 'params' is keyword in the index, long in this"):
+            b.search(SearchQuery(text="resnet"))
+        assert admin.indices.exists(index=f"{name}-000000000000")  # refused, never deleted
+    finally:
+        b.close()
+        admin.indices.delete(index=f"{name}-000000000000")
+        admin.close()
+
+
+def test_an_alias_over_an_index_modelport_did_not_create_is_refused(elasticsearch_url: str) -> None:
+    name = unique_index_name()
+    admin = _admin(elasticsearch_url)
+    admin.indices.create(index=f"{name}-theirs", mappings={"properties": {"title": {"type": "text"}}},
+                         aliases={name: {}})
+    b = ElasticsearchBackend(elasticsearch_url, index_name=name)
+    try:
+        with pytest.raises(ElasticsearchBackendError, match="not created by ModelPort"):
+            b.upsert(RECORDS[:1])
+        assert admin.indices.exists(index=f"{name}-theirs")
+    finally:
+        b.close()
+        admin.indices.delete(index=f"{name}-theirs")
+        admin.close()

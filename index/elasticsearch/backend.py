@@ -16,12 +16,12 @@ from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from modelport.index.elasticsearch.client import (
     ElasticsearchBackendError,
     PinnedCompatTransport,
-    error_type,
     reason,
     redact_url,
 )
 from modelport.index.elasticsearch.facets import facet_aggs, facet_counts
-from modelport.index.elasticsearch.mapping import current_versions, es_document, index_mappings, index_settings
+from modelport.index.elasticsearch.lifecycle import IndexLifecycle
+from modelport.index.elasticsearch.mapping import es_document
 from modelport.index.elasticsearch.query import es_query
 from modelport.index.search import (
     FACET_FIELDS,
@@ -32,7 +32,6 @@ from modelport.index.search import (
     SearchResult,
     decode_cursor,
     encode_cursor,
-    rebuild_in_batches,
 )
 from modelport.schema.record import ModelRecord
 
@@ -49,20 +48,23 @@ def _ms(seconds: float) -> str:
     return f"{max(1, int(seconds * 1000))}ms"
 
 
-class ElasticsearchBackend:
-    """The `SearchBackend` over one Elasticsearch index. Nothing connects until first use; the index
-    is created then (or emptied and flagged `needs_rebuild` when another encoding built it)."""
+class ElasticsearchBackend(IndexLifecycle):
+    """The `SearchBackend` over one Elasticsearch alias and the index behind it (lifecycle.py).
+    Nothing connects until first use; the index is created then (or replaced by an empty one and
+    flagged `needs_rebuild` when another encoding built it)."""
 
     name = "elasticsearch"
 
     def __init__(self, url: str, index_name: str = DEFAULT_INDEX, *, api_key: str | None = None,
                  request_timeout_s: float = 10.0, write_timeout_s: float = 60.0, shards: int = 1,
-                 replicas: int | None = None, bulk_chunk: int = 500) -> None:
+                 replicas: int | None = None, bulk_chunk: int = 500, bulk_retries: int = 8,
+                 bulk_backoff_s: float = 0.5) -> None:
         self.url = redact_url(url)  # never the credentials
         self.index_name = index_name
         self.request_timeout_s = request_timeout_s
         self.write_timeout_s = write_timeout_s
         self.shards, self.replicas, self.bulk_chunk = shards, replicas, bulk_chunk
+        self.bulk_retries, self.bulk_backoff_s = bulk_retries, bulk_backoff_s
         try:
             self._client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout_s, max_retries=2,
                                          retry_on_timeout=False, transport_class=PinnedCompatTransport)
@@ -112,64 +114,31 @@ class ElasticsearchBackend:
         if self._opened:
             return
         with self._lock:
-            if self._opened:
-                return
-            if self._call("checking the index", lambda: bool(self._client.indices.exists(index=self.index_name))):
-                built_by = self._stored_versions()
-                if built_by != current_versions():
-                    log.warning("search index %r at %s was built by another version (%s); it is emptied and must "
-                                "be rebuilt from the catalog", self.index_name, self.url, built_by)
-                    self._delete_index()
-                    self._create()
-                    self._needs_rebuild = True
-            else:
-                self._create()
-            self._opened = True
-
-    def _stored_versions(self) -> dict[str, Any]:
-        resp = self._call("reading the mapping", lambda: self._client.indices.get_mapping(index=self.index_name))
-        mappings = next(iter(resp.body.values()), {}).get("mappings", {})
-        built_by = mappings.get("_meta", {}).get("modelport")
-        if not isinstance(built_by, dict):
-            # Not an index this backend made: never delete someone else's data.
-            raise self._error("opening the index", "it exists but was not created by ModelPort; set "
-                              "MODELPORT_ELASTICSEARCH_INDEX to another name or delete it")
-        return built_by
-
-    def _create(self) -> None:
-        try:
-            self._client.indices.create(index=self.index_name, settings=index_settings(self.shards, self.replicas),
-                                        mappings=index_mappings())
-        except ApiError as e:
-            # Another process created it meanwhile: its mapping is the same.
-            if error_type(e) != "resource_already_exists_exception":
-                raise self._error("creating the index", f"HTTP {e.meta.status}: {reason(e)}") from None
-        except TransportError as e:
-            raise self._error("creating the index", f"{type(e).__name__}: {e.message}") from None
-
-    def _delete_index(self) -> None:
-        self._call("deleting the index", lambda: self._client.options(ignore_status=404).indices.delete(
-            index=self.index_name))
+            if not self._opened:
+                self._open_index()
+                self._opened = True
 
     def delete_index(self) -> None:
-        """Remove the index altogether (tests, operators); the next use creates it again."""
+        """Remove the index and its alias altogether (tests, operators); the next use creates them again."""
         with self._lock:
-            self._delete_index()
+            self._delete_all()
             self._opened = False
 
     # -- writes --------------------------------------------------------------------------------------
     def _bulk(self, what: str, actions: Iterable[dict[str, Any]], ignore_status: tuple[int, ...] = ()) -> None:
+        """Bulk requests of `bulk_chunk` actions. A request or item refused with 429 (the node's write
+        queue or a circuit breaker full) is sent again after a growing pause (`bulk_backoff_s`, doubled
+        each time up to 30 s, `bulk_retries` times); any other refusal is an error naming the record."""
         client = self._client.options(request_timeout=self.write_timeout_s)
-        self._call(what, lambda: helpers.bulk(client, actions, chunk_size=self.bulk_chunk,
-                                              ignore_status=ignore_status))
+        self._call(what, lambda: helpers.bulk(client, actions, chunk_size=self.bulk_chunk, ignore_status=ignore_status,
+                                              max_retries=self.bulk_retries, initial_backoff=self.bulk_backoff_s,
+                                              max_backoff=30.0))
 
     def upsert(self, records: list[ModelRecord]) -> None:
         if not records:
             return
         self._open()
-        self._bulk(f"indexing {len(records)} record(s)",
-                   ({"_op_type": "index", "_index": self.index_name, "_id": r.id, "_source": es_document(r)}
-                    for r in records))
+        self._index_into(self.index_name, records)
 
     def delete(self, ids: list[str]) -> None:
         if not ids:
@@ -185,10 +154,10 @@ class ElasticsearchBackend:
         self._call("refreshing the index", lambda: self._client.indices.refresh(index=self.index_name))
 
     def clear(self) -> None:
+        """Empty at once: the alias moves to a new empty index (one atomic switch)."""
+        self._open()
         with self._lock:
-            self._delete_index()
-            self._create()
-            self._opened = True
+            self._switch_to(self._create(), self._concrete())
             self._needs_rebuild = False
 
     def close(self) -> None:
@@ -204,8 +173,34 @@ class ElasticsearchBackend:
         return int(resp["count"])
 
     def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
-        """Empty the index and index `records` (the catalog's live records) again."""
-        return rebuild_in_batches(self, records, batch)
+        """Index `records` (the catalog's live records) into a new index while searches keep reading
+        the current one, then switch the alias to it and drop the old one atomically."""
+        self._open()
+        new = self._create()
+        n = 0
+        try:
+            buf: list[ModelRecord] = []
+            for r in records:
+                buf.append(r)
+                if len(buf) >= batch:
+                    n += self._index_into(new, buf)
+                    buf = []
+            n += self._index_into(new, buf)
+            self._call("refreshing the new index", lambda: self._client.indices.refresh(index=new))
+        except BaseException:
+            self._drop(new)  # the old index still serves; nothing half-built is left behind
+            raise
+        with self._lock:
+            self._switch_to(new, self._concrete())
+            self._needs_rebuild = False
+        return n
+
+    def _index_into(self, index: str, records: list[ModelRecord]) -> int:
+        if records:
+            self._bulk(f"indexing {len(records)} record(s)",
+                       ({"_op_type": "index", "_index": index, "_id": r.id, "_source": es_document(r)}
+                        for r in records))
+        return len(records)
 
     # -- hard-constraint sets ------------------------------------------------------------------------
     def count_matching(self, q: SearchQuery) -> int:

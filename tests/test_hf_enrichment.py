@@ -168,3 +168,21 @@ def test_progress_line_shows_budget_left_and_next_window() -> None:
         list(src.events("full", None))
         line = src.status_line()
         assert "api 499/500 left, next window in" in line and "resolvers 3000/3000 left" in line
+
+
+def test_fake_hub_meters_like_the_hub() -> None:
+    """The fake is what makes the budget tests mean something: fixed windows per client and bucket,
+    draft-09 headers on every answer, 429 past the quota (a client ignoring the headers gets it)."""
+    import httpx
+
+    with FakeHub(models=corpus(), quotas={"api": (3, 5), "resolvers": (1, 1)}, window_s=60) as hub:
+        answers = [httpx.get(f"{hub.url}/api/models", params={"limit": 1}) for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["RateLimit"].startswith('"api";r=2;t=')
+        assert answers[0].headers["RateLimit-Policy"] == '"fixed window";"api";q=3;w=60'
+        assert answers[3].headers["RateLimit"].startswith('"api";r=0;t=')
+        # a token is another client with the free account's quota; resolvers are another bucket
+        authed = httpx.get(f"{hub.url}/api/models", params={"limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert authed.status_code == 200 and authed.headers["RateLimit"].startswith('"api";r=4;')
+        assert httpx.head(f"{hub.url}/gpt2/resolve/main/config.json").headers["RateLimit"].startswith('"resolvers";r=0')
+        assert hub.throttled() == 1

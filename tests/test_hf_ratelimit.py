@@ -9,8 +9,9 @@ import httpx2
 import pytest
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+from modelport.harvesters.hf_http import bucket_of
 from modelport.harvesters.huggingface import is_transient
-from modelport.harvesters.ratelimit import RateLimiter, RetryPolicy, call_with_retry, server_delay
+from modelport.harvesters.ratelimit import Budget, BudgetSet, RateLimiter, RetryPolicy, call_with_retry, server_delay
 
 
 class FakeClock:
@@ -113,3 +114,27 @@ def test_transient_errors_are_found_through_wrapping() -> None:
         assert is_transient(wrapped)
     assert is_transient(httpx2.ConnectError("refused"))
     assert not is_transient(_http_error(400)) and not is_transient(ValueError("x"))
+
+
+def test_server_accounting_replaces_the_configured_budget() -> None:
+    """RateLimit r/t (and RateLimit-Policy q/w) from an answer: spend exactly what is left, then wait
+    for the announced reset; after it, a full window of the server's quota."""
+    clock = FakeClock()
+    b = Budget(1000, 300.0, clock=clock, sleep=clock.sleep)
+    b.acquire()
+    b.observe(remaining=2, reset_in_s=40, quota=500, window_s=300)  # anonymous tier, 40 s to go
+    assert b.acquire() == 0.0 and b.acquire() == 0.0
+    assert b.acquire() == pytest.approx(40)  # the third waits for the server's reset, no 429 earned
+    st = b.state()
+    assert (st.quota, st.window_s, st.remaining) == (500, 300, 499)
+    # a new window by our own count, when the server said nothing since
+    clock.now += 300
+    assert b.state().remaining == 500 and b.acquire() == 0.0
+
+
+def test_budget_set_routes_by_bucket() -> None:
+    clock = FakeClock()
+    api, res = (Budget(2, 10, name=n, clock=clock, sleep=clock.sleep) for n in ("api", "resolvers"))
+    bs = BudgetSet({"api": api, "resolvers": res}, bucket_of)
+    assert bs.for_url("http://h/gpt2/resolve/main/README.md") is res
+    assert bs.for_url("http://h/api/models?limit=1000") is api and bs.get("pages") is None

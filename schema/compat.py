@@ -335,8 +335,12 @@ def _producer_policy(kb: KnowledgeBase, runtime: str, details: dict[str, Any], r
 
 def artifact_range(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str, Any], *,
                    quant: str | None = None, artifact: str | None = None) -> RangeResult:
-    """Range of `runtime` versions that load an artifact of `fmt` with these details."""
+    """Range of `runtime` versions that load an artifact of `fmt` with these details. A runtime that
+    tracks another's versions (TF Serving, Triton's framework backends, KServe's servers) is ranged
+    on that runtime's axes: what a Triton ONNX Runtime backend loads is what its ONNX Runtime loads."""
     res = RangeResult()
+    _op_coverage(kb, runtime, fmt, details, res, artifact)
+    runtime = kb.compat.version_tracks.get(runtime, runtime)
     cap = _capability_ranges(kb, runtime, fmt, details, res, artifact)
     cap = _format_requirements(kb, runtime, fmt, details, res, artifact) or cap
     if kb.compat.version_axis.get(runtime) == "os":
@@ -346,6 +350,32 @@ def artifact_range(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str,
     if not cap:
         _producer_policy(kb, runtime, details, res, artifact)
     return res
+
+
+def _op_coverage(kb: KnowledgeBase, runtime: str, fmt: str, details: dict[str, Any], res: RangeResult,
+                 artifact: str | None) -> None:
+    """A runtime that implements a subset of a format's operators (TFLite Micro): every operator the
+    artifact uses must be in it; when the artifact's operators are not known, the cell stands on
+    the format alone, at low confidence."""
+    for cov in kb.compat.op_coverage:
+        if cov.runtime != runtime or cov.format != fmt:
+            continue
+        ops = details.get(cov.detail_key)
+        label = _label(kb, runtime)
+        if not isinstance(ops, list | tuple) or not ops:
+            res.confidence = _weaker(res.confidence, "low")
+            res.evidence.append(_ev("kb", f"{label} implements only some {fmt} operators and this artifact's "
+                                    "operators are not known", kb, artifact=artifact,
+                                    kb_fact=f"op-coverage/{runtime}/{fmt}"))
+            continue
+        missing = sorted({str(o) for o in ops} - cov.ops)
+        if missing:
+            res.blocked.append(f"{label} does not implement {', '.join(missing[:12])}"
+                               + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+                               + (f" (source: {cov.source})" if cov.source else ""))
+        else:
+            res.evidence.append(_ev("kb", f"every operator of the artifact ({len(set(ops))}) is in {label}'s "
+                                    "op coverage", kb, artifact=artifact, kb_fact=f"op-coverage/{runtime}/{fmt}"))
 
 
 def _pin_for(kb: KnowledgeBase, runtime: str, pins: dict[str, Requirement]) -> Requirement | None:
@@ -389,6 +419,34 @@ def _add(cells: dict[str, Cell], cell: Cell) -> None:
         if cell.status == cur.status and cell.format == cur.format and cur.version_range and \
                 cell.version_range is None:
             cur.version_range = None
+
+
+def _label(kb: KnowledgeBase, runtime: str) -> str:
+    return kb.runtimes[runtime].label if runtime in kb.runtimes else runtime
+
+
+def _framework_major_ok(kb: KnowledgeBase, cell: Cell, blocked: dict[str, list[str]]) -> bool:
+    """Serving runtimes that take models of some major versions of their framework only (KServe's
+    supportedModelFormats): the range is narrowed to them, or the cell is ruled out when it is
+    outside them. The range is on the framework's version axis (mp:versionTracks)."""
+    majors = kb.compat.framework_majors.get(cell.runtime)
+    if majors is None:
+        return True
+    base = kb.compat.version_tracks.get(cell.runtime, cell.runtime)
+    span = VersionRange(min=str(majors[0]), max=str(majors[1] + 1))
+    got = _intersect(cell.version_range, span)
+    lo = parse_version(got.min) if got and got.min else None
+    hi = parse_version(got.max) if got and got.max else None
+    if lo is not None and hi is not None and lo >= hi:
+        blocked.setdefault(cell.runtime, []).append(
+            f"{_label(kb, cell.runtime)} takes {_label(kb, base)} {majors[0]}"
+            + (f"–{majors[1]}" if majors[1] != majors[0] else "") + f".x models; this one is {cell.version_range}")
+        return False
+    cell.version_range = got
+    cell.evidence.append(_ev("kb", f"{_label(kb, cell.runtime)} takes {_label(kb, base)} models of major "
+                             f"version {majors[0]}" + (f" to {majors[1]}" if majors[1] != majors[0] else ""),
+                             kb, kb_fact=f"runtime/{cell.runtime} frameworkMajor"))
+    return True
 
 
 def _library_ok(conv: Converter, frameworks: set[str]) -> bool:
@@ -442,7 +500,9 @@ def _signature(record: ModelRecord, kb: KnowledgeBase, max_hops: int) -> tuple[A
     arts = tuple((a.path, a.format, a.quantization,
                   tuple(sorted((k, repr(v)) for k, v in a.details.items())) if a.details else ())
                  for a in record.artifacts if a.format)
-    return (id(kb), kb.version, max_hops, arts, tuple(record.declared_formats), tuple(record.frameworks),
+    code = tuple((c.path, c.framework, tuple(c.layer_types or ()), c.layer_types is None, c.style)
+                 for c in record.source_code)
+    return (id(kb), kb.version, max_hops, arts, code, tuple(record.declared_formats), tuple(record.frameworks),
             tuple((r.name, r.specifier, r.source_file) for r in record.requirements if r.specifier),
             tuple(record.dtypes), record.architecture, str(record.source_facts.get("model_type") or ""))
 
@@ -569,10 +629,21 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
                 cell.version_range = pin_range(kb, cell.runtime, pin)
                 cell.range_kind = "pin"
         arch = kb.compat.architecture_support(cell.runtime, arch_names)
-        if arch is not None:
+        if arch is None and cell.runtime in kb.compat.arch_gated:
+            blocked.setdefault(cell.runtime, []).append(
+                f"{_label(kb, cell.runtime)} serves only the architectures the KB lists for it; this model's "
+                + (f"is {', '.join(n for n in arch_names if n)}" if any(arch_names) else "is not stated"))
+            return None
+        if arch is not None and arch.min_version:
             cell.version_range = _intersect(cell.version_range, VersionRange(min=arch.min_version))
             cell.evidence.append(_ev("kb", f"architecture {arch.model_type} needs {cell.runtime} ≥ {arch.min_version}",
                                      kb, kb_fact=f"architecture/{arch.id}"))
+        elif arch is not None:
+            cell.confidence = _weaker(cell.confidence, "medium")
+            cell.evidence.append(_ev("kb", f"architecture {arch.model_type} is listed for {cell.runtime} "
+                                     "(since which release is not in the KB)", kb, kb_fact=f"architecture/{arch.id}"))
+        if not _framework_major_ok(kb, cell, blocked):
+            return None
         return cell
 
     # -- native: an artifact in a format the runtime loads -----------------------------------------
@@ -593,6 +664,16 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
             done = finish(cell, res)
             if done is not None:
                 _add(cells, done)
+
+    # -- model source code: where code migration between frameworks starts (never from weights) -----
+    for code in record.source_code:
+        cf = kb.compat.code_frameworks.get(code.framework or "")
+        if cf is None or cf.code_format not in kb.formats:
+            continue
+        what = f"{code.path} is {kb.formats[cf.code_format].label}" + (
+            f" ({code.style}; layers {', '.join(code.layer_types)})" if code.layer_types else " (not read)")
+        start.append(_Node(cf.code_format, [], None, {"layer_types": code.layer_types, "style": code.style},
+                           None, code.path, [_ev("artifact", what, kb, artifact=code.path)]))
 
     # -- declared: the source states a format, a framework or a pinned runtime ----------------------
     for fmt in record.declared_formats:
@@ -624,7 +705,7 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
     for rid, base in kb.compat.version_tracks.items():
         src = cells.get(base)
         rt = kb.runtimes.get(rid)
-        if src is None or rt is None or rid in cells:
+        if src is None or rt is None or rid in cells or rid in blocked or rt.deprecated:
             continue
         if src.format and src.format not in rt.consumes:
             continue
@@ -635,7 +716,8 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
                      confidence=src.confidence, evidence=list(src.evidence) + [_ev(
                          "kb", f"{rt.label} releases follow {kb.runtimes[base].label} release numbers", kb,
                          kb_fact=f"runtime/{rid} versionTracks runtime/{base}")])
-        cells[rid] = clone
+        if _framework_major_ok(kb, clone, blocked):
+            cells[rid] = clone
 
     # -- convertible: breadth-first over the converter graph ----------------------------------------
     have = {n.fmt for n in start}
@@ -646,6 +728,12 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
         for node in frontier:
             for conv in kb.compat.converters_from(node.fmt):
                 if not _library_ok(conv, frameworks):
+                    continue
+                ok, why = conv.covers(node.details)
+                if not ok:  # code migration outside the tool's coverage: say so where it would lead
+                    for out in conv.outputs:
+                        for rt in kb.runtimes_for_format(out):
+                            blocked.setdefault(rt.id, []).append(f"{conv.label} is not offered: {why}")
                     continue
                 if conv.id in node.path:
                     continue
@@ -671,6 +759,11 @@ def _derive_cells(record: ModelRecord, kb: KnowledgeBase,
                         note += f", input must be {conv.requires_precision}-quantized"
                     if conv.validates_outputs:
                         note += ", validates outputs against the original"
+                    if conv.kind == "code-migration":
+                        note += (f"; migrates the network's code ({node.details.get('style')}), not its trained "
+                                 "weights")
+                    if conv.evaluation:
+                        note += f"; evaluation: {conv.evaluation}"
                     ev.append(_ev("converter", f"{node.fmt} → {out} via {note}", kb,
                                   kb_fact=f"converter/{conv.id}"))
                     hop = {"converter": conv.id, "label": conv.label, "from": node.fmt, "to": out,

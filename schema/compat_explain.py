@@ -24,7 +24,10 @@ def format_range(kb: KnowledgeBase, runtime: str | None, rng: VersionRange | Non
     if rng is None or (rng.min is None and rng.max is None):
         return "any version"
     axis = kb.compat.version_axis.get(runtime or "")
-    prefix = f"{os_name} " if os_name else ("build " if axis == "build" else "")
+    tracked = kb.compat.version_tracks.get(runtime or "")
+    # A serving runtime's range is in the versions of the framework it embeds ("scikit-learn ≥ 1.2").
+    on = f"{kb.runtimes[tracked].label} " if tracked in kb.runtimes and not os_name else ""
+    prefix = f"{os_name} " if os_name else ("build " if axis == "build" else on)
     tag = "b" if axis == "build" and not os_name else ""
     parts = []
     if rng.min is not None:
@@ -178,6 +181,10 @@ def _why_not(kb: KnowledgeBase, record: ModelRecord, analysis: Analysis, rid: st
     rt = kb.runtimes.get(rid)
     if rt is None:
         return reasons or [f"{rid} is not a runtime in the KB"]
+    if rt.deprecated:
+        nxt = kb.runtimes.get(rt.succeeded_by or "")
+        return reasons + [f"{rt.label} is deprecated" + (f"; its successor is {nxt.label}" if nxt else "")
+                          + (f" ({rt.source})" if rt.source else "")]
     have = list(dict.fromkeys(record.formats))
     for fmt in have:
         for conv in kb.compat.withdrawn_from(fmt):

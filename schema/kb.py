@@ -19,6 +19,7 @@ from rdflib import RDF, RDFS, SKOS, Graph, Literal, Namespace, URIRef
 from modelport.schema.kb_compat import CompatKB, load_compat
 
 MP = Namespace("https://w3id.org/modelport/ns#")
+DCTERMS = Namespace("http://purl.org/dc/terms/")
 KB_BASE = "https://w3id.org/modelport/kb/"
 
 
@@ -60,6 +61,9 @@ class Runtime:
     python_package: str | None
     consumes: tuple[str, ...]
     version_policy: str
+    deprecated: bool = False  # kept so explanations can name it; never offered
+    succeeded_by: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class KnowledgeBase:
         return next((lib for lib in self.libraries.values() if name in lib.hub_libraries), None)
 
     def runtimes_for_format(self, fmt: str) -> list[Runtime]:
-        return [r for r in self.runtimes.values() if fmt in r.consumes]
+        return [r for r in self.runtimes.values() if fmt in r.consumes and not r.deprecated]
 
     def runtime_for_package(self, package: str) -> Runtime | None:
         package = _norm_pkg(package)
@@ -217,6 +221,9 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
             python_package=_str(g, s, MP.pythonPackage),
             consumes=_ids(g, s, MP.consumes),
             version_policy=_str(g, s, MP.versionPolicy) or "min-only",
+            deprecated=bool(g.value(s, MP.deprecated)),
+            succeeded_by=local_name(g.value(s, MP.succeededBy)) if g.value(s, MP.succeededBy) is not None else None,
+            source=_str(g, s, DCTERMS.source),
         )
     for s in g.subjects(RDF.type, SKOS.Concept):
         if g.value(s, SKOS.inScheme) != MP.TaskScheme:

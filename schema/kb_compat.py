@@ -3,6 +3,8 @@ targets, hardware profiles and quantization types, parsed from `ontology/kb/*.tt
 
 `load_kb` attaches a `CompatKB` as `KnowledgeBase.compat`; the derivation in `compat.py` reads
 only these tables, so a new runtime release, converter or target is an edit of Turtle data.
+Somewhat over 500 lines: it is one table per KB class plus the one loader that fills them, and
+splitting the loader from its tables would only add an import hop.
 """
 
 from __future__ import annotations
@@ -122,6 +124,26 @@ class Converter:
     comment: str | None = None
     source: str | None = None
     opset_defaults: tuple[OpsetDefault, ...] = ()
+    kind: str = "export"  # "export" (a tool that writes the artifact) | "code-migration"
+    layer_coverage: frozenset[str] = frozenset()  # code migration: the layer types it translates
+    styles: tuple[str, ...] = ()  # code migration: "sequential", "subclassing"
+    evaluation: str | None = None  # the published evaluation behind its confidence
+
+    def covers(self, details: dict[str, Any]) -> tuple[bool, str | None]:
+        """Whether a code node (details from schema/code_scan.py) is in this migration tool's
+        coverage; (False, reason) when not."""
+        if self.kind != "code-migration":
+            return True, None
+        layers = details.get("layer_types")
+        if not layers:
+            return False, "its layer types are not known (the code was not read)"
+        missing = sorted(set(layers) - self.layer_coverage)
+        if missing:
+            return False, f"layer types outside {self.label}'s coverage: {', '.join(missing)}"
+        style = details.get("style")
+        if self.styles and style not in self.styles:
+            return False, f"model style {style or 'unknown'} is not one {self.label} reads ({', '.join(self.styles)})"
+        return True, None
 
     def default_opset(self, tool_version: str | None) -> OpsetDefault | None:
         """The opset this converter writes by default: for the given tool version when known,
@@ -232,8 +254,34 @@ class ArchitectureSupport:
     runtime: str
     model_type: str
     classes: tuple[str, ...]
-    min_version: str
+    min_version: str | None  # None: the source lists the architecture without saying since when
     source: str | None
+
+
+@dataclass(frozen=True)
+class OpCoverage:
+    """The operators a runtime implements for a format (TFLite Micro's op resolver): an artifact
+    whose `detail_key` lists an operator outside `ops` does not run there."""
+
+    runtime: str
+    format: str
+    detail_key: str
+    ops: frozenset[str]
+    source: str | None
+
+
+@dataclass(frozen=True)
+class CodeFramework:
+    """How model source code of one framework reads (schema/code_scan.py): its import root, the
+    namespaces its layer classes live in, the base classes of subclassed models and its
+    Sequential container."""
+
+    id: str  # KB library id: "pytorch", "tensorflow"
+    import_root: str
+    layer_namespaces: tuple[str, ...]
+    module_bases: tuple[str, ...]
+    sequential: tuple[str, ...]
+    code_format: str  # the KB format of this framework's model code
 
 
 @dataclass
@@ -251,6 +299,12 @@ class CompatKB:
     version_tracks: dict[str, str] = field(default_factory=dict)  # runtime → runtime whose versions it shares
     version_axis: dict[str, str] = field(default_factory=dict)  # runtime → "os" | "build"
     runtime_requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # runtime → library ids
+    # Serving runtimes that take models of a framework's major versions only (KServe's
+    # supportedModelFormats): runtime → (min major, max major).
+    framework_majors: dict[str, tuple[int, int]] = field(default_factory=dict)
+    arch_gated: frozenset[str] = frozenset()  # runtimes that serve only the architectures listed for them
+    op_coverage: list[OpCoverage] = field(default_factory=list)
+    code_frameworks: dict[str, CodeFramework] = field(default_factory=dict)
     activation_overhead: float = 0.2
     fit_policy_source: str | None = None
     _quant_alias: dict[str, str] = field(default_factory=dict)
@@ -358,7 +412,10 @@ def load_compat(g: Graph) -> CompatKB:
             output_spec_version=int(spec) if spec is not None else None,
             validates_outputs=bool(_one(g, s, MP.validatesOutputs)), withdrawn=bool(_one(g, s, MP.withdrawn)),
             comment=_one(g, s, RDFS.comment), source=_source(g, s),
-            opset_defaults=tuple(sorted(defaults.get(cid, []), key=lambda r: version_key(r.tool_version))))
+            opset_defaults=tuple(sorted(defaults.get(cid, []), key=lambda r: version_key(r.tool_version))),
+            kind=_one(g, s, MP.converterKind) or "export",
+            layer_coverage=frozenset(_strs(g, s, MP.coversLayer)), styles=_strs(g, s, MP.codeStyle),
+            evaluation=_one(g, s, MP.evaluation))
 
     for s in g.subjects(RDF.type, MP.DeploymentTarget):
         tid = _local(s)
@@ -422,7 +479,8 @@ def load_compat(g: Graph) -> CompatKB:
     for s in g.subjects(RDF.type, MP.ArchitectureSupport):
         kb.architectures.append(ArchitectureSupport(
             id=_local(s), runtime=_local(g.value(s, MP.runtime)), model_type=str(_one(g, s, MP.modelType)),
-            classes=_strs(g, s, MP.architectureClass), min_version=str(_one(g, s, MP.minVersion)),
+            classes=_strs(g, s, MP.architectureClass),
+            min_version=str(_one(g, s, MP.minVersion)) if g.value(s, MP.minVersion) is not None else None,
             source=_source(g, s)))
     kb.architectures.sort(key=lambda a: a.id)
 
@@ -430,13 +488,32 @@ def load_compat(g: Graph) -> CompatKB:
         kb.version_tracks[_local(s)] = _local(o)
     for s, o in g.subject_objects(MP.versionAxis):
         kb.version_axis[_local(s)] = str(o)
+    gated = set()
     for s in g.subjects(RDF.type, MP.Runtime):
         libs = _ids(g, s, MP.requiresLibrary)
         if libs:
             kb.runtime_requires[_local(s)] = libs
+        majors = [int(_py(o)) for o in g.objects(s, MP.frameworkMajor)]
+        if majors:
+            kb.framework_majors[_local(s)] = (min(majors), max(majors))
+        if _one(g, s, MP.requiresArchitecture):
+            gated.add(_local(s))
+    kb.arch_gated = frozenset(gated)
+    for s in g.subjects(RDF.type, MP.OpCoverage):
+        kb.op_coverage.append(OpCoverage(
+            runtime=_local(g.value(s, MP.runtime)), format=_local(g.value(s, MP["format"])),
+            detail_key=str(_one(g, s, MP.detailKey)), ops=frozenset(_strs(g, s, MP.supportsOp)),
+            source=_source(g, s)))
+    for s in g.subjects(RDF.type, MP.CodeFramework):
+        fid = _local(g.value(s, MP.library))
+        kb.code_frameworks[fid] = CodeFramework(
+            id=fid, import_root=str(_one(g, s, MP.importRoot)), layer_namespaces=_strs(g, s, MP.layerNamespace),
+            module_bases=_strs(g, s, MP.moduleBase), sequential=_strs(g, s, MP.sequentialClass),
+            code_format=_local(g.value(s, MP.codeFormat)))
     return kb
 
 
-__all__ = ["CompatKB", "RuntimeRelease", "CapabilityAxis", "Converter", "OpsetDefault", "Target",
+__all__ = ["OpCoverage", "CodeFramework",
+           "CompatKB", "RuntimeRelease", "CapabilityAxis", "Converter", "OpsetDefault", "Target",
            "HardwareProfile", "QuantType", "CoreMLSpec", "FormatRequirement", "ArchitectureSupport",
            "CONFIDENCE_RANK", "load_compat", "version_key"]

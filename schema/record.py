@@ -69,6 +69,18 @@ class Artifact(_Model):
     details: dict[str, Any] = Field(default_factory=dict)  # e.g. {"opset": 17, "ir_version": 8}
 
 
+class SourceCode(_Model):
+    """A model source file the record carries (MLflow code artifacts / pyfunc code paths, Hub `*.py`
+    modelling files): what code migration between frameworks starts from. Read with `ast` only
+    (schema/code_scan.py), never executed; `layer_types` None means the file was not read."""
+
+    path: str
+    framework: str | None = None  # KB library id of the code ("pytorch", "tensorflow")
+    layer_types: list[str] | None = None  # layer classes it builds, short names ("Linear", "Conv2d")
+    style: Literal["sequential", "subclassing"] | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
 class EvaluationResult(_Model):
     """A typed metric value: numbers stay numbers so that `accuracy >= 0.9` can be compared."""
 
@@ -259,6 +271,7 @@ class ModelRecord(_Model):
     card: CardSections = Field(default_factory=CardSections)
     requirements: list[Requirement] = Field(default_factory=list)
     signature: Signature | None = None
+    source_code: list[SourceCode] = Field(default_factory=list)
     params: dict[str, str] = Field(default_factory=dict)  # training/run parameters
     access: Literal["public", "gated", "private"] = "public"
     compatibility: list[CompatibilityEntry] = Field(default_factory=list)
@@ -305,7 +318,10 @@ class ModelRecord(_Model):
         model produce the same hash and cause no projection work (a KB change re-derives every record
         through `reindex` instead). Pydantic writes fields in declaration order and dicts in
         insertion order, so equal records give equal bytes."""
-        blob = self.normalized().model_dump_json(exclude={"provenance": {"harvested_at", "content_hash"}})
+        exclude: dict[str, Any] = {"provenance": {"harvested_at", "content_hash"}}
+        if not self.source_code:  # records from before the field hash as they did
+            exclude["source_code"] = True
+        blob = self.normalized().model_dump_json(exclude=exclude)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def with_hash(self) -> ModelRecord:

@@ -32,6 +32,7 @@ from modelport.schema.record import (
     ModelRecord,
     Popularity,
     Provenance,
+    SourceCode,
 )
 
 log = logging.getLogger("modelport.harvesters.huggingface")
@@ -437,6 +438,7 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
         tasks=tasks,
         frameworks=frameworks,
         artifacts=artifacts,
+        source_code=_code_files(payload.get("siblings")),
         declared_formats=declared,
         parameter_count=parameter_count,
         dtypes=dtypes,
@@ -460,6 +462,14 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
         provenance=Provenance(source_url=f"{web}/{repo_id}", harvested_at=datetime.now(UTC),
                               harvester=ctx.source_kind, harvester_version=ctx.harvester_version),
     )
+
+
+def _code_files(siblings: Any) -> list[SourceCode]:
+    """The repo's Python files (custom modelling code), listed only: the listing has no contents."""
+    if not isinstance(siblings, list):
+        return []
+    paths = [_str(s.get("rfilename")) for s in siblings if isinstance(s, dict)]
+    return [SourceCode(path=p) for p in paths if p and p.endswith(".py")][:50]
 
 
 def _artifacts(siblings: Any, repo_id: str, sha: str | None, web: str, kb: KnowledgeBase,

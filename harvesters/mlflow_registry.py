@@ -32,6 +32,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.schema.code_scan import MAX_CODE_BYTES, scan_python
 from modelport.schema.compat import inspect_onnx
 from modelport.schema.identity import record_id
 from modelport.schema.kb import get_kb
@@ -43,6 +44,7 @@ from modelport.schema.record import (
     ModelRecord,
     Requirement,
     Signature,
+    SourceCode,
 )
 from modelport.schema.redact import redact_text, redact_url
 
@@ -230,6 +232,15 @@ class MlflowSource:
                 else:
                     facts["env"][fname] = text[:100_000]
             for f in facts["files"]:
+                # Model source code (code_paths, models-from-code): read with ast, never run, for
+                # code migration between frameworks (schema/code_scan.py).
+                if f["path"].endswith(".py") and not f.get("is_dir") and (f.get("size") or 0) <= MAX_CODE_BYTES:
+                    try:
+                        text = Path(repo.download_artifacts(f["path"], dst_path=tmp)).read_text(errors="replace")
+                        facts.setdefault("code", {})[f["path"]] = scan_python(
+                            f["path"], text, get_kb(), f.get("size")).model_dump(mode="json")
+                    except Exception as e:
+                        facts["errors"].append(f"reading {f['path']}: {e}")
                 if f["path"].endswith(".onnx") and (f.get("size") or 0) <= MAX_INSPECT_BYTES:
                     try:
                         local = repo.download_artifacts(f["path"], dst_path=tmp)
@@ -322,6 +333,7 @@ class MlflowSource:
             authors=[Agent(name=v["user_id"], kind="person")] if v.get("user_id") else [],
             license=kb.license_id(user_tags.get("license")),
             tasks=tasks, frameworks=frameworks, artifacts=artifacts, declared_formats=[d for d in declared if d],
+            source_code=_source_code(arts),
             training_datasets=[kb.dataset_id(user_tags["dataset"])] if user_tags.get("dataset") else [],
             evaluations=evaluations,
             keywords=[f"{k}:{val}" if val else k for k, val in user_tags.items() if k.lower() != "license"],
@@ -333,6 +345,22 @@ class MlflowSource:
             source_facts=facts,
             provenance=new_provenance(self, url),
         )
+
+
+def _source_code(arts: dict[str, Any]) -> list[SourceCode]:
+    """The version's Python files: as read at fetch time where they were small enough, else listed."""
+    read = arts.get("code") or {}
+    out = []
+    for f in arts.get("files") or []:
+        path = f.get("path") or ""
+        if f.get("is_dir") or not path.endswith(".py"):
+            continue
+        try:
+            out.append(SourceCode.model_validate(read[path]) if path in read else
+                       SourceCode(path=path, size_bytes=f.get("size") if isinstance(f.get("size"), int) else None))
+        except (ValueError, TypeError):
+            out.append(SourceCode(path=path))
+    return out[:50]
 
 
 def _walk(repo: Any, path: str, depth: int) -> list[dict[str, Any]]:

@@ -249,10 +249,26 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
     return kb
 
 
+SOURCED_CLASSES = ("Runtime", "RuntimeRelease", "Format", "Converter", "DeploymentTarget", "HardwareProfile")
+
+
+def missing_sources(kb: KnowledgeBase) -> list[str]:
+    """KB nodes of the compatibility kinds without a `dcterms:source` web address: every such fact
+    must say where it comes from ("<class> <iri>", sorted)."""
+    out = []
+    for cls in SOURCED_CLASSES:
+        for s in kb.graph.subjects(RDF.type, MP[cls]):
+            src = kb.graph.value(s, DCTERMS.source)
+            if src is None or not str(src).startswith(("http://", "https://")):
+                out.append(f"{cls} {s}")
+    return sorted(out)
+
+
 @cache
 def get_kb() -> KnowledgeBase:
     return load_kb()
 
 
-__all__ = ["MP", "KB_BASE", "KnowledgeBase", "Format", "Library", "Runtime", "Task", "get_kb", "load_kb",
+__all__ = ["missing_sources", "SOURCED_CLASSES",
+           "MP", "KB_BASE", "KnowledgeBase", "Format", "Library", "Runtime", "Task", "get_kb", "load_kb",
            "local_name", "ontology_dir", "Literal"]

@@ -233,3 +233,56 @@ def test_a_check_without_a_derived_cell_makes_one_at_its_version(tmp_path: Path)
     m = matrix(rec("alone3", compatibility=[cell]), kb)
     assert m["runtimes"]["onnxruntime"]["verifications"][0]["version"] == "1.32.0"
     assert explain(rec("alone4", compatibility=[cell]), "onnxruntime", kb, version="1.32")["status"] == "verified"
+
+
+# -- both search backends answer per version -------------------------------------------------------------
+def _indexed_pair() -> list[ModelRecord]:
+    kb = get_kb()
+    out = []
+    for rid, checks in (("checked", [_point("failed-verification", "1.20.0"), _point("verified", "1.32.0")]),
+                        ("plain", [])):
+        r = rec(rid, artifacts=[art("model.onnx", "onnx", 1000, opset=17, ir_version=8)], compatibility=checks)
+        r.compatibility = derive_compatibility(r, kb)
+        out.append(r)
+    return out
+
+
+@pytest.fixture(params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+def pair_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    if request.param == "tantivy":
+        from modelport.index.tantivy_backend import TantivyBackend
+
+        b: object = TantivyBackend(tmp_path / "idx")
+    else:
+        from modelport.index.elasticsearch_backend import ElasticsearchBackend, unique_index_name
+
+        b = ElasticsearchBackend(request.getfixturevalue("elasticsearch_url"), index_name=unique_index_name(),
+                                 replicas=0)
+    b.upsert(_indexed_pair())  # type: ignore[attr-defined]
+    b.commit()  # type: ignore[attr-defined]
+    yield b
+    if request.param != "tantivy":
+        b.delete_index()  # type: ignore[attr-defined]
+    b.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("version", "and_newer", "min_status", "expected"), [
+    ("1.16", False, None, {"checked", "plain"}),  # a KB release: release tokens
+    ("1.16.3", False, None, {"checked", "plain"}),  # between releases: the range codes
+    ("1.20", False, None, {"plain"}),  # failed there: that version only is cut out …
+    ("1.20.0", False, "native", {"plain"}),
+    ("1.20.1", False, "native", {"checked", "plain"}),  # … the next patch release is inside the range again
+    ("1.21", False, "native", {"checked", "plain"}),
+    ("1.32", False, "verified", {"checked"}),
+    ("1.32.0", False, "native", {"checked", "plain"}),  # verified satisfies "at least native"
+    ("1.16", True, None, {"plain"}),  # "1.16 and every later one": not where 1.20 failed
+    ("1.21", True, None, {"checked", "plain"}),
+    (None, False, "verified", {"checked"}),
+])
+def test_both_backends_answer_with_the_status_at_the_version(
+        pair_backend: object, version: str | None, and_newer: bool, min_status: str | None,
+        expected: set[str]) -> None:
+    q = SearchQuery(constraints=[RuntimeConstraint(runtime="onnxruntime", version=version, and_newer=and_newer,
+                                                   min_status=min_status)], limit=10)
+    got = {h.id.split(":", 1)[1] for h in pair_backend.search(q).hits}  # type: ignore[attr-defined]
+    assert got == expected

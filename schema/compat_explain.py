@@ -193,6 +193,8 @@ def _why_not(kb: KnowledgeBase, record: ModelRecord, analysis: Analysis, rid: st
                                + (f" (source: {conv.source})" if conv.source else ""))
     if not have:
         reasons.append("the record names no model format, so no runtime can be derived")
+    elif set(have) & set(rt.consumes) and reasons:
+        pass  # a format it loads is here: the reasons above are why the cell was ruled out
     else:
         reasons.append(f"no converter path of ≤ {3} hops leads from "
                        f"{', '.join(have)} to a format {rt.label} loads ({', '.join(rt.consumes)})")

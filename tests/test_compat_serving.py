@@ -249,3 +249,18 @@ def test_the_source_check_fails_on_a_node_without_one(tmp_path: Path) -> None:
     f.write_text(f.read_text() + "\n<https://w3id.org/modelport/kb/runtime/uncited> a mp:Runtime ; "
                  "rdfs:label \"Uncited\" .\n")
     assert missing_sources(load_kb(kb_dir)) == ["Runtime https://w3id.org/modelport/kb/runtime/uncited"]
+
+
+def test_hub_modelling_files_are_listed_not_read_so_no_migration_is_offered() -> None:
+    from modelport.harvesters.base import SourceRecord
+    from modelport.harvesters.huggingface import HuggingFaceSource
+
+    src = HuggingFaceSource("huggingface", endpoint="https://hub.example", base_iri="http://test")
+    payload = {"id": "org/custom", "sha": "a" * 40, "library_name": "transformers", "tags": ["pytorch"],
+               "siblings": [{"rfilename": "config.json"}, {"rfilename": "modeling_custom.py"},
+                            {"rfilename": "configuration_custom.py"}, {"rfilename": "pytorch_model.bin", "size": 10}]}
+    r = src.normalize(SourceRecord(local_id="org/custom", payload=payload))
+    assert [c.path for c in r.source_code] == ["modeling_custom.py", "configuration_custom.py"]
+    assert all(c.layer_types is None for c in r.source_code)  # the listing has no contents
+    r.compatibility = derive_compatibility(r, KB)
+    assert cell(r, "tensorflow") is None

@@ -3,6 +3,7 @@ IRIs (`/model/<source>/<id>`) that dereference to them."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -16,30 +17,80 @@ from modelport.services import Services
 
 router = APIRouter(tags=["models"])
 
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 MEDIA = {"json": "application/json", "jsonld": "application/ld+json", "turtle": "text/turtle"}
 # The model page is one more negotiated representation; JSON stays the first offer (`*/*` gets JSON).
 OFFERS = {**MEDIA, "html": "text/html"}
 
 
-def negotiate(accept: str, explicit: str | None, offers: dict[str, str]) -> str:
-    """Pick a format key: `?format=` wins, then the Accept header (first acceptable, q ignored
-    except q=0), else the first offer."""
+def _ranges(accept: str) -> list[tuple[str, str, float, int]]:
+    """The Accept header as (type, subtype, q, position) media ranges (RFC 9110 §12.5.1): names are
+    case-insensitive, `q` is 0..1 with at most three decimals; a range with a malformed `q` or name
+    is ignored (one bad element does not make the whole header unacceptable). Linear in the header."""
+    out = []
+    for pos, element in enumerate(accept.split(",")):
+        media, *params = element.split(";")
+        media = media.strip().lower()
+        typ, slash, sub = media.partition("/")
+        if not slash or not typ or not sub or (typ == "*" and sub != "*"):
+            continue
+        q = 1.0
+        for p in params:
+            name, eq, value = p.strip().partition("=")
+            if eq and name.strip().lower() == "q":
+                q = _qvalue(value.strip())
+                break
+        if q >= 0:
+            out.append((typ, sub, q, pos))
+    return out
+
+
+def _qvalue(v: str) -> float:
+    """RFC 9110 §12.4.2 weight: "0" ["." 0-3 DIGIT] or "1" ["." 0-3 "0"]; -1 when malformed."""
+    return float(v) if _QVALUE.fullmatch(v) else -1.0
+
+
+def negotiate(accept: str, explicit: str | None, offers: dict[str, str],
+              aliases: dict[str, str] | None = None) -> str:
+    """Pick a format key from `offers` (key → media type, in the server's order of preference):
+    `?format=` wins; else the Accept header per RFC 9110 — each offer gets the weight of the most
+    specific range matching it (type/subtype > type/* > */*), weight 0 means "not acceptable", the
+    highest weight wins and ties go to the range the client listed first, then to the server's
+    order. No Accept header: the first offer. Nothing acceptable: 406. `aliases` maps further media
+    types to offer keys (e.g. application/json → the SPARQL JSON results)."""
     if explicit:
         if explicit not in offers:
             raise HTTPException(406, f"format {explicit!r} not offered; choose one of {sorted(offers)}")
         return explicit
-    for part in accept.split(","):
-        media, *params = [x.strip() for x in part.split(";")]
-        if any(p.replace(" ", "") in ("q=0", "q=0.0") for p in params):
+    if not accept.strip():
+        return next(iter(offers))
+    ranges = _ranges(accept)
+    names: list[tuple[str, str]] = [(m.lower(), k) for k, m in offers.items()]
+    names += [(m.lower(), k) for m, k in (aliases or {}).items() if k in offers]
+    best: tuple[float, int, int] | None = None
+    chosen: str | None = None
+    for order, (media, key) in enumerate(names):
+        typ, _, sub = media.partition("/")
+        match: tuple[int, float, int] | None = None  # (specificity, q, position)
+        for rtyp, rsub, q, pos in ranges:
+            if rtyp == typ and rsub == sub:
+                spec = 2
+            elif rtyp == typ and rsub == "*":
+                spec = 1
+            elif rtyp == "*":
+                spec = 0
+            else:
+                continue
+            if match is None or spec > match[0]:
+                match = (spec, q, pos)
+        if match is None or match[1] <= 0:
             continue
-        for key, m in offers.items():
-            if media == m:
-                return key
-        if media in ("*/*", "application/*", "text/*", ""):
-            return next(iter(offers))
-    if accept.strip():
-        raise HTTPException(406, f"none of {accept!r} is offered; offered: {sorted(offers.values())}")
-    return next(iter(offers))
+        rank = (match[1], -match[2], -order)
+        if best is None or rank > best:
+            best, chosen = rank, key
+    if chosen is None:
+        raise HTTPException(406, f"none of {accept[:200]!r} is offered; offered: {sorted(offers.values())}")
+    return chosen
 
 
 def load(svc: Services, model_id: str):  # type: ignore[no-untyped-def]

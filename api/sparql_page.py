@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from rdflib import URIRef
 
 from modelport.api.web import templates
-from modelport.index.graph import SparqlError, SparqlTimeout
+from modelport.index.graph import SparqlError
+from modelport.index.sparql_pool import QueryLimitError
 from modelport.schema.rdf import PREFIXES
 from modelport.services import Services
 
@@ -60,10 +61,11 @@ def render(request: Request, svc: Services, query: str) -> HTMLResponse:
     status = 200
     if query.strip():
         try:
-            ans = svc.graph.query(query, timeout_s=timeout_s, max_rows=max_rows)
+            # In a killable worker process, like every query the endpoint runs (index/sparql_pool.py).
+            ans = request.app.state.sparql_pool.answer(query, timeout_s, max_rows)
         except SparqlError as e:
             ctx["error"], status = f"SPARQL: {e}", 400
-        except SparqlTimeout as e:
+        except QueryLimitError as e:
             ctx["error"], status = f"{e} — narrow the query or add a LIMIT", 503
         else:
             ctx.update(kind=ans.kind, truncated=ans.truncated, took_ms=ans.elapsed_ms)

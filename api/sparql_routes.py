@@ -1,48 +1,52 @@
 """SPARQL 1.1 Protocol endpoint (query only): GET ?query=, form POST and direct POST; results in
-JSON, XML, CSV or TSV; graphs in Turtle, JSON-LD or N-Triples. Update is refused."""
+JSON, XML, CSV or TSV; graphs in Turtle, JSON-LD or N-Triples. Update and federation (SERVICE) are
+refused before anything runs; every query runs in a killable worker process within the time limit
+and memory budget (index/sparql_pool.py).
+
+GET /sparql without a query dispatches on the negotiated media type to the views registered with
+`register_description` (a service description, an HTML query page); with none matching it is a 400."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import Response
-from rdflib import XSD, Literal
-from rdflib.query import Result
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
 
-from modelport.api.deps import services
 from modelport.api.models_routes import negotiate
-from modelport.index.graph import SparqlError, SparqlTimeout
-from modelport.services import Services
+from modelport.index.sparql_exec import GRAPH_MEDIA, RESULT_MEDIA, SparqlError, check
+from modelport.index.sparql_pool import QueryLimitError, QueryRefused
 
 router = APIRouter(tags=["sparql"])
 
-RESULT_MEDIA = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml",
-                "csv": "text/csv", "tsv": "text/tab-separated-values"}
 RESULT_ALIASES = {"application/json": "json", "application/xml": "xml", "text/xml": "xml"}
-GRAPH_MEDIA = {"turtle": "text/turtle", "json-ld": "application/ld+json", "nt": "application/n-triples"}
+UPDATE_REFUSED = "SPARQL Update is not accepted on this endpoint (read-only)"
+
+# media type → view answering GET /sparql without a query (filled by other modules at import).
+DescriptionView = Callable[[Request], Response]
+_DESCRIPTIONS: dict[str, DescriptionView] = {}
 
 
-def _tsv(result: Result) -> str:
-    """SPARQL 1.1 TSV results (rdflib ships a TSV parser but no serializer): `?var` headers and
-    terms in Turtle syntax, tabs and newlines inside literals escaped."""
-    lines = ["\t".join(f"?{v}" for v in result.vars or [])]
-    for row in result.bindings:
-        cells = []
-        for v in result.vars or []:
-            term = row.get(v)
-            if isinstance(term, Literal) and term.datatype == XSD.string:
-                term = Literal(str(term))  # RDF 1.1: a simple literal is an xsd:string; write it plainly
-            cells.append("" if term is None else term.n3().replace("\t", "\\t").replace("\n", "\\n"))
-        lines.append("\t".join(cells))
-    return "\n".join(lines) + "\n"
+def register_description(media_type: str, view: DescriptionView) -> None:
+    """Offer `view` for GET /sparql without `query` when the client accepts `media_type`."""
+    _DESCRIPTIONS[media_type] = view
 
 
-def _accept(request: Request) -> str:
-    accept = request.headers.get("accept", "")
-    for alias, key in RESULT_ALIASES.items():
-        accept = accept.replace(alias, RESULT_MEDIA[key])
-    return accept
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed query, or SERVICE (federation is off)"},
+    403: {"description": "SPARQL Update refused (read-only endpoint)"},
+    406: {"description": "no acceptable result format"},
+    413: {"description": "request larger than MODELPORT_MAX_REQUEST_BYTES"},
+    503: {"description": "a limit stopped the query (time, memory, answer size) or all workers are busy; "
+                         "`limit` names the setting"},
+}
+_MEDIA_TYPES = (*RESULT_MEDIA.values(), *GRAPH_MEDIA.values())
+_ANSWERS = {200: {"description": "the answer in the negotiated format",
+                  "content": {m: {"schema": {"type": "string"}} for m in _MEDIA_TYPES}}, **_ERRORS}
 
 
 def _format_param(request: Request, offers: dict[str, str]) -> str | None:
@@ -59,55 +63,100 @@ def _format_param(request: Request, offers: dict[str, str]) -> str | None:
     return None
 
 
-def run_query(svc: Services, query: str, request: Request) -> Response:
+async def run_query(request: Request, query: str) -> Response:
+    started = time.monotonic()  # the time limit counts from here, waiting for a worker included
+    settings = request.app.state.services.settings
     if not query.strip():
         raise HTTPException(400, "missing SPARQL query (give it as `query`)")
     try:
-        ans = svc.graph.query(query, timeout_s=svc.settings.query_timeout_s, max_rows=svc.settings.max_results * 10)
+        form = check(query)
     except SparqlError as e:
-        status = 403 if "Update" in str(e) else 400
-        raise HTTPException(status, f"SPARQL: {e}") from e
-    except SparqlTimeout as e:
-        raise HTTPException(503, str(e)) from e
+        raise HTTPException(403 if str(e) == UPDATE_REFUSED else 400, f"SPARQL: {e}") from None
+    if form in ("SELECT", "ASK"):
+        offers = RESULT_MEDIA if form == "SELECT" else {k: RESULT_MEDIA[k] for k in ("json", "xml")}
+        key = negotiate(request.headers.get("accept", ""), _format_param(request, offers), offers, RESULT_ALIASES)
+    else:
+        offers = GRAPH_MEDIA
+        key = negotiate(request.headers.get("accept", ""), _format_param(request, offers), offers)
+    pool = request.app.state.sparql_pool
+    try:
+        ans = await anyio.to_thread.run_sync(
+            partial(pool.run, query, key, settings.query_timeout_s, settings.max_results * 10, started),
+            limiter=request.app.state.sparql_limiter)
+    except QueryRefused as e:
+        raise HTTPException(400, f"SPARQL: {e}") from None
+    except QueryLimitError as e:
+        headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
+        return JSONResponse(status_code=e.status, headers=headers, content={
+            "detail": str(e), "limit": e.limit, "elapsed_s": round(time.monotonic() - started, 3)})
     headers = {"X-Result-Truncated": "true"} if ans.truncated else {}
-    if ans.kind in ("SELECT", "ASK"):
-        offers = RESULT_MEDIA if ans.kind == "SELECT" else {k: RESULT_MEDIA[k] for k in ("json", "xml")}
-        key = negotiate(_accept(request), _format_param(request, offers), offers)
-        body = _tsv(ans.result) if key == "tsv" else ans.result.serialize(format=key)
-        return Response(body, media_type=offers[key], headers=headers)
-    key = negotiate(request.headers.get("accept", ""), _format_param(request, GRAPH_MEDIA), GRAPH_MEDIA)
-    return Response(ans.result.graph.serialize(format=key), media_type=GRAPH_MEDIA[key], headers=headers)
+    return Response(ans.body, media_type=offers[key], headers=headers)
 
 
-@router.get("/sparql")
-def sparql_get(request: Request, svc: Annotated[Services, Depends(services)], query: str = "",
-               format: str | None = None) -> Response:  # noqa: ARG001  (documented here, read by _format_param)
+def _no_query(request: Request) -> Response:
+    if _DESCRIPTIONS and request.headers.get("accept", "").strip():
+        views = {media: media for media in _DESCRIPTIONS}
+        try:
+            media = negotiate(request.headers["accept"], None, views)
+        except HTTPException:
+            media = None
+        if media is not None:
+            return _DESCRIPTIONS[media](request)
+    raise HTTPException(400, "missing SPARQL query (give it as `query`)")
+
+
+@router.get("/sparql", responses=_ANSWERS)
+async def sparql_get(
+    request: Request,
+    query: Annotated[str | None, Query(description="A SPARQL 1.1 query (URL-encoded)")] = None,
+    format: Annotated[str | None, Query(description="json, xml, csv, tsv / turtle, json-ld, nt; overrides "
+                                                    "Accept")] = None,  # noqa: ARG001 (read by _format_param)
+) -> Response:
     """`?query=` (URL-encoded). `format` (json, xml, csv, tsv / turtle, json-ld, nt) overrides Accept;
     `format=html`, or a browser's GET without a query, gets the SPARQL page."""
     if "update" in request.query_params:
-        raise HTTPException(403, "SPARQL Update is not accepted on this endpoint (read-only)")
-    if format == "html" or (not query.strip() and "text/html" in request.headers.get("accept", "")):
+        raise HTTPException(403, UPDATE_REFUSED)
+    if format == "html" or (not (query or "").strip() and "text/html" in request.headers.get("accept", "")):
         from modelport.api.sparql_page import render  # the SPARQL page, for a browser
 
-        return render(request, svc, query)
-    return run_query(svc, query, request)
+        # In a thread of the SPARQL limiter: the page's query waits for a worker like any other.
+        return await anyio.to_thread.run_sync(render, request, request.app.state.services, query or "",
+                                              limiter=request.app.state.sparql_limiter)
+    if query is None:
+        return _no_query(request)
+    return await run_query(request, query)
 
 
-@router.post("/sparql")
-async def sparql_post(request: Request, svc: Annotated[Services, Depends(services)],
-                      format: str | None = None) -> Response:  # noqa: ARG001
+_FORM_SCHEMA = {"type": "object", "properties": {
+    "query": {"type": "string", "description": "A SPARQL 1.1 query"},
+    "default-graph-uri": {"type": "string"}, "named-graph-uri": {"type": "string"}}}
+
+
+@router.post("/sparql", responses={**_ANSWERS, 415: {"description": "unsupported request content type"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/sparql-query": {"schema": {"type": "string"}},
+                 "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA}}}})
+async def sparql_post(
+    request: Request,
+    format: Annotated[str | None, Query(description="Overrides Accept, as for GET")] = None,  # noqa: ARG001
+) -> Response:
     """Form POST (`application/x-www-form-urlencoded`, `query=`) or direct POST
     (`application/sparql-query`). `application/sparql-update` and `update=` are refused with 403."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/sparql-query":
         query = (await request.body()).decode("utf-8", errors="replace")
     elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
+        try:
+            form = await request.form(max_files=0, max_fields=64)
+        except HTTPException:
+            raise
+        except Exception as e:  # noqa: BLE001 — a malformed form is the client's 400, whatever the parser raised
+            raise HTTPException(400, f"malformed form body: {type(e).__name__}") from None
         if "update" in form:
-            raise HTTPException(403, "SPARQL Update is not accepted on this endpoint (read-only)")
+            raise HTTPException(403, UPDATE_REFUSED)
         query = str(form.get("query", ""))
     elif ctype == "application/sparql-update":
-        raise HTTPException(403, "SPARQL Update is not accepted on this endpoint (read-only)")
+        raise HTTPException(403, UPDATE_REFUSED)
     else:
-        raise HTTPException(415, f"unsupported content type {ctype!r}; send application/sparql-query or a form")
-    return run_query(svc, query, request)
+        raise HTTPException(415, f"unsupported content type {ctype[:100]!r}; send application/sparql-query or a form")
+    return await run_query(request, query)

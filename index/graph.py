@@ -4,40 +4,18 @@ queries answered with a time limit and a row cap through the rdflib API (oxrdfli
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pyoxigraph as ox
-from oxrdflib._converter import from_ox
-from rdflib import Graph, Variable
-from rdflib.query import Result
 
+from modelport.index.sparql_exec import QueryKind, SparqlAnswer, SparqlError, SparqlTimeout, execute
 from modelport.schema.kb import ontology_dir
 from modelport.schema.rdf import KB_GRAPH, PREFIXES
 
-QueryKind = Literal["SELECT", "ASK", "CONSTRUCT", "DESCRIBE"]
-
-
-class SparqlError(ValueError):
-    """A query the engine refused (syntax error, update, unsupported form)."""
-
-
-class SparqlTimeout(TimeoutError):
-    pass
-
-
-@dataclass
-class SparqlAnswer:
-    kind: QueryKind
-    result: Result  # rdflib result: serialize(format="json"|"xml"|"csv"|"tsv") or .graph for CONSTRUCT
-    truncated: bool
-    elapsed_ms: float
-
-
-_UPDATE_WORDS = ("INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", "MOVE", "ADD")
+# The query side lives in index/sparql_exec.py (run inside killable worker processes by the API);
+# these names stay importable from here.
+__all__ = ["GraphStore", "QueryKind", "SparqlAnswer", "SparqlError", "SparqlTimeout"]
 
 
 class GraphStore:
@@ -104,64 +82,17 @@ class GraphStore:
 
     # -- queries -----------------------------------------------------------------------------
     def query(self, text: str, timeout_s: float = 10.0, max_rows: int = 10_000) -> SparqlAnswer:
-        """Run a read-only query over the union of all graphs. Streams solutions so the row cap and
-        the deadline stop the work early; an aggregate that must see everything still finishes its
-        first step before the deadline is checked."""
-        head = _strip_prologue(text)
-        if head.split(None, 1)[0].upper() in _UPDATE_WORDS if head else False:
-            raise SparqlError("SPARQL Update is not accepted on this endpoint (read-only)")
-        start = time.monotonic()
-        deadline = start + timeout_s
-        try:
-            res = self.store.query(text, use_default_graph_as_union=True, prefixes=dict(PREFIXES))
-        except SyntaxError as e:
-            raise SparqlError(str(e)) from e
-        truncated = False
-        if isinstance(res, ox.QueryBoolean):
-            out = Result("ASK")
-            out.askAnswer = bool(res)
-            kind: QueryKind = "ASK"
-        elif isinstance(res, ox.QuerySolutions):
-            out = Result("SELECT")
-            out.vars = [Variable(v.value) for v in res.variables]
-            rows = []
-            for i, sol in enumerate(res):
-                if i >= max_rows:
-                    truncated = True
-                    break
-                if i % 256 == 0 and time.monotonic() > deadline:
-                    raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
-                rows.append({v: from_ox(val) for v, val in zip(out.vars, sol, strict=True) if val is not None})
-            out.bindings = rows
-            kind = "SELECT"
-        else:
-            out = Result("CONSTRUCT")
-            g = Graph()
-            for prefix, ns in PREFIXES.items():
-                g.bind(prefix, ns)
-            for i, t in enumerate(res):
-                if i >= max_rows:
-                    truncated = True
-                    break
-                if i % 256 == 0 and time.monotonic() > deadline:
-                    raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
-                g.add(from_ox(t))
-            out.graph = g
-            kind = "DESCRIBE" if head.upper().startswith("DESCRIBE") else "CONSTRUCT"
-        if time.monotonic() > deadline:
-            raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
-        return SparqlAnswer(kind, out, truncated, (time.monotonic() - start) * 1000)
+        """Run a read-only query in this process (the CLI and tests; the API runs queries in the
+        worker pool of index/sparql_pool.py, which can stop any query)."""
+        return execute(self.store, text, dict(PREFIXES), timeout_s, max_rows)
+
+    def snapshot(self, target: Path) -> None:
+        """A consistent copy of the store at `target` (hard links to its immutable files when on the
+        same file system, so cheap), which other processes may open read-only while this one writes."""
+        self.store.flush()
+        self.store.backup(str(target))
 
 
 def _nquads(items: Iterable[tuple[str, str]]) -> bytes:
     """(graph IRI, N-Triples) pairs as N-Quads: each triple line gets its graph."""
     return "".join(nt.replace(" .\n", f" <{iri}> .\n") for iri, nt in items).encode()
-
-
-def _strip_prologue(text: str) -> str:
-    """The query with PREFIX/BASE declarations and comments removed, to see its form."""
-    import re
-
-    t = re.sub(r"#[^\n]*", "", text)
-    t = re.sub(r"(?is)\s*(PREFIX\s+[\w-]*:\s*<[^>]*>|BASE\s*<[^>]*>)", "", t)
-    return t.strip()

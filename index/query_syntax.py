@@ -13,6 +13,7 @@ section "Query syntax"; `SYNTAX_HELP` below is the short form shown in the OpenA
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,8 +218,17 @@ def _number(text: str, units: dict[str, float], what: str, tok: _Token) -> float
     if unit not in units:
         raise QuerySyntaxError(f"{what}: unknown unit {m['unit']!r}", tok.raw, tok.pos,
                                hint=f"units: {', '.join(u for u in units if u) or 'none'}; e.g. {_EXAMPLES[what]}")
-    return float(m["num"]) * units[unit]
+    value = float(m["num"]) * units[unit]
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        # Beyond this no model size, metric or latency makes sense, and the backends' integer and
+        # float fields would overflow (params<1e999 was a 500).
+        raise QuerySyntaxError(f"{what}: {text!r} is out of range (at most {MAX_NUMBER:.0e})", tok.raw, tok.pos,
+                               hint=f"e.g. {_EXAMPLES[what]}")
+    return value
 
+
+# The largest number a qualifier accepts, after units (1e18 parameters/bytes/ms: far beyond any model).
+MAX_NUMBER = 1e18
 
 _EXAMPLES = {"params": "params<100M", "size": "size<=2GB", "memory": "memory<4GB", "latency": "latency@t4<50ms",
              "metric": "metric:accuracy@imagenet>=0.9"}

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
+import math
+import os
 import re
+import secrets
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -402,22 +407,74 @@ class SearchBackendError(RuntimeError):
     and the CLI prints the message, instead of a traceback."""
 
 
+# Cursors are signed (HMAC-SHA256) so a client can only hand back what the server made: the state in
+# them (keyset positions, counts) reaches the backends' range queries. The key is per data directory
+# (`cursor_key_for`, set by the API at start-up); until one is set, a random per-process key.
+_cursor_key: bytes = secrets.token_bytes(32)
+_MAX_CURSOR = 4096
+_MAX_POSITION = 10_000_000
+
+
+def set_cursor_key(key: bytes) -> None:
+    global _cursor_key
+    _cursor_key = key
+
+
+def cursor_key_for(data_dir: Path) -> bytes:
+    """The data directory's cursor key (`cursor.key`, 32 random bytes, made on first use, owner-only)."""
+    path = data_dir / "cursor.key"
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def _sign(payload: str) -> str:
+    mac = hmac.new(_cursor_key, payload.encode(), hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
 def encode_cursor(query: SearchQuery, after: list[Any], position: int) -> str:
     blob = json.dumps({"v": 1, "h": query.fingerprint(), "s": query.sort, "a": after, "n": position},
                       separators=(",", ":"))
-    return base64.urlsafe_b64encode(blob.encode()).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(blob.encode()).decode().rstrip("=")
+    return f"{payload}.{_sign(payload)}"
+
+
+def _scalar(x: Any) -> bool:
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return isinstance(x, int | str)
 
 
 def decode_cursor(query: SearchQuery) -> dict[str, Any] | None:
-    """The cursor's state ({"a": keyset position, "n": results before it}), or None without one."""
+    """The cursor's state ({"a": keyset position, "n": results before it}), or None without one.
+    Refused (CursorError) unless signed with this data directory's key and well-typed."""
     if not query.cursor:
         return None
+    malformed = "malformed cursor; pass `next_cursor` from a previous page unchanged"
+    payload, dot, mac = query.cursor.partition(".")
+    if not dot or len(query.cursor) > _MAX_CURSOR or not hmac.compare_digest(mac.encode(), _sign(payload).encode()):
+        raise CursorError(malformed)
     try:
-        raw = query.cursor + "=" * (-len(query.cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
-        assert isinstance(data, dict) and data.get("v") == 1 and isinstance(data.get("a"), list)
-    except Exception as e:
-        raise CursorError("malformed cursor; pass `next_cursor` from a previous page unchanged") from e
+        data = json.loads(base64.urlsafe_b64decode((payload + "=" * (-len(payload) % 4)).encode()))
+    except ValueError as e:
+        raise CursorError(malformed) from e
+    ok = (isinstance(data, dict) and data.get("v") == 1 and isinstance(data.get("h"), str)
+          and isinstance(data.get("a"), list) and len(data["a"]) <= 4 and all(_scalar(x) for x in data["a"])
+          and isinstance(data.get("n"), int) and not isinstance(data["n"], bool) and 0 <= data["n"] <= _MAX_POSITION)
+    if not ok:
+        raise CursorError(malformed)
     if data.get("h") != query.fingerprint():
         raise CursorError("this cursor belongs to another query (text, constraints or sort changed)")
     return data
@@ -506,4 +563,4 @@ __all__ = ["FILTER_FIELDS", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "So
            "HardwareConstraint", "StatusConstraint", "MetricConstraint", "LatencyConstraint", "MemoryConstraint",
            "ParamsConstraint", "SizeConstraint", "AnyOf", "Hit", "FacetCounts", "SearchResult", "Interpretation",
            "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor",
-           "decode_cursor", "CursorError"]
+           "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for"]

@@ -220,14 +220,18 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Serve the HTTP API and the web page."""
-    import uvicorn
-
-    from modelport.api.app import create_app
+    """Serve the HTTP API and the web page. POST /harvests (and any other state-changing route) needs
+    `Authorization: Bearer <token>` with the token set as MODELPORT_ADMIN_TOKEN here; without it
+    those routes are off. SIGTERM or Ctrl-C stops the server within seconds."""
+    from modelport.api.app import create_app, run_server
 
     settings = Settings()
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        console.print("admin routes (POST /harvests): on — send `Authorization: Bearer $MODELPORT_ADMIN_TOKEN`")
+    else:
+        console.print("admin routes (POST /harvests): off — set MODELPORT_ADMIN_TOKEN to enable them")
     with writing(settings, "serve"):
-        uvicorn.run(create_app(settings, warm_search=True), host=host, port=port, log_level="warning")
+        run_server(create_app(settings, warm_search=True), host, port)
 
 
 @app.command()

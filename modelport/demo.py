@@ -69,10 +69,9 @@ def run_demo(settings: Settings, port: int, mlflow_port: int, serve_api: bool) -
                     f"%20schema%3Aname%20%3Fname%20%7D", f"{base}/docs", f"{server.uri} (MLflow UI)"):
             console.print(f"  {url}")
         console.print("\nCtrl-C stops the API and the MLflow server.")
-        import uvicorn
+        from modelport.api.app import create_app, run_server
 
-        from modelport.api.app import create_app
-
-        uvicorn.run(create_app(settings, warm_search=True), host="127.0.0.1", port=port, log_level="warning")
+        # run_server ends the process once the API has stopped: the MLflow server is stopped first.
+        run_server(create_app(settings, warm_search=True), "127.0.0.1", port, on_exit=server.stop)
     finally:
         server.stop()

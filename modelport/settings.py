@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class SourceConfig(BaseModel):
@@ -21,6 +22,9 @@ class SourceConfig(BaseModel):
     kind: Literal["mlflow", "huggingface", "tfhub", "kaggle"]
     options: dict[str, Any] = Field(default_factory=dict)  # e.g. {"tracking_uri": "http://…"}
     schedule: str | None = None  # cron expression for `modelport schedule`
+    # A run still going after this long is stopped (at its next record or batch) and recorded as
+    # stopped for its time limit; a listing of the whole Hub takes ~10 minutes, enrichment longer.
+    time_limit_s: float = Field(default=6 * 3600.0, gt=0)
 
     @field_validator("options")
     @classmethod
@@ -76,6 +80,29 @@ class Settings(BaseSettings):
     outbox_drain_interval_s: float = Field(default=30.0, ge=0.0)
     query_timeout_s: float = Field(default=10.0, gt=0)
     max_results: int = Field(default=1000, gt=0)
+    # -- serving limits (README "Limits, admin token and CORS") ------------------------------------
+    # SPARQL runs in this many child processes (lower CPU priority), each allowed to grow by
+    # `query_memory_mb` over its idle size; a query waits for a free one within its own time limit.
+    sparql_workers: int = Field(default=2, ge=1, le=16)
+    sparql_queue: int = Field(default=8, ge=0, le=256)  # queries waiting beyond these get a 503 at once
+    query_memory_mb: int = Field(default=1024, ge=64)
+    sparql_max_result_mb: int = Field(default=32, ge=1)  # a serialized answer larger than this is refused
+    # Queries read a snapshot of the graph taken after writes, at most this often (the staleness bound).
+    sparql_snapshot_interval_s: float = Field(default=5.0, ge=0.0)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)  # request body and query string each
+    # State-changing routes need `Authorization: Bearer <token>`; without a token they are disabled.
+    admin_token: SecretStr | None = Field(default=None, repr=False)
+    # Origins allowed to call the API from a browser (CORS); none by default. Comma-separated or JSON.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.strip().startswith("["):
+                return json.loads(v)
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
     sources: list[SourceConfig] = Field(default_factory=list)
 
     @classmethod

@@ -307,14 +307,17 @@ def test_harvest_on_demand_and_on_schedule_through_the_api(mlflow_server: object
     from modelport.api.app import create_app
     from modelport.settings import SourceConfig
 
-    settings = Settings(data_dir=tmp_path / "s", base_iri="http://modelport.test", sources=[
+    settings = Settings(data_dir=tmp_path / "s", base_iri="http://modelport.test", admin_token="s3cret", sources=[
         SourceConfig(name="team-registry", kind="mlflow", options={"tracking_uri": mlflow_server.uri},
                      schedule="0 3 * * *")])
     with TestClient(create_app(settings)) as http:
         sources = http.get("/harvests/sources").json()
         assert sources[0]["source"] == "team-registry" and sources[0]["next_run"].startswith("20")
-        assert http.post("/harvests", json={"source": "nope"}).status_code == 404
-        assert http.post("/harvests", json={"source": "team-registry", "mode": "full"}).status_code == 202
+        admin = {"Authorization": "Bearer s3cret"}
+        assert http.post("/harvests", json={"source": "team-registry"}).status_code == 401
+        assert http.post("/harvests", json={"source": "nope"}, headers=admin).status_code == 404
+        started = http.post("/harvests", json={"source": "team-registry", "mode": "full"}, headers=admin)
+        assert started.status_code == 202
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             jobs = http.get("/harvests").json()

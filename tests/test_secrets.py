@@ -44,7 +44,7 @@ def test_a_planted_secret_appears_nowhere(mlflow_server: object, tmp_path: Path,
                                                               "endpoint": "http://127.0.0.1:9"}),
     ]
     settings = Settings(data_dir=tmp_path / "data", base_iri="http://modelport.test", sources=sources,
-                        embeddings=False)
+                        embeddings=False, admin_token="admin-token-for-this-test")
     for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(sources)):
         assert SECRET not in shown
     assert build_source(sources[2], settings).api_token.get_secret_value() == SECRET + "kg"  # still usable
@@ -63,7 +63,8 @@ def test_a_planted_secret_appears_nowhere(mlflow_server: object, tmp_path: Path,
 
     responses: list[str] = []
     with TestClient(create_app(settings)) as client:
-        client.post("/harvests", json={"source": "dead"})
+        assert client.post("/harvests", json={"source": "dead"},
+                           headers={"Authorization": "Bearer admin-token-for-this-test"}).status_code == 202
         for _ in range(100):  # the scheduler runs it in the background
             last = {s["source"]: s for s in client.get("/harvests/sources").json()}["dead"]["last"]
             if last and last.get("status") == "failed":

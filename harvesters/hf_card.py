@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from modelport.harvesters.bounded import load_yaml
+
 log = logging.getLogger(__name__)
 
 # Cards are capped twice: what we read from the download (a few cards are megabytes of tables) and
@@ -19,12 +21,15 @@ BODY_MAX_CHARS = 32_000
 SECTION_MAX_CHARS = 6_000
 DESCRIPTION_MAX_CHARS = 1_000
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+# Every pattern below runs on remote text: each is linear (no nested or overlapping quantifiers)
+# or runs only on lines cut to MAX_LINE_CHARS. Headings are parsed by hand (`_heading`): the old
+# pattern `^(#{1,6})\s+(.*?)\s*#*\s*$` was cubic on a long line of spaces and '#' (1.5 KB: 5.5 s).
+MAX_LINE_CHARS = 2_000
+MAX_HEADINGS = 2_000
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _HTML_TAG = re.compile(r"<[^>]+>")
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 # Text the card templates leave behind when the author filled nothing in.
 _PLACEHOLDER = re.compile(r"^\W*(more information needed|\[more information needed\]|needs more information|"
                           r"todo|tbd|n/?a|coming soon)\W*$", re.IGNORECASE)
@@ -72,7 +77,7 @@ def parse_card(text: str, *, truncated: bool = False) -> ParsedCard:
     yaml_text, body = split_front_matter(text.replace("\r\n", "\n").replace("\r", "\n"))
     if yaml_text is not None:
         try:
-            data = yaml.safe_load(yaml_text)
+            data = load_yaml(yaml_text)  # aliases that expand past a budget are refused (UnsafeInput)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -86,13 +91,42 @@ def parse_card(text: str, *, truncated: bool = False) -> ParsedCard:
             card.notes.append("card: front matter is not a mapping; ignored")
             data = None
         card.front_matter = data
-    body = _HTML_COMMENT.sub("", body).strip()
+    body = _strip_comments(body).strip()
     if not body:
         return card
     card.body = body[:BODY_MAX_CHARS]
     card.description = first_paragraph(body)
     card.sections = extract_sections(body)
     return card
+
+
+def _strip_comments(text: str) -> str:
+    """Text without HTML comments, by a linear scan (a regex `<!--.*?-->` rescans to the end for
+    every unclosed opener: quadratic)."""
+    out, pos = [], 0
+    while (start := text.find("<!--", pos)) >= 0:
+        out.append(text[pos:start])
+        end = text.find("-->", start + 4)
+        if end < 0:
+            return "".join(out)  # an unclosed comment runs to the end, as in HTML
+        pos = end + 3
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line (`## Title ##`), in linear time; long lines are not headings."""
+    if not line.startswith("#") or len(line) > MAX_LINE_CHARS:
+        return None
+    level = len(line) - len(line.lstrip("#"))
+    rest = line[level:]
+    if level > 6 or not rest[:1].isspace():
+        return None if rest or level > 6 else (level, "")
+    title = rest.strip()
+    closed = title.rstrip("#")
+    if closed != title and (not closed or closed[-1].isspace()):  # a closing run of '#' after a space
+        title = closed.rstrip()
+    return level, title
 
 
 def _clean_inline(text: str) -> str:
@@ -120,11 +154,13 @@ def first_paragraph(body: str) -> str | None:
             continue
         if in_code:
             continue
-        if _HEADING.match(line) or _is_noise_line(line):
+        if _heading(line) or _is_noise_line(line):
             if para:
                 break
             continue
-        para.append(line.strip())
+        para.append(line.strip()[:MAX_LINE_CHARS])
+        if sum(map(len, para)) > 4 * DESCRIPTION_MAX_CHARS:  # enough for the description
+            break
     text = _clean_inline(" ".join(para)) if para else ""
     if not text or _PLACEHOLDER.match(text) or not re.search(r"\w", text):
         return None
@@ -143,9 +179,11 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
             continue
         if in_code:
             continue
-        m = _HEADING.match(line)
-        if m:
-            out.append((i, len(m.group(1)), _clean_inline(m.group(2)).strip(" :")))
+        h = _heading(line)
+        if h:
+            out.append((i, h[0], _clean_inline(h[1]).strip(" :")))
+            if len(out) >= MAX_HEADINGS:
+                break
     return out
 
 
@@ -172,15 +210,18 @@ def extract_sections(body: str) -> dict[str, str]:
                 break
         # Template placeholders ("[More Information Needed]") are not content; a section that is
         # only placeholders and sub-headings is as good as absent.
-        kept = [ln for ln in lines[idx + 1:end] if not _PLACEHOLDER.match(ln.strip())]
-        if not any(ln.strip() and not _HEADING.match(ln) for ln in kept):
+        kept = [ln for ln in lines[idx + 1:end] if not _PLACEHOLDER.match(ln.strip()[:MAX_LINE_CHARS])]
+        if not any(ln.strip() and not _heading(ln) for ln in kept):
             continue
         text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
         for name in names:
             cands.setdefault(name, []).append((idx, end, text))
     out: dict[str, str] = {}
     for name, secs in cands.items():
-        inner = [s for s in secs if not any(o is not s and s[0] < o[0] and o[1] <= s[1] for o in secs)]
+        # Sections nest or are disjoint (they end at a heading of their level or higher), so in start
+        # order a section holds another exactly when the next one starts inside it: linear, not k².
+        secs.sort()
+        inner = [sec for i, sec in enumerate(secs) if i + 1 == len(secs) or secs[i + 1][0] >= sec[1]]
         text = "\n\n".join(t for _, _, t in inner).strip()
         if len(text) > SECTION_MAX_CHARS:
             text = text[:SECTION_MAX_CHARS].rsplit(" ", 1)[0] + "…"

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -105,6 +106,9 @@ class _Notes:
 
 
 # --- small defensive readers --------------------------------------------------------------------
+MAX_DTYPES = 64
+
+
 def _str(v: Any) -> str | None:
     if isinstance(v, str):
         v = v.strip()
@@ -325,9 +329,13 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
         parameter_count = _bounded(st.get("total"), "safetensors parameter count", MAX_PARAMETERS, notes)
         params = st.get("parameters")
         if isinstance(params, dict):
-            for k, v in params.items():
-                if isinstance(k, str) and (_int(v) or 0) > 0:
-                    dtypes.append(_ST_DTYPES.get(k.upper(), k.lower()))
+            # A real file has a handful of dtypes; an oversized object from a hostile payload must
+            # not become a million-entry list on the record.
+            for k, v in islice(params.items(), MAX_DTYPES):
+                if isinstance(k, str) and len(k) <= 32 and (_int(v) or 0) > 0:
+                    dtype = _ST_DTYPES.get(k.upper(), k.lower())
+                    if dtype not in dtypes:
+                        dtypes.append(dtype)
     gguf = payload.get("gguf")
     architecture: str | None = None
     if isinstance(gguf, dict):

@@ -32,6 +32,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.harvesters.bounded import UnsafeInput, bounded, load_json, load_yaml
 from modelport.schema.code_scan import MAX_CODE_BYTES, scan_python
 from modelport.schema.compat import inspect_onnx
 from modelport.schema.identity import record_id
@@ -266,10 +267,12 @@ class MlflowSource:
         mlmodel: dict[str, Any] = {}
         if arts.get("mlmodel_text"):
             try:
-                loaded = yaml.safe_load(arts["mlmodel_text"])
+                loaded = load_yaml(arts["mlmodel_text"])
                 if not isinstance(loaded, dict):
                     raise ValueError("not a mapping")
                 mlmodel = loaded
+            except UnsafeInput as e:  # an alias bomb: refused for this record, with the reason
+                raise MalformedRecord(f"MLmodel refused: {e}") from e
             except (yaml.YAMLError, ValueError) as e:
                 errors.append(f"MLmodel is not valid YAML: {str(e)[:200]}")
         flavors: dict[str, Any] = mlmodel.get("flavors") if isinstance(mlmodel.get("flavors"), dict) else {}
@@ -410,10 +413,11 @@ def _signature(sig: Any) -> Signature | None:
     for key in ("inputs", "outputs"):
         raw = sig.get(key)
         try:
-            val = json.loads(raw) if isinstance(raw, str) else raw
-        except json.JSONDecodeError:
+            val = load_json(raw[:1_000_000]) if isinstance(raw, str) else raw
+        except ValueError:  # invalid or too deeply nested JSON (UnsafeInput)
             val = None
-        parts[key] = [x for x in val if isinstance(x, dict)] if isinstance(val, list) else []
+        parts[key] = [bounded(x, max_depth=8, max_items=200, max_chars=2_000) for x in val[:2_000]
+                      if isinstance(x, dict)] if isinstance(val, list) else []
     return Signature(**parts)
 
 

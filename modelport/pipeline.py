@@ -30,6 +30,7 @@ from modelport.harvesters.base import (
     Source,
     SourceRecord,
 )
+from modelport.harvesters.bounded import bounded
 from modelport.index.catalog import Catalog, CatalogIOError, Outbox
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
@@ -341,9 +342,10 @@ class Pipeline:
                         record, text = self.prepare(source, ev)
                         stored[record.id] = text
                         batch.append(record)
-                    except (MalformedRecord, ValueError) as e:
+                    except (MalformedRecord, ValueError, RecursionError) as e:
                         # pydantic's ValidationError is a ValueError: a payload that does not fit
-                        # the schema is one bad record, not a failed harvest.
+                        # the schema is one bad record, not a failed harvest; so is one nested too
+                        # deeply for a recursive parser.
                         report.counts["skipped"] += 1
                         report.error(rid, f"malformed: {_short(e)}")
                         log.warning("skipped %s: %s", rid, _short(e))
@@ -677,8 +679,8 @@ def scrub_record(record: ModelRecord) -> ModelRecord:
             ev.source = redact_text(ev.source)
     if record.provenance.source_url:
         record.provenance.source_url = redact_url(record.provenance.source_url)
-    if record.source_facts:
-        record.source_facts = scrub(record.source_facts)
+    if record.source_facts:  # stored verbatim otherwise: capped in size and depth too
+        record.source_facts = scrub(bounded(record.source_facts))
     if record.params:
         record.params = {k: redact_text(v) for k, v in record.params.items()}
     return record

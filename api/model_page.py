@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pyoxigraph as ox
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
@@ -174,6 +174,14 @@ def matrix_view(m: dict[str, Any]) -> dict[str, Any]:
     return {"cols": [(t, kb.compat.targets[t].label) for t in cols], "rows": rows}
 
 
+def render_missing(request: Request, model_id: str, error: HTTPException) -> HTMLResponse:
+    """404 (no such record) or 410 (removed upstream) as a page, with a search for the name."""
+    words = model_id.split(":", 1)[-1].replace("/", " ").replace("-", " ").replace("_", " ")[:200]
+    return templates.TemplateResponse(request, "missing.html", {
+        "message": error.detail, "status": error.status_code, "words": words, "q": ""},
+        status_code=error.status_code, headers={"Vary": "Accept"})
+
+
 def render(request: Request, svc: Services, stored: StoredRecord) -> HTMLResponse:
     rec = stored.record
     m = matrix(rec)
@@ -184,4 +192,4 @@ def render(request: Request, svc: Services, stored: StoredRecord) -> HTMLRespons
         "source_url": source_url, "bases": base_links(svc, rec), "lineage": lineage(svc, rec),
         "jsonld": page_jsonld(svc, rec), "statuses": STATUS_ORDER, "cell_known": CELL_KNOWN,
         "record_path": "/models/" + quote(rec.id, safe="/:@"), "q": "",
-    })
+    }, headers={"Vary": "Accept"})  # the same URL answers JSON, JSON-LD and Turtle too

@@ -136,14 +136,18 @@ def get_model(
 ) -> Response:
     """One record. Accept `application/json` (the record), `application/ld+json` (schema.org /
     FAIR4ML JSON-LD), `text/turtle` or `text/html` (the model page)."""
+    key = negotiate(request.headers.get("accept", ""), format, OFFERS)
+    if key == "html":
+        from modelport.api.model_page import render, render_missing
+
+        try:
+            stored = load(svc, model_id)
+        except HTTPException as e:  # a person gets a page that says so and offers a search
+            return render_missing(request, model_id, e)
+        return render(request, svc, stored)
     stored = load(svc, model_id)
     rec = stored.record
-    key = negotiate(request.headers.get("accept", ""), format, OFFERS)
     base = svc.settings.base_iri
-    if key == "html":
-        from modelport.api.model_page import render
-
-        return render(request, svc, stored)
     if key == "jsonld":
         return Response(to_jsonld(rec, base), media_type=MEDIA["jsonld"])
     if key == "turtle":

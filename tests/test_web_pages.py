@@ -167,3 +167,11 @@ def test_hostile_inputs_are_answered_without_a_server_error(server: LiveServer, 
     assert r.status_code < 500, (path, r.status_code, r.text[:300])
     if r.status_code >= 400 and r.headers["content-type"].startswith("application/json"):
         assert r.json()["detail"]
+
+
+def test_a_missing_model_is_a_page_for_people(server: LiveServer) -> None:
+    r = get(server, "/models/huggingface:acme/no-such-vit", headers=BROWSER)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "No such model" in r.text and 'href="/?q=acme%20no%20such%20vit"' in r.text
+    assert get(server, "/models/huggingface:acme/no-such-vit").json()["detail"]  # programs still get JSON
+    assert "accept" in get(server, f"/models/{BASE_ID}", headers=BROWSER).headers["vary"].lower()

@@ -77,11 +77,16 @@ def reading_chips(params: list[tuple[str, str]], q: str, interp: Any) -> list[di
     chips: list[dict[str, str]] = []
     cons = list(interp.constraints) if interp else []
     for i, c in enumerate(cons):
-        q2 = without_phrase(q, c.source)
+        # The parser may say itself what the query is without this part (`remove`); else cut its words out.
+        q2 = getattr(c, "remove", None)
+        if q2 is None:
+            q2 = without_phrase(q, c.source)
         if q2 is None:  # not verbatim in q: rebuild q from everything else the parser reported
             others = [x.syntax for j, x in enumerate(cons) if j != i]
             q2 = " ".join([interp.text, *others, *(f"-{t}" for t in interp.exclude_text)]).strip()
-        chips.append({"label": c.syntax, "title": f"read from “{c.source}” — remove", "kind": c.via,
+        said = getattr(c, "label", "") or ""
+        chips.append({"label": c.syntax, "kind": f"{c.via} {getattr(c, 'kind', '')}".strip(),
+                      "title": f"{said + ' — ' if said else ''}read from “{c.source}” — click to remove",
                       "href": _url(([("q", q2)] if q2 else []) + rest)})
     for k, v in rest:
         if k in FILTER_FIELDS or k == "min_status":

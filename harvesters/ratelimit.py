@@ -77,8 +77,8 @@ class Budget:
     def acquire(self) -> float:
         """Wait until one more request fits the budget, count it, and return the seconds waited."""
         waited = 0.0
-        with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 now = self._clock()
                 if self._window_end is None or now >= self._window_end:
                     # A new window: full quota again (the server's reset, or our own window's end).
@@ -91,9 +91,10 @@ class Budget:
                     self.requests += 1
                     self.waited_s += waited
                     return waited
-                # Holding the lock while sleeping is deliberate: every caller must wait anyway.
-                self._sleep(delay)
-                waited += delay
+            # Sleep without the lock (a progress display reads `state` meanwhile), then look again:
+            # another caller may have taken the first slot of the new window.
+            self._sleep(delay)
+            waited += delay
 
     def observe(self, remaining: int, reset_in_s: float, quota: int | None = None,
                 window_s: float | None = None) -> None:

@@ -162,6 +162,8 @@ class TFHubSource:
         payloads = link_documents(docs)
         for err in summary.fetch_errors:
             yield Skipped(ref=err["url"], reason=f"fetch failed: {err['reason']}")
+        if summary.stopped:
+            yield Skipped(ref=self.root, reason=f"{summary.stopped}: nothing tombstoned")
         seen: set[str] = set()
         for payload in payloads:
             local_id = payload["local_id"]
@@ -254,6 +256,7 @@ class TFHubSource:
             "interactive_visualizer": doc.value("interactive-visualizer"),
             "metadata": doc.metadata,
             "document_form": doc.form,
+            "parse_warnings": doc.warnings,
         }
         if publisher_info:
             facts["publisher"] = publisher_info

@@ -16,7 +16,9 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
@@ -48,6 +50,11 @@ class CrawlConfig(BaseModel):
     autothrottle_target_concurrency: float = Field(default=4.0, gt=0)
     retry_times: int = Field(default=2, ge=0)
     download_timeout: float = Field(default=30.0, gt=0)
+    # Bounds on what one crawl may cost: pages fetched, wall time, bytes of one response. A crawl
+    # that hits one stops, says so, and is incomplete (nothing tombstoned).
+    max_pages: int = Field(default=20_000, ge=1)
+    max_seconds: float = Field(default=3_600.0, gt=0)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     log_level: str = "WARNING"
 
 
@@ -61,11 +68,12 @@ class CrawlSummary(BaseModel):
     malformed: int = 0
     fetch_errors: list[dict[str, str]] = Field(default_factory=list)  # [{"url", "reason"}]
     robots_excluded: list[str] = Field(default_factory=list)
+    stopped: str | None = None  # why the crawl stopped early (page cap, time limit)
     stats: dict[str, Any] = Field(default_factory=dict)  # Scrapy's own counters (retries, cache, …)
 
     @property
     def complete(self) -> bool:
-        return self.root_ok and not self.fetch_errors
+        return self.root_ok and not self.fetch_errors and self.stopped is None
 
 
 def scope_prefix(root: str) -> str:
@@ -101,6 +109,18 @@ def _build_spider_class() -> type:
             self.previous = previous  # url → {"sha256", "item"} from the last incremental crawl
             self.parse_map: dict[str, dict[str, Any]] = {}
             self.summary = CrawlSummary()
+            self.requested = 0
+            self.deadline = time.monotonic() + config.max_seconds
+
+        def _budget_left(self) -> bool:
+            """Whether another page may be requested (the page cap and the time limit)."""
+            if self.requested >= self.config.max_pages:
+                self.summary.stopped = f"page cap reached ({self.config.max_pages} pages); crawl incomplete"
+                return False
+            if time.monotonic() >= self.deadline:
+                self.summary.stopped = f"time limit reached ({self.config.max_seconds:g} s); crawl incomplete"
+                return False
+            return True
 
         async def start(self):  # type: ignore[override]
             for req in self._requests_for(self.config.root, root=True):
@@ -111,10 +131,13 @@ def _build_spider_class() -> type:
         # re-crawl always notices changed documents.
         def _request(self, url: str, root: bool = False) -> Request:
             headers = {"Cache-Control": "max-age=0"} if self.config.incremental else {}
+            self.requested += 1
             return Request(url, callback=self.parse_page, errback=self.on_error, headers=headers,
                            meta={"root": root}, dont_filter=root)
 
         def _requests_for(self, url: str, root: bool = False) -> Iterator[Request]:
+            if not root and not self._budget_left():
+                return
             if urlparse(url).scheme == "file":
                 path = file_url_to_path(url)
                 if path.is_dir():
@@ -125,6 +148,8 @@ def _build_spider_class() -> type:
                         dirnames.sort()
                         for fn in sorted(filenames):
                             if fn.lower().endswith((".md", ".html", ".htm")):
+                                if not self._budget_left():
+                                    return
                                 yield self._request(Path(dirpath, fn).resolve().as_uri())
                     return
                 if not path.exists():
@@ -188,6 +213,11 @@ def _build_spider_class() -> type:
 
         def on_error(self, failure: Any) -> None:
             url = failure.request.url
+            # By marker, not class: run as `-m`, this module is __main__ while Scrapy loads the
+            # middleware from its import name, so the two hold different class objects.
+            if getattr(failure.value, "out_of_scope", False):
+                self.summary.fetch_errors.append({"url": url, "reason": str(failure.value)})
+                return
             if failure.check(HttpError):
                 reason = f"HTTP {failure.value.response.status}"
             elif failure.check(IgnoreRequest):
@@ -200,6 +230,43 @@ def _build_spider_class() -> type:
             self.summary.fetch_errors.append({"url": url, "reason": reason})
 
     return TFHubDocsSpider
+
+
+@cache
+def _out_of_scope_redirect_class() -> type:
+    from scrapy.exceptions import IgnoreRequest
+
+    class OutOfScopeRedirect(IgnoreRequest):
+        """A redirect that leaves the crawl's scope (another host, or outside the root's folder)."""
+
+        out_of_scope = True
+
+    return OutOfScopeRedirect
+
+
+class ScopeMiddleware:
+    """Refuses requests that redirects made and that leave the root's scope: a document server must
+    not send the crawler (and what it trusts) to another host. Sits after Scrapy's
+    RedirectMiddleware, which re-schedules the redirected request through the whole chain."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        config = CrawlConfig.model_validate_json(crawler.settings.get("MODELPORT_CRAWL_CONFIG"))
+        self.prefix = scope_prefix(config.root)
+        self.origin = "{0.scheme}://{0.netloc}/".format(urlparse(config.root))
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ScopeMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Any) -> None:
+        if request.meta.get("redirect_urls") and not request.url.startswith(self.prefix):
+            first = request.meta["redirect_urls"][0]
+            # robots.txt lives at the origin's root, outside a docs folder: same host is enough there.
+            if not (urlparse(request.url).path == "/robots.txt" and request.url.startswith(self.origin)):
+                raise _out_of_scope_redirect_class()(
+                    f"redirected from {first} to {request.url}, outside {self.prefix}; not followed")
+        return None
 
 
 class FetchErrorMiddleware:
@@ -254,6 +321,11 @@ class CollectItemsPipeline:
         self.fh.close()
         spider = self.crawler.spider
         summary: CrawlSummary = spider.summary
+        reason = (self.crawler.stats.get_value("finish_reason") if self.crawler.stats else None) or ""
+        if summary.stopped is None and str(reason).startswith("closespider_"):
+            summary.stopped = f"crawl stopped by {reason}; crawl incomplete"
+        if summary.stopped is None and time.monotonic() >= spider.deadline:
+            summary.stopped = f"time limit reached ({self.config.max_seconds:g} s); crawl incomplete"
         stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
         summary.stats = {k: v for k, v in stats.items() if isinstance(v, int | float | str)}
         _write_atomic(Path(self.config.summary_path), summary.model_dump_json())
@@ -287,6 +359,13 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "RETRY_TIMES": config.retry_times,
         "DOWNLOAD_TIMEOUT": config.download_timeout,
         "REDIRECT_ENABLED": True,
+        "REDIRECT_MAX_TIMES": 5,
+        "DOWNLOAD_MAXSIZE": config.max_response_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        # A hard stop a little after the spider's own time check, for requests already in flight.
+        "CLOSESPIDER_TIMEOUT": config.max_seconds + config.download_timeout,
+        "CLOSESPIDER_PAGECOUNT": config.max_pages + config.concurrency,
+        "DOWNLOADER_MIDDLEWARES": {"modelport.harvesters.tfhub_crawl.ScopeMiddleware": 50},
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": config.log_level,
@@ -301,7 +380,8 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
             "HTTPCACHE_STORAGE": "scrapy.extensions.httpcache.FilesystemCacheStorage",
             "HTTPCACHE_DIR": str(Path(config.cache_dir, "httpcache").resolve()),
             "HTTPCACHE_EXPIRATION_SECS": 0,
-            "DOWNLOADER_MIDDLEWARES": {"modelport.harvesters.tfhub_crawl.FetchErrorMiddleware": 950},
+            "DOWNLOADER_MIDDLEWARES": {"modelport.harvesters.tfhub_crawl.ScopeMiddleware": 50,
+                                       "modelport.harvesters.tfhub_crawl.FetchErrorMiddleware": 950},
         })
     return settings
 
@@ -346,7 +426,8 @@ def run_crawl(config: CrawlConfig | dict[str, Any], *, timeout: float | None = N
         try:
             # cwd is the temp dir: `-m` puts the cwd first on sys.path, and run from the repository
             # root the bare `modelport/` folder would shadow the installed package.
-            proc = subprocess.run([sys.executable, "-m", "modelport.harvesters.tfhub_crawl", str(cfg_path)],
+            proc = subprocess.run(
+[sys.executable, "-m", "modelport.harvesters.tfhub_crawl", str(cfg_path)],
                                   capture_output=True, text=True, timeout=timeout, check=False, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
             raise CrawlFailed(f"crawl of {cfg.root} ran past {timeout} s") from exc

@@ -5,6 +5,7 @@ rendering of such a document (tfhub.dev page form) by turning it back into the s
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Literal
 
@@ -14,6 +15,7 @@ DocType = Literal["Module", "Placeholder", "Lite", "Tfjs", "Coral", "Collection"
 MODEL_TYPES: tuple[str, ...] = ("Module", "Placeholder", "Lite", "Tfjs", "Coral")
 VARIANT_TYPES: tuple[str, ...] = ("Lite", "Tfjs", "Coral")
 
+log = logging.getLogger(__name__)
 _PUBLISHER = r"(?P<publisher>[a-z\d-]+)"
 _NAME = r"(?P<name>[\w.-]+(?:/[\w.-]+)*)"
 # The validator matches these at the start of the first line (re.match), so trailing text is ignored.
@@ -79,6 +81,7 @@ class ParsedDoc(BaseModel):
     icon: str | None = None
     url: str | None = None
     form: Literal["markdown", "html"] = "markdown"
+    warnings: list[str] = Field(default_factory=list)  # accepted oddities (a key repeated with its value)
 
     @property
     def local_id(self) -> str:
@@ -138,6 +141,7 @@ def _parse_rest(lines: list[str], doc_type: str, publisher: str, name: str | Non
     header_end = next((i for i in range(1, len(lines)) if lines[i].startswith("#")), len(lines))
 
     metadata: dict[str, list[str]] = {}
+    warnings: list[str] = []
     description: list[str] = []
     body: list[str] = []
     # Description: the first paragraph after the title, ended (as in the validator) by a blank line,
@@ -158,6 +162,12 @@ def _parse_rest(lines: list[str], doc_type: str, publisher: str, name: str | Non
             if mm:
                 key = mm.group("key").strip()
                 value = mm.group("value").strip()
+                if key not in REPEATABLE_KEYS and key in metadata and value in metadata[key]:
+                    # Published documents do this (mobilenet_v1_0.25_128_quantized/1/metadata/1 gives
+                    # `interactive-visualizer` twice): the same value again says nothing new.
+                    warnings.append(f"metadata key {key!r} given twice with the same value {value!r}")
+                    log.warning("%s: %s", handle, warnings[-1])
+                    continue
                 if key not in REPEATABLE_KEYS and key in metadata:
                     raise MalformedDocument(
                         f"metadata key {key!r} given more than once ({metadata[key][0]!r}, {value!r});"
@@ -206,7 +216,7 @@ def _parse_rest(lines: list[str], doc_type: str, publisher: str, name: str | Non
     }
     return ParsedDoc(doc_type=doc_type, handle=handle, publisher=publisher, name=name, version=version,  # type: ignore[arg-type]
                      description=" ".join(description), metadata=meta_out, body=_squeeze_blank(body_text),
-                     icon=icon, url=url, form=form)
+                     icon=icon, url=url, form=form, warnings=warnings)
 
 
 _INLINE_COMMENT_RE = re.compile(r"<!--.*?-->")

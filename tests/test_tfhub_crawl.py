@@ -9,6 +9,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -34,6 +35,8 @@ class ServerState:
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # path, INM, IMS
     not_modified: int = 0
     fail_paths: set[str] = field(default_factory=set)
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
+    delay_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def served(self, suffix: str = ".md") -> list[str]:
@@ -59,6 +62,14 @@ class DocsHandler(http.server.SimpleHTTPRequestHandler):
             st.requests.append((self.path, inm, ims))
         if self.path in st.fail_paths:
             self.send_error(500, "injected failure")
+            return None
+        if st.delay_s:
+            time.sleep(st.delay_s)
+        if self.path in st.redirects:
+            self.send_response(301)
+            self.send_header("Location", st.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return None
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
@@ -371,3 +382,41 @@ def test_cli_command(server: DocsServer, tmp_path: Path, monkeypatch: pytest.Mon
     assert r.exit_code == 0 and "documents parsed 0" in r.output
     r = runner.invoke(app, ["harvest", "tfhub", "--root", "ftp://nowhere/"])
     assert r.exit_code == 1 and "error" in r.output
+
+
+def test_page_cap_stops_the_crawl_and_blocks_tombstoning(server: DocsServer, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    src = TFHubSource(server.url, name="tfhub", base_iri=settings.base_iri,
+                      crawl_options={**FAST, "max_pages": 6, "concurrency": 1})
+    events = list(src.events("full", None))
+    assert not any(isinstance(e, ListingComplete) for e in events)
+    assert any(isinstance(e, Skipped) and "page cap reached (6 pages)" in e.reason for e in events)
+    pages = [p for p, _, _ in server.state.requests if p != "/robots.txt"]
+    assert len(pages) <= 6 and sum(isinstance(e, SourceRecord) for e in events) < MODEL_DOCS
+
+
+def test_time_limit_stops_the_crawl(server: DocsServer, tmp_path: Path) -> None:
+    server.state.delay_s = 0.2
+    settings = _settings(tmp_path)
+    src = TFHubSource(server.url, name="tfhub", base_iri=settings.base_iri,
+                      crawl_options={**FAST, "max_seconds": 1.0, "concurrency": 2})
+    started = time.monotonic()
+    events = list(src.events("full", None))
+    assert time.monotonic() - started < 30  # ALL_DOCS pages at 0.2 s each, 2 at a time, would take > 5 s
+    assert src.last_summary is not None and "time limit" in (src.last_summary.stopped or "")
+    assert not any(isinstance(e, ListingComplete) for e in events)
+
+
+def test_redirects_outside_the_scope_are_not_followed(server: DocsServer, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(DOCS / "tensorflow", elsewhere / "tensorflow")
+    for other in _serve(elsewhere):
+        doc = "/tensorflow/models/ssd_mobilenet_v2/2.md"
+        server.state.redirects[doc] = other.url.rstrip("/") + doc
+        server.state.redirects["/google/"] = other.url + "tensorflow/"
+        src = _source(server.url, _settings(tmp_path))
+        events = list(src.events("full", None))
+        assert other.state.requests == []  # the other host never saw a request
+        reasons = [e.reason for e in events if isinstance(e, Skipped)]
+        assert any("outside" in r and "not followed" in r and doc in r for r in reasons)
+        assert not any(isinstance(e, ListingComplete) for e in events)

@@ -103,13 +103,29 @@ def test_collection_requires_task_and_publisher_requires_nothing() -> None:
     ("# Module google/x/1\n\n<!-- task: t -->\n", "description"),
     ("# Lite g/x/1\nD.\n\n<!-- asset-path: a -->\n<!-- parent-model: g/y/1 -->\n<!-- parent-model: g/z/1 -->\n",
      "'parent-model' given more than once"),
-    ("# Placeholder g/x/1\nD.\n\n<!-- task: t -->\n<!-- license: mit -->\n<!-- license: mit -->\n",
+    ("# Placeholder g/x/1\nD.\n\n<!-- task: t -->\n<!-- license: mit -->\n<!-- license: apache-2.0 -->\n",
      "'license' given more than once"),
     ("# Placeholder g/x/1\nD.\n\n<!-- task: t -->\n<!-- fine-tunable: yes -->\n", "true or false"),
 ])
 def test_malformed_documents(text: str, reason: str) -> None:
     with pytest.raises(MalformedDocument, match=reason):
         parse_markdown(text)
+
+
+def test_a_key_repeated_with_the_same_value_is_accepted_with_a_warning() -> None:
+    """As in the published tensorflow/mobilenet_v1_0.25_128_quantized/1/metadata/1 document."""
+    text = ("# Module tensorflow/mobilenet_v1_0.25_128_quantized/1/metadata/1\nMobileNet V1 metadata.\n\n"
+            "<!-- asset-path: legacy -->\n<!-- task: image-classification -->\n<!-- fine-tunable: false -->\n"
+            "<!-- format: hub -->\n<!-- interactive-visualizer: vision -->\n<!-- interactive-visualizer: vision -->\n")
+    doc = parse_markdown(text)
+    assert doc.value("interactive-visualizer") == "vision"
+    assert doc.warnings == ["metadata key 'interactive-visualizer' given twice with the same value 'vision'"]
+    record = TFHubSource("file:///nonexistent", name="tfhub").normalize(
+        SourceRecord(local_id=doc.local_id, payload={"doc": doc.model_dump()}))
+    assert record.source_facts["parse_warnings"] == doc.warnings
+    with pytest.raises(MalformedDocument, match="'interactive-visualizer' given more than once"):
+        parse_markdown(text.replace("visualizer: vision -->\n<!-- interactive-visualizer: vision",
+                                    "visualizer: vision -->\n<!-- interactive-visualizer: text"))
 
 
 def test_legacy_module_type_key_and_zwnj_title() -> None:

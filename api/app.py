@@ -97,9 +97,16 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "records": services.catalog.count(),
-                "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count(),
-                "pending_graph": services.catalog.dirty_count("graph"), "sparql": pool.describe()}
+        out: dict[str, object] = {
+            "status": "ok", "version": __version__, "records": services.catalog.count(),
+            "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count(),
+            "pending_graph": services.catalog.dirty_count("graph"), "sparql": pool.describe()}
+        backend_health = getattr(services.search_backend, "health", None)
+        if callable(backend_health):  # a search server: its cluster's health and the index's size
+            out["search"] = search = backend_health()
+            if search.get("status") != "ok":
+                out["status"] = "degraded"
+        return out
 
     @app.get("/harvests", tags=["harvest"])
     def harvests(source: str | None = None, limit: int = 50) -> list[dict[str, object]]:

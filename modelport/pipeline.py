@@ -159,10 +159,15 @@ def make_search_backend(settings: Settings) -> Any:
         from modelport.index.elasticsearch_backend import ElasticsearchBackend
 
         assert settings.elasticsearch_url  # the settings refuse the backend without one
+        from modelport.index.elasticsearch.hybrid import open_embedder
+
         key = settings.elasticsearch_api_key
-        return ElasticsearchBackend(settings.elasticsearch_url, index_name=settings.elasticsearch_index,
-                                    api_key=key.get_secret_value() if key else None,
-                                    request_timeout_s=settings.query_timeout_s)
+        backend = ElasticsearchBackend(settings.elasticsearch_url, index_name=settings.elasticsearch_index,
+                                       api_key=key.get_secret_value() if key else None,
+                                       request_timeout_s=settings.query_timeout_s)
+        # Its documents carry the summary embeddings, so hybrid search runs in the cluster.
+        backend.embedder, backend.embedder_unavailable = open_embedder(settings)
+        return backend
     from modelport.index.tantivy_backend import TantivyBackend
 
     return TantivyBackend(settings.index_dir / "tantivy")

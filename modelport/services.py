@@ -82,7 +82,13 @@ class Services:
         if self._hybrid is None:
             from modelport.index.hybrid import HybridSearcher
 
-            self._hybrid = HybridSearcher(self.search_backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
+            backend = self.search_backend
+            if getattr(backend, "name", "") == "elasticsearch":  # kNN in the cluster, same fusion
+                from modelport.index.elasticsearch.hybrid import ElasticsearchHybrid
+
+                self._hybrid = ElasticsearchHybrid(backend, backend.embedder, backend.embedder_unavailable)
+            else:
+                self._hybrid = HybridSearcher(backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
         return self._hybrid
 
     def search(self, query: SearchQuery) -> SearchResponse:

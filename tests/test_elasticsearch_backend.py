@@ -430,3 +430,92 @@ def test_an_alias_over_an_index_modelport_did_not_create_is_refused(elasticsearc
         b.close()
         admin.indices.delete(index=f"{name}-theirs")
         admin.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# modelport serve on Elasticsearch
+# ------------------------------------------------------------------------------------------------
+def _app_over_corpus(tmp: Any, **settings: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    from modelport.api.app import create_app
+    from modelport.pipeline import Pipeline
+    from modelport.settings import Settings
+
+    # BM25 ranking (embeddings off) so both backends' answers can be compared exactly.
+    s = Settings(data_dir=tmp, base_iri="http://search.test", embeddings=False, **settings)
+    p = Pipeline(s)
+    with p.catalog.transaction():
+        p.catalog.upsert_many(RECORDS)
+    p.search.upsert(RECORDS)
+    p.search.commit()
+    p.close()
+    return TestClient(create_app(s))
+
+
+def _by_value(hits: list[dict[str, Any]], sort: str) -> list[tuple[float, frozenset[str]]]:
+    by_id = {r.id: r for r in RECORDS}
+    out: list[tuple[float, frozenset[str]]] = []
+    for h in hits:
+        value = float(getattr(by_id[h["id"]].popularity, sort) or 0)
+        if out and out[-1][0] == value:
+            out[-1] = (value, out[-1][1] | {h["id"]})
+        else:
+            out.append((value, frozenset({h["id"]})))
+    return out
+
+
+def test_serve_on_elasticsearch_reports_the_cluster_and_answers_like_the_embedded_backend(
+        tmp_path: Any, elasticsearch_url: str) -> None:
+    index = unique_index_name()
+    embedded = _app_over_corpus(tmp_path / "embedded")
+    es = _app_over_corpus(tmp_path / "es", search_backend="elasticsearch", elasticsearch_url=elasticsearch_url,
+                          elasticsearch_index=index)
+    try:
+        with embedded, es:
+            health = es.get("/health").json()
+            assert health["status"] == "ok" and health["records"] == len(RECORDS)
+            search = health["search"]
+            assert search["backend"] == "elasticsearch" and search["cluster_status"] in ("green", "yellow")
+            assert search["documents"] == len(RECORDS) and search["index"] == index
+            assert "search" not in embedded.get("/health").json()
+            for params in ({"q": "runtime:onnxruntime@1.14 license:apache-2.0", "sort": "downloads"},
+                           {"q": "task:image-classification -format:onnx", "sort": "likes", "limit": 50},
+                           {"q": "params:<100M", "sort": "downloads", "facets": "task,license,runtime"},
+                           {"q": "classification", "sort": "downloads"}):
+                a, b = embedded.get("/search", params=params), es.get("/search", params=params)
+                assert a.status_code == b.status_code == 200, (params, a.text, b.text)
+                ja, jb = a.json(), b.json()
+                assert ja["total"] == jb["total"] > 0, params
+                # The same order; records with equal values may come in either order (Tantivy breaks
+                # ties by insertion, Elasticsearch by id), so compare the values and the ids per value.
+                # (the last group may be cut by the page's end at a different record).
+                assert _by_value(ja["hits"], params["sort"])[:-1] == _by_value(jb["hits"], params["sort"])[:-1]
+                assert ja["facets"] == jb["facets"], params
+            page_a, page_b = (c.get("/", params={"q": "classification"}) for c in (embedded, es))
+            assert page_a.status_code == page_b.status_code == 200
+            first = embedded.get("/search", params={"q": "classification"}).json()["hits"][0]["name"]
+            assert first in page_a.text and first in page_b.text
+    finally:
+        b = ElasticsearchBackend(elasticsearch_url, index_name=index)
+        b.delete_index()
+        b.close()
+
+
+def test_health_says_when_the_cluster_does_not_answer(tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from modelport.api.app import create_app
+    from modelport.settings import Settings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "d", base_iri="http://t", embeddings=False,
+                        search_backend="elasticsearch", elasticsearch_url=f"http://127.0.0.1:{port}")
+    with TestClient(create_app(settings)) as client:
+        res = client.get("/health")
+    assert res.status_code == 200
+    body = res.json()
+    assert body["status"] == "degraded" and body["search"]["status"] == "unavailable"
+    assert f"127.0.0.1:{port}" in body["search"]["error"]

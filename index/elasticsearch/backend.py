@@ -20,9 +20,11 @@ from modelport.index.elasticsearch.client import (
     redact_url,
 )
 from modelport.index.elasticsearch.facets import facet_aggs, facet_counts
+from modelport.index.elasticsearch.hybrid import cosine_of, knn_body
 from modelport.index.elasticsearch.lifecycle import IndexLifecycle
 from modelport.index.elasticsearch.mapping import es_document
 from modelport.index.elasticsearch.query import es_query
+from modelport.index.embeddings import CachedEmbedder, EmbeddingsUnavailable
 from modelport.index.search import (
     FACET_FIELDS,
     CursorError,
@@ -65,6 +67,10 @@ class ElasticsearchBackend(IndexLifecycle):
         self.write_timeout_s = write_timeout_s
         self.shards, self.replicas, self.bulk_chunk = shards, replicas, bulk_chunk
         self.bulk_retries, self.bulk_backoff_s = bulk_retries, bulk_backoff_s
+        # Set by the wiring when embeddings are on: documents then carry `vec` for kNN (hybrid.py).
+        self.embedder: CachedEmbedder | None = None
+        self.embedder_unavailable: str | None = "embeddings are not configured for this backend"
+        self.embed_failed: str | None = None
         try:
             self._client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout_s, max_retries=2,
                                          retry_on_timeout=False, transport_class=PinnedCompatTransport)
@@ -197,10 +203,70 @@ class ElasticsearchBackend(IndexLifecycle):
 
     def _index_into(self, index: str, records: list[ModelRecord]) -> int:
         if records:
+            docs = [es_document(r) for r in records]
+            for doc, vec in zip(docs, self._vectors(records), strict=True):
+                if vec is not None:
+                    doc["vec"] = vec
             self._bulk(f"indexing {len(records)} record(s)",
-                       ({"_op_type": "index", "_index": index, "_id": r.id, "_source": es_document(r)}
-                        for r in records))
+                       ({"_op_type": "index", "_index": index, "_id": r.id, "_source": d}
+                        for r, d in zip(records, docs, strict=True)))
         return len(records)
+
+    def _vectors(self, records: list[ModelRecord]) -> list[list[float] | None]:
+        """The records' summary embeddings (through the content-hash cache), or none when embeddings
+        are off or failed: those records are still found by BM25 until a reindex embeds them."""
+        if self.embedder is None:
+            return [None] * len(records)
+        try:
+            vecs, _ = self.embedder.embed_records(records)
+        except EmbeddingsUnavailable as e:
+            if self.embed_failed is None:
+                log.error("embedding failed, %d records indexed without vectors: %s", len(records), e)
+            self.embed_failed = str(e)
+            return [None] * len(records)
+        return [[float(x) for x in v] for v in vecs]
+
+    def health(self) -> dict[str, Any]:
+        """For /health: the cluster's health and the index's document count (never raises: a cluster
+        that does not answer is reported as such)."""
+        out: dict[str, Any] = {"backend": self.name, "url": self.url, "index": self.index_name}
+        try:
+            client = self._client.options(request_timeout=min(5.0, self.request_timeout_s))
+            health = client.cluster.health().body
+            out.update(cluster=health.get("cluster_name"), cluster_status=health.get("status"),
+                       nodes=health.get("number_of_nodes"))
+            self._open()
+            out["documents"] = int(client.count(index=self.index_name)["count"])
+            out["status"] = "ok" if health.get("status") in ("green", "yellow") else "degraded"
+        except (ApiError, TransportError, ElasticsearchBackendError) as e:
+            out["status"] = "unavailable"
+            out["error"] = str(e) if isinstance(e, ElasticsearchBackendError) else \
+                f"Elasticsearch at {self.url} did not answer: {type(e).__name__}"
+        return out
+
+    # -- the dense side of hybrid search (hybrid.py) ---------------------------------------------------
+    def vector_count(self) -> int:
+        self._open()
+        resp = self._call("counting vectors", lambda: self._client.count(
+            index=self.index_name, query={"exists": {"field": "vec"}}))
+        return int(resp["count"])
+
+    def knn(self, qvec: Any, constraints: dict[str, Any], k: int, ids: list[str] | None = None
+            ) -> list[tuple[str, float]]:
+        """(id, cosine) of the k records nearest to `qvec` among those matching `constraints`."""
+        self._open()
+        resp = self._search("nearest neighbours", knn=knn_body(qvec, constraints, k, ids), size=k,
+                            track_total_hits=False)
+        return [(h["_id"], cosine_of(float(h["_score"]))) for h in resp["hits"]["hits"]]
+
+    def exact_matches(self, text: str, constraints: dict[str, Any]) -> list[str]:
+        """Records whose id or name is exactly `text` (case-insensitive), within the constraints."""
+        exact = text.strip().strip('"').lower()
+        query = {"bool": {"filter": [constraints, {"bool": {"should": [{"term": {"id_lc": exact}},
+                                                                      {"term": {"name_lc": exact}}],
+                                                           "minimum_should_match": 1}}]}}
+        resp = self._search("exact name matches", query=query, size=10, track_total_hits=False)
+        return sorted(h["_id"] for h in resp["hits"]["hits"])
 
     # -- hard-constraint sets ------------------------------------------------------------------------
     def count_matching(self, q: SearchQuery) -> int:

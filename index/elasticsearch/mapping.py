@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from modelport.index.embeddings import DIM
 from modelport.index.facts import (
     FACTS_VERSION,
     RecordFacts,
@@ -23,7 +24,7 @@ from modelport.index.vocab import get_vocab
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord
 
-INDEX_FORMAT = 1  # the mapping below; with FACTS_VERSION and the KB version it decides rebuilds
+INDEX_FORMAT = 2  # the mapping below; with FACTS_VERSION and the KB version it decides rebuilds
 ANY_HARDWARE = "*"  # the `hw` of a best figure over every profile (facts.py: hardware None)
 _KEYWORD_MAX = 4096  # longer keyword values are not indexed (Lucene refuses terms over 32 KiB)
 
@@ -80,6 +81,10 @@ def index_mappings() -> dict[str, Any]:
         "mem": {"type": "nested", "properties": {"hw": _KW, "bytes": _DOUBLE}},
         "params": _LONG, "size": _LONG,
         **dict.fromkeys(SORT_FIELDS, _LONG),
+        # The record's summary embedding (absent when embeddings are off): kNN within the same filters
+        # as the constraint query, HNSW over int8-quantized vectors (float vectors kept for rescoring).
+        "vec": {"type": "dense_vector", "dims": DIM, "index": True, "similarity": "cosine",
+                "index_options": {"type": "int8_hnsw"}},
     }
     return {"dynamic": "strict", "_meta": {"modelport": current_versions()}, "properties": props}
 

@@ -41,7 +41,7 @@ def asset_version() -> str:
     return h.hexdigest()[:10]
 
 
-templates.env.globals["asset_version"] = asset_version
+templates.env.globals["asset_version"] = asset_version()
 
 
 @router.get("/static/{name}")

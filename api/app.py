@@ -78,6 +78,12 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
         description="Federated discovery of machine-learning models: search by task, format, runtime "
                     "compatibility and metrics; every record as JSON, JSON-LD and Turtle; SPARQL 1.1 over the graph.",
         lifespan=lifespan,
+        # What any route may answer besides its own codes: malformed input, the request size cap, and a
+        # search backend (or SPARQL worker) that cannot answer now.
+        responses={400: {"description": "malformed input; `detail` says what"},
+                   404: {"description": "no such resource (record, source, page)"},
+                   413: {"description": "request larger than MODELPORT_MAX_REQUEST_BYTES"},
+                   503: {"description": "a backend cannot answer now, or a limit stopped the work"}},
     )
     app.state.services = services
     app.state.sparql_pool = pool

@@ -119,3 +119,14 @@ def _warm_up(url: str) -> None:
             c.post(f"/{name}/_search", json={"query": {"range": {"n": {"gte": 10}}}, "size": 10,
                                              "aggs": {"k": {"terms": {"field": "k.keyword"}}}})
         c.delete(f"/{name}")
+
+
+@pytest.fixture(scope="session")
+def tfhub_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding the TF Hub documentation sample, crawled once per session by the real
+    CLI (tests copy it before serving it: a server writes its data directory)."""
+    from serve_helpers import harvest_tfhub_fixture
+
+    d = tmp_path_factory.mktemp("tfhub-data")
+    harvest_tfhub_fixture(d)
+    return d

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import HEAVY, Served, concat_doubling, harvest_tfhub_fixture, pids_mentioning, proc_kb
+from serve_helpers import HEAVY, Served, concat_doubling, pids_mentioning, proc_kb
 
 TIMEOUT_S = 2.0
 BUDGET_MB = 256
@@ -30,9 +31,9 @@ ENV = {"MODELPORT_QUERY_TIMEOUT_S": str(TIMEOUT_S), "MODELPORT_QUERY_MEMORY_MB":
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(tfhub_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("hostile")
-    harvest_tfhub_fixture(d)
+    shutil.copytree(tfhub_data, d, dirs_exist_ok=True)
     return d
 
 

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from serve_helpers import Served  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import Unsatisfiable
+from serve_helpers import Served
 
 
 @pytest.fixture(scope="module")

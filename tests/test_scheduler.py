@@ -19,7 +19,6 @@ from modelport.pipeline import Pipeline
 from modelport.scheduler import AlreadyRunning, HarvestScheduler
 from modelport.settings import Settings, SourceConfig
 
-pytest.importorskip("huggingface_hub")
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "hf"))
 from fake_hub import FakeHub, _Handler  # noqa: E402
 

@@ -87,8 +87,11 @@ async def run_query(request: Request, query: str) -> Response:
         raise HTTPException(400, f"SPARQL: {e}") from None
     except QueryLimitError as e:
         headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
-        return JSONResponse(status_code=e.status, headers=headers, content={
-            "detail": str(e), "limit": e.limit, "elapsed_s": round(time.monotonic() - started, 3)})
+        elapsed = round(time.monotonic() - started, 3)
+        content: dict[str, Any] = {"detail": str(e), "limit": e.limit, "elapsed_s": elapsed}
+        if e.peak_rss_kb:
+            content["worker_peak_rss_mb"] = round(e.peak_rss_kb / 1024, 1)
+        return JSONResponse(status_code=e.status, headers=headers, content=content)
     headers = {"X-Result-Truncated": "true"} if ans.truncated else {}
     return Response(ans.body, media_type=offers[key], headers=headers)
 

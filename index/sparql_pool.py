@@ -38,11 +38,13 @@ log = logging.getLogger(__name__)
 class QueryLimitError(Exception):
     """A query stopped by a limit, or a pool that cannot take it: `limit` names the setting."""
 
-    def __init__(self, message: str, limit: str, status: int = 503, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, limit: str, status: int = 503, retry_after: int | None = None,
+                 peak_rss_kb: int | None = None) -> None:
         super().__init__(message)
         self.limit = limit
         self.status = status
         self.retry_after = retry_after
+        self.peak_rss_kb = peak_rss_kb  # the stopped worker's peak resident memory, when known
 
 
 class QueryRefused(SparqlError):
@@ -304,7 +306,7 @@ class SparqlPool:
             self._note_peak(peak)
             self.stats.killed_time += 1
             raise QueryLimitError(f"query ran past its {timeout_s:g} s limit (MODELPORT_QUERY_TIMEOUT_S) and was "
-                                  "stopped", "query_timeout_s") from None
+                                  "stopped", "query_timeout_s", peak_rss_kb=peak) from None
         except (EOFError, OSError):
             status, peak = self._reap_dead(worker)
             self._note_peak(peak)
@@ -313,7 +315,7 @@ class SparqlPool:
             self.stats.killed_memory += 1
             raise QueryLimitError(
                 f"query needed more than its memory budget of {self.memory_mb} MB (MODELPORT_QUERY_MEMORY_MB) "
-                f"and was stopped (worker exit status {status})", "query_memory_mb") from None
+                f"and was stopped (worker exit status {status})", "query_memory_mb", peak_rss_kb=peak) from None
         except BaseException:
             self._kill(worker)
             raise
@@ -331,11 +333,12 @@ class SparqlPool:
             raise QueryRefused(message)
         if error == "timeout":
             self.stats.killed_time += 1
-            raise QueryLimitError(f"{message} (MODELPORT_QUERY_TIMEOUT_S) and was stopped", "query_timeout_s")
+            raise QueryLimitError(f"{message} (MODELPORT_QUERY_TIMEOUT_S) and was stopped", "query_timeout_s",
+                                  peak_rss_kb=peak)
         if error == "memory":
             self.stats.killed_memory += 1
             raise QueryLimitError(f"query needed more than its memory budget of {self.memory_mb} MB "
-                                  "(MODELPORT_QUERY_MEMORY_MB) and was stopped", "query_memory_mb")
+                                  "(MODELPORT_QUERY_MEMORY_MB) and was stopped", "query_memory_mb", peak_rss_kb=peak)
         if error == "too_large":
             raise QueryLimitError(message, "sparql_max_result_mb")
         raise QueryLimitError(message or "the SPARQL worker failed", "store")

@@ -84,7 +84,7 @@ def test_string_doubling_stops_at_the_memory_budget(served: Served) -> None:
     assert took < TIMEOUT_S + 1
     pool = served.health()["sparql"]
     # The worker's peak resident memory: its idle size plus at most the budget (was: the server grew 2 GB).
-    assert pool["peak_rss_mb"] <= pool["idle_rss_mb"] + BUDGET_MB + 16, pool
+    assert 0 < r.json()["worker_peak_rss_mb"] <= pool["idle_rss_mb"] + BUDGET_MB, (r.json(), pool)
     assert served.rss_kb() - rss_before < 64 * 1024
 
 
@@ -265,8 +265,9 @@ def test_nothing_acceptable_is_a_406(served: Served) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
 
 
-def test_sigterm_stops_serve_within_5_s_while_heavy_queries_run(data_dir: Path) -> None:
-    with Served(data_dir, ENV | {"MODELPORT_QUERY_TIMEOUT_S": "30"}) as s:
+def test_sigterm_stops_serve_within_5_s_while_heavy_queries_run(tfhub_data: Path, tmp_path: Path) -> None:
+    shutil.copytree(tfhub_data, tmp_path / "data")  # its own: the module's server holds the other one
+    with Served(tmp_path / "data", ENV | {"MODELPORT_QUERY_TIMEOUT_S": "30"}) as s:
         workers = s.health()["sparql"]["worker_pids"]
         threads = [threading.Thread(target=lambda: sparql(s, HEAVY["count-product"])) for _ in range(4)]
         for t in threads:

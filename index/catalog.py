@@ -98,6 +98,7 @@ CREATE INDEX IF NOT EXISTS enrichments_source ON enrichments(source);
 # Enrichment priority keys → the stored record's JSON path (highest first).
 _ENRICH_ORDER: dict[str, str] = {"downloads": "$.popularity.downloads", "likes": "$.popularity.likes",
                                  "modified": "$.modified", "created": "$.created"}
+_ENRICH_INDEXED = ("downloads", "modified")  # the default priorities; the others sort when asked for
 
 
 def _now() -> str:
@@ -173,6 +174,11 @@ class Catalog:
         self._conn.execute("DROP INDEX IF EXISTS records_dirty")  # superseded by records_dirty_ids
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_dirty_ids ON records(id) WHERE dirty = 1")
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_graph_dirty_ids ON records(id) WHERE graph_dirty = 1")
+        # Enrichment priority orders (enrichment_queue): walked in order instead of sorting the catalog.
+        for key, path in _ENRICH_ORDER.items():
+            if key in _ENRICH_INDEXED:
+                self._conn.execute(f"CREATE INDEX IF NOT EXISTS records_enrich_{key} ON records("
+                                   f"source, json_extract(data, '{path}') DESC, id) WHERE deleted_at IS NULL")
         # Live ids in id order, for the sitemap's pages and dumps (an OFFSET walks this small index only).
         self._conn.execute("CREATE INDEX IF NOT EXISTS records_live_ids ON records(id) WHERE deleted_at IS NULL")
         self._lock = threading.RLock()
@@ -552,25 +558,33 @@ class Catalog:
     def enrichment_queue(self, source: str, priority: list[str], limit: int | None
                          ) -> list[tuple[str, str, str | None]]:
         """(record id, local id, current version) of live records of `source` never enriched or
-        enriched at another revision; records that failed fewer times first, then the priority
-        orders interleaved (the first of each, then the second of each, …), without repeats."""
+        enriched at another revision: the priority orders interleaved (the first of each, then the
+        second of each, …, without repeats), then the records whose enrichment failed (fewest
+        failures first). Each order walks an expression index (`records_enrich_<key>`) and stops at
+        `limit`, so a run over 2M records does not sort the catalog."""
         keys = [k for k in priority if k in _ENRICH_ORDER] or ["downloads"]
         n = -1 if limit is None else limit
         lists = []
         with self._lock:
             for k in keys:
+                expr = f"json_extract(r.data, '{_ENRICH_ORDER[k]}')"
                 lists.append(self._conn.execute(
                     f"""SELECT r.id, r.local_id, json_extract(r.data, '$.version') FROM records r
                         LEFT JOIN enrichments e ON e.record_id = r.id
                         WHERE r.source = ? AND r.deleted_at IS NULL
-                          AND (e.etag IS NULL OR e.etag IS NOT json_extract(r.data, '$.version'))
-                        ORDER BY COALESCE(e.failures, 0),
-                                 json_extract(r.data, '{_ENRICH_ORDER[k]}') IS NULL,
-                                 json_extract(r.data, '{_ENRICH_ORDER[k]}') DESC, r.id
-                        LIMIT ?""", (source, n)).fetchall())
+                          AND (e.record_id IS NULL
+                               OR (e.failures = 0 AND e.etag IS NOT json_extract(r.data, '$.version')))
+                        ORDER BY {expr} DESC, r.id LIMIT ?""", (source, n)).fetchall())
+            failed = self._conn.execute(
+                f"""SELECT r.id, r.local_id, json_extract(r.data, '$.version') FROM enrichments e
+                    JOIN records r ON r.id = e.record_id
+                    WHERE e.source = ? AND e.failures > 0 AND r.deleted_at IS NULL
+                      AND e.etag IS NOT json_extract(r.data, '$.version')
+                    ORDER BY e.failures, json_extract(r.data, '{_ENRICH_ORDER[keys[0]]}') DESC
+                    LIMIT ?""", (source, n)).fetchall()
         out: list[tuple[str, str, str | None]] = []
         seen: set[str] = set()
-        for row in itertools.chain.from_iterable(itertools.zip_longest(*lists)):
+        for row in [*itertools.chain.from_iterable(itertools.zip_longest(*lists)), *failed]:
             if row is not None and row[0] not in seen:
                 seen.add(row[0])
                 out.append((row[0], row[1], row[2]))

@@ -3,6 +3,7 @@ facets and cursor pagination; every response says how `q` was read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -10,7 +11,15 @@ from pydantic import ValidationError
 
 from modelport.api.deps import services
 from modelport.index.query_syntax import SYNTAX_HELP, QuerySyntaxError, compile_query
-from modelport.index.search import FACET_FIELDS, CursorError, Interpretation, SearchQuery, SortKey, Status
+from modelport.index.search import (
+    FACET_FIELDS,
+    CursorError,
+    Interpretation,
+    LineageConstraint,
+    SearchQuery,
+    SortKey,
+    Status,
+)
 from modelport.services import SearchResponse, Services
 
 router = APIRouter(tags=["search"])
@@ -28,13 +37,13 @@ class SearchPage(SearchResponse):
 
 def run_search(svc: Services, q: str, *, nl: bool = True, filters: dict[str, list[str]] | None = None,
                facets: list[str] | None = None, sort: SortKey | None = None, min_status: str | None = None,
-               limit: int = 20, offset: int = 0, cursor: str | None = None) -> SearchPage:
+               limit: int = 20, offset: int = 0, cursor: str | None = None, explain: bool = False) -> SearchPage:
     """Parse `q`, merge the parameters and search; raises HTTPException(400) with a body that
     names what was wrong (the offending token and its position for a syntax error)."""
     try:
         base = SearchQuery(filters=filters or {}, facets=facets or [], sort=sort or "relevance",
-                           min_status=min_status, limit=limit, offset=offset, cursor=cursor)
-        query, interpretation = compile_query(q, nl=nl, base=base)
+                           min_status=min_status, limit=limit, offset=offset, cursor=cursor, explain=explain)
+        query, interpretation = compile_query(q, nl=nl, base=base, lineage_probe=_lineage_probe(svc))
         if sort is not None:  # an explicit parameter wins over a sort: qualifier
             query = query.model_copy(update={"sort": sort})
         res = svc.search(query)
@@ -46,6 +55,15 @@ def run_search(svc: Services, q: str, *, nl: bool = True, filters: dict[str, lis
         raise HTTPException(400, detail={"error": "query", "message": "; ".join(
             f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())}) from None
     return SearchPage(**res.model_dump(), interpretation=interpretation)
+
+
+def _lineage_probe(svc: Services) -> Callable[[LineageConstraint], bool] | None:
+    """Whether a base model named in words has descendants in the catalog (so the phrase is a
+    constraint, not text); None for a backend that cannot walk model trees."""
+    walk = getattr(svc.search_backend, "lineage", None)
+    if walk is None:
+        return None
+    return lambda c: bool(walk(c).generation)
 
 
 @router.get("/search", response_model=SearchPage, description=(
@@ -77,6 +95,10 @@ def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    explain: Annotated[bool, Query(description="Each hit says why it ranks where it does: BM25 and cosine "
+                                               "scores, their blend, the evidence level found for each "
+                                               "runtime/target/format the query names and the lineage "
+                                               "generation, with the boost each adds")] = False,
 ) -> SearchPage:
     given = {"source": source, "task": task, "framework": framework, "format": format, "license": license,
              "language": language, "publisher": publisher, "tag": tag, "runtime": runtime, "status": status,
@@ -86,4 +108,4 @@ def search(
     if unknown:
         raise HTTPException(400, f"unknown facet field(s) {unknown}; known: {list(FACET_FIELDS)}")
     return run_search(svc, q, nl=nl, filters={k: v for k, v in given.items() if v}, facets=facet_list, sort=sort,
-                      min_status=min_status, limit=limit, offset=offset, cursor=cursor)
+                      min_status=min_status, limit=limit, offset=offset, cursor=cursor, explain=explain)

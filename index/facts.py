@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.index.lineage import link_token, node_keys, ref_keys
 from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 from modelport.schema.versions import VersionRange, parse_version
@@ -139,6 +140,13 @@ def any_runtime_token(status: str) -> str:
     return f"any={status}"
 
 
+def format_token(fmt: str, status: str) -> str:
+    """The record has `fmt` at this evidence level: an artifact in it (native), the source saying so
+    (declared), a runtime cell consuming it at that status (a conversion path: convertible; a check:
+    verified)."""
+    return f"fmt:{fmt}={status}"
+
+
 # ------------------------------------------------------------------------------------------------
 # Record → facts
 # ------------------------------------------------------------------------------------------------
@@ -157,6 +165,11 @@ class RecordFacts:
     downloads: int = 0
     likes: int = 0
     modified: int = 0  # epoch seconds
+    # Lineage (index/lineage.py): the keys the record's base links name, its links as
+    # "relation|key", and the keys it answers to as a base itself.
+    lineage_bases: list[str] = field(default_factory=list)
+    lineage_links: list[str] = field(default_factory=list)
+    lineage_nodes: list[str] = field(default_factory=list)
 
 
 _LEVELS = {s: tuple(STATUS_ORDER[: i + 1]) for i, s in enumerate(STATUS_ORDER)}
@@ -197,7 +210,31 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
         "access": [record.access],
         "target": sorted(targets),
         "hardware": sorted(hardware),
+        "relation": sorted({b.relation for b in record.base_models}),
     }
+
+
+def lineage_facts(record: ModelRecord) -> tuple[list[str], list[str], list[str]]:
+    """(base keys, "relation|key" links, node keys) of a record; see index/lineage.py."""
+    bases: list[str] = []
+    links: list[str] = []
+    for b in record.base_models:
+        for k in ref_keys(b.ref):
+            bases.append(k)
+            links.append(link_token(b.relation, k))
+    nodes = node_keys(record.id, record.local_id, record.aliases if record.source_kind != "mlflow" else ())
+    return list(dict.fromkeys(bases)), list(dict.fromkeys(links)), nodes
+
+
+def format_evidence(record: ModelRecord) -> set[str]:
+    """`format_token`s: artifact formats are native, formats the source declares are declared, and a
+    runtime cell lends its status to the format it consumes (so a verification shows here too)."""
+    out = {format_token(a.format, "native") for a in record.artifacts if a.format}
+    out |= {format_token(f, "declared") for f in record.declared_formats}
+    for e in record.compatibility:
+        if e.format and e.status in _LEVELS and is_runtime_cell(e):
+            out.add(format_token(e.format, e.status))
+    return out
 
 
 def _best(pairs: list[tuple[Any, float]]) -> dict[Any, float]:
@@ -340,7 +377,10 @@ def record_facts(record: ModelRecord, vocab: Vocab) -> RecordFacts:
             lat.append(((hw, measured_only), la.latency_ms))
             lat.append(((None, measured_only), la.latency_ms))
 
+    tokens |= format_evidence(record)
+    bases, links, nodes = lineage_facts(record)
     return RecordFacts(
+        lineage_bases=bases, lineage_links=links, lineage_nodes=nodes,
         keywords=keyword_values(record), tokens=sorted(tokens), runtime_ranges=ranges, metrics=sorted(metrics),
         latencies=[(hw, m, v) for (hw, m), v in _best(lat).items()], memory=list(_best(mem).items()),
         params=record.parameter_count, size=record.size_bytes,
@@ -352,4 +392,5 @@ __all__ = ["FACTS_VERSION", "RecordFacts", "record_facts", "cell_pieces",
            "keyword_values", "float_code", "version_code",
            "range_codes", "composite", "sort_key", "sort_key_row", "levels_of", "statuses_from", "runtime_key",
            "runtime_key_prefix", "metric_key", "runtime_token", "target_token",
-           "hardware_token", "any_runtime_token", "release_token", "CODE_MAX", "KEY_MAX"]
+           "hardware_token", "any_runtime_token", "format_token", "format_evidence", "lineage_facts",
+           "release_token", "CODE_MAX", "KEY_MAX"]

@@ -23,7 +23,16 @@ import numpy as np
 import tantivy
 
 from modelport.index.embeddings import EmbeddingsUnavailable
-from modelport.index.search import Hit, SearchQuery, SearchResult, decode_cursor, encode_cursor
+from modelport.index.lineage import generation_weight
+from modelport.index.search import (
+    EVIDENCE_BOOST,
+    LINEAGE_BOOST,
+    Hit,
+    SearchQuery,
+    SearchResult,
+    decode_cursor,
+    encode_cursor,
+)
 from modelport.index.vectors import VectorProjection
 
 log = logging.getLogger(__name__)
@@ -132,7 +141,8 @@ class HybridSearcher:
         # BM25 + facets, the constraint side of the dense search and the exact-name lookup run
         # beside the query embedding: Tantivy, torch and numpy all release the GIL.
         bm_f = self._pool.submit(self.backend.search,
-                                 q.model_copy(update={"limit": min(depth, 10_000), "offset": 0, "cursor": None}))
+                                 q.model_copy(update={"limit": min(depth, 10_000), "offset": 0, "cursor": None,
+                                                      "rank_boosts": False, "explain": False}))
         self.vectors.index.refresh()
         k = max(DENSE_DEPTH, want)
         plan_f = self._pool.submit(self._dense_plan, q, k)
@@ -154,13 +164,41 @@ class HybridSearcher:
             known.update(self.vectors.index.similarities(qvec, missing))
             dense = sorted(known.items(), key=lambda kv: -kv[1])
         fused = self._fuse(bm_list, dense, exact)
-        hits = [Hit(id=rid, score=s) for rid, s in fused[first:want]]
+        parts: dict[str, dict[str, Any]] = {}
+        if q.has_boosts() or q.explain:
+            fused, parts = self._boosted(q, fused, bm_list, dense, exact, depth)
+        hits = [Hit(id=rid, score=s, explain=parts.get(rid) if q.explain else None) for rid, s in fused[first:want]]
         # BM25's total counts the lexical matches; records found only by meaning add to it.
         total = max(bm.total, len(fused))
         position = first + len(hits)
         next_cursor = encode_cursor(q, [_CURSOR_TAG], position) if hits and position < total else None
         return SearchResult(total=total, hits=hits, facets=bm.facets, took_ms=(time.monotonic() - start) * 1000,
                             notices=bm.notices, next_cursor=next_cursor)
+
+    def _boosted(self, q: SearchQuery, fused: list[tuple[str, float]], bm25: list[tuple[str, float]],
+                 dense: list[tuple[str, float]], exact: list[str], depth: int
+                 ) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
+        """The fused list with each candidate's evidence and lineage boosts added (search.py:
+        EVIDENCE_BOOST, LINEAGE_BOOST), and the parts of every score for `explain`."""
+        head = fused[:depth]
+        boosts = self.backend.boosts_of(q, [rid for rid, _ in head]) if hasattr(self.backend, "boosts_of") else {}
+        bm_raw, dense_raw = dict(bm25), dict(dense)
+        blend = dict(head)
+        chosen = set(exact)
+        out: list[tuple[str, float]] = []
+        parts: dict[str, dict[str, Any]] = {}
+        for rid, score in head:
+            b = boosts.get(rid, {})
+            ev = EVIDENCE_BOOST * float(b.get("evidence_score", 0.0))
+            lin = LINEAGE_BOOST * generation_weight(int(b["generation"])) if "generation" in b else 0.0
+            total = score + (0.0 if rid in chosen else ev + lin)
+            out.append((rid, total))
+            parts[rid] = {"bm25": bm_raw.get(rid), "cosine": dense_raw.get(rid),
+                          "fusion": self.fusion, "blend": round(blend[rid], 6), "exact_match": rid in chosen,
+                          "evidence": b.get("evidence", {}), "evidence_boost": round(ev, 6),
+                          "generation": b.get("generation"), "lineage_boost": round(lin, 6), "score": round(total, 6)}
+        out.sort(key=lambda kv: (kv[0] not in chosen, -kv[1], kv[0]))
+        return out + fused[depth:], parts
 
     def _vector_only(self, q: SearchQuery, first: int, want: int, start: float) -> SearchResult:
         """Dense similarity alone within the constraints (for comparisons: bench/relevance.py)."""
@@ -198,7 +236,7 @@ class HybridSearcher:
     # -- dense side, within the constraints ----------------------------------------------------------
     def _constraint_query(self, q: SearchQuery) -> Any:
         """The backend's query for the hard constraints alone (the text only ranks)."""
-        return self.backend.build_query(q.model_copy(update={"text": ""}))
+        return self.backend.build_query(q.model_copy(update={"text": "", "rank_boosts": False}))
 
     def _dense(self, q: SearchQuery, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k records most similar to the query among those satisfying every constraint."""

@@ -25,9 +25,11 @@ from modelport.index.search import (
     FieldFilter,
     HardwareConstraint,
     LatencyConstraint,
+    LineageConstraint,
     MemoryConstraint,
     MetricConstraint,
     ParamsConstraint,
+    Preference,
     RuntimeConstraint,
     SizeConstraint,
     TargetConstraint,
@@ -59,6 +61,9 @@ _CONNECTORS = {"with", "and", "that", "which", "is", "are", "a", "an", "the", "o
                "on", "for", "of", "to", "under", "runs", "run", "running", "has", "have", "having", "but", "also",
                "than", "at", "by", "using", "be", "it", "its", "their", "models", "model", "compatible", "works",
                "work", "should", "must", "can", "needs", "need"}
+# Words that end up before "fine-tunes" / "derivatives" but never name a model.
+_NOT_NAMES = {"all", "any", "some", "show", "list", "find", "me", "popular", "best", "top", "recent", "new", "latest",
+              "good", "other", "more", "most", "which", "what", "where", "are", "there", "its", "his", "her"}
 # Connectors kept when they stand alone: "models" alone is still what the user typed.
 _KEEP_ALONE = {"models", "model"}
 
@@ -88,6 +93,7 @@ class NLResult:
     constraints: list[tuple[Constraint, str]] = field(default_factory=list)  # (constraint, phrase)
     text: str = ""
     notices: list[str] = field(default_factory=list)
+    preferences: list[tuple[Preference, str]] = field(default_factory=list)  # (preference, word)
 
 
 @dataclass
@@ -221,7 +227,28 @@ def _patterns(kb_version: str) -> list[_Pattern]:
     def P(name: str, pattern: str, build: Callable[[re.Match[str], Vocab], list[Constraint]]) -> _Pattern:
         return _Pattern(name, re.compile(pattern, re.I), build)
 
+    NAME_WORD = r"[A-Za-z0-9][\w.\-/:]*[\w]|[A-Za-z0-9]"
+    CONT = "(?:" + "|".join(sorted((re.escape(w) for w in v.name_words), key=len, reverse=True)) + \
+        r"|v?\d[\w.\-]*|[A-Za-z]+\d[\w.\-]*)"
+    NAME = rf'(?:"[^"]+"|(?:{NAME_WORD})(?:\s+{CONT}(?![\w.\-]))*)'
+    before = [p for p in v.lineage_phrases if p[1] == "before"]
+    after = [p for p in v.lineage_phrases if p[1] == "after"]
+
+    def phrases(items: list[tuple[str, str, str | None]]) -> str:
+        return "(?:" + "|".join(rf"(?P<p{i}>{_phrase(t)})" for i, (t, _, _) in enumerate(items)) + ")"
+
+    FMT = _alt(list(v.format_names))
+    fmt_templates = "|".join(_phrase(t).replace(r"\{format\}", "{format}").replace("{format}",
+                                                                                   _b(f"(?P<f{i}>{FMT})"))
+                             for i, t in enumerate(v.format_templates))
     return [
+        P("lineage-before",
+          rf"(?<![\w\-]){phrases(before)}\s+(?:the\s+|a\s+)?(?P<x>{NAME})",
+          lambda m, vv: _lineage(m, vv, before)),
+        P("lineage-after",
+          rf"(?<![\w\-/.])(?P<x>{NAME})\s+{phrases(after)}(?![\w\-])",
+          lambda m, vv: _lineage(m, vv, after)),
+        P("format-constraint", rf"(?<![\w\-])(?:{fmt_templates})(?![\w\-])", _format_constraint),
         P("runtime-version",
           rf"{STATUS}(?:(?:{VERB}\s+{PREP}|with|on|for|in|using|under)\s+(?:the\s+)?)?"
           rf"{_b(f'(?P<rt>{RT})')}\s*(?:v(?:ersion)?\.?\s*)?(?P<ge>>=|≥|=>)?\s*"
@@ -298,6 +325,28 @@ def _patterns(kb_version: str) -> list[_Pattern]:
     ]
 
 
+def _phrase(text: str) -> str:
+    """A vocabulary phrase as a pattern: its words with any spacing or hyphenation between them."""
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", text) if w]
+    return r"[\s\-]+".join(words)
+
+
+def _lineage(m: re.Match[str], v: Vocab, items: list[tuple[str, str, str | None]]) -> list[Constraint]:
+    name = m["x"].strip().strip('"').strip()
+    key = re.sub(r"[\s_\-]+", " ", name.lower())
+    # A format, relation or connecting word is not a model ("GGUF quants", "all fine-tunes").
+    if not name or key in v.format_names or key in v.formats or v.relation(key) or key in _CONNECTORS \
+            or key in _NOT_NAMES:
+        return []
+    relation = next(items[int(g[1:])][2] for g, val in m.groupdict().items() if g.startswith("p") and val)
+    return [LineageConstraint(base=name, relations=[relation] if relation else [])]
+
+
+def _format_constraint(m: re.Match[str], v: Vocab) -> list[Constraint]:
+    name = next(val for g, val in m.groupdict().items() if g.startswith("f") and val)
+    return [FieldFilter(field="format", values=v.format_ids(name))]
+
+
 def _size_any(m: re.Match[str], v: Vocab) -> list[Constraint]:
     raw = m["cmp"] or m["cmp2"]
     op = _norm_cmp(raw) if raw else "<="
@@ -353,6 +402,20 @@ def extract(text: str) -> NLResult:
     order = {id(c): text.find(p) for c, p in out.constraints}
     out.constraints.sort(key=lambda cp: order[id(cp[0])])
     out.text = _leftover(text, sorted(taken))
+    out.preferences = _format_preferences(out.text, vocab)
+    return out
+
+
+def _format_preferences(text: str, vocab: Vocab) -> list[tuple[Preference, str]]:
+    """Deployment-format words left in the text ("a TFLite classifier") read as a preference: they
+    stay in the text (they still match words) and rank records that ship the format higher."""
+    out: list[tuple[Preference, str]] = []
+    if not text:
+        return out
+    for m in re.finditer(_b(_alt(list(vocab.format_names))), text, re.I):
+        pref = Preference(kind="format", value=m.group(0))
+        if all(p.value != pref.value for p, _ in out):
+            out.append((pref, m.group(0)))
     return out
 
 

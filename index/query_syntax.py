@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,11 @@ from modelport.index.search import (
     Interpretation,
     InterpretedConstraint,
     LatencyConstraint,
+    LineageConstraint,
     MemoryConstraint,
     MetricConstraint,
     ParamsConstraint,
+    Preference,
     RuntimeConstraint,
     SearchQuery,
     SizeConstraint,
@@ -54,6 +57,11 @@ Free text ranks results; qualifiers are hard constraints that all must hold.
 * `metric:accuracy@imagenet>=0.9` (`accuracy@imagenet>=90%` too; without a comparison: the metric
   is reported), `latency@t4<50ms`, `measured-latency@t4<50ms`, `memory<4GB`, `memory@t4<8GB`,
   `params<100M`, `params:10M..1B`, `size<=2GB`.
+* `base:meta-llama/Llama-2-7b` — descendants of a model (by id, name or alias, any source, any
+  depth); `base@finetune:X`, `base@quantized,adapter:X` — whose own link has that relation;
+  `base@1:X` — direct children only (`base@finetune,2:X`); `relation:merge` — records with such a link.
+* `prefer:format=tflite` (also `runtime=`, `target=`) — rank records that ship it natively above
+  declared and convertible ones, without filtering; a runtime/target/format constraint does this too.
 * `"exact phrase"`, `A OR B` (either), `-tag:gguf` / `NOT tag:gguf` / `-word` (must not),
   `sort:downloads|likes|modified|relevance`.
 """
@@ -62,14 +70,15 @@ FIELD_QUALIFIERS = {
     "task": "task", "tasks": "task", "source": "source", "framework": "framework", "library": "framework",
     "lib": "framework", "format": "format", "fmt": "format", "license": "license", "licence": "license",
     "lic": "license", "language": "language", "lang": "language", "publisher": "publisher", "author": "publisher",
-    "org": "publisher", "tag": "tag", "tags": "tag", "access": "access",
+    "org": "publisher", "tag": "tag", "tags": "tag", "access": "access", "relation": "relation", "rel": "relation",
 }
 OTHER_QUALIFIERS = {
     "runtime": "runtime", "rt": "runtime", "target": "target", "deploy": "target", "hardware": "hardware",
     "hw": "hardware", "status": "status", "evidence": "status", "metric": "metric", "latency": "latency",
     "lat": "latency", "measured-latency": "measured-latency", "memory": "memory", "mem": "memory",
     "ram": "memory", "vram": "memory", "params": "params", "parameters": "params", "param": "params",
-    "size": "size", "sort": "sort",
+    "size": "size", "sort": "sort", "base": "base", "base_model": "base", "base-model": "base", "lineage": "base",
+    "prefer": "prefer",
 }
 QUALIFIERS = {**FIELD_QUALIFIERS, **OTHER_QUALIFIERS}
 
@@ -116,6 +125,7 @@ class _Item:
     text: str | None = None
     sort: str | None = None
     status: str | None = None
+    prefer: list[Preference] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +138,8 @@ class Parsed:
     sort: str | None = None
     min_status: str | None = None
     notices: list[str] = field(default_factory=list)
+    prefer: list[Preference] = field(default_factory=list)
+    prefer_sources: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,6 +337,10 @@ def _qualifier(tok: _Token, m: re.Match[str], notices: list[str]) -> _Item | Non
         if len(built) == 1:
             return _Item(tok, constraints=[built[0].model_copy(update={"negate": neg})])
         return _Item(tok, constraints=[AnyOf(of=built, negate=neg)])
+    if name == "base":
+        return _lineage(tok, raw_name, at, sep, value)
+    if name == "prefer":
+        return _prefer(tok, raw_name, at, sep, value)
     if name == "metric":
         if sep != ":":
             raise QuerySyntaxError("metric: expected metric:name@dataset>=value", tok.raw, tok.pos,
@@ -339,6 +355,49 @@ def _qualifier(tok: _Token, m: re.Match[str], notices: list[str]) -> _Item | Non
     if name in ("latency", "measured-latency", "memory", "params", "size"):
         return _quantity(tok, name, at, sep, value)
     raise AssertionError(name)
+
+
+def _lineage(tok: _Token, raw_name: str, at: str | None, sep: str, value: str) -> _Item:
+    hint = "e.g. base:meta-llama/Llama-2-7b, base@finetune:bert-base-uncased, base@quantized,1:X"
+    if sep != ":":
+        raise QuerySyntaxError(f"{raw_name}: expected {raw_name}:model", tok.raw, tok.pos, hint=hint)
+    base = _unquote(value)
+    if not base:
+        raise QuerySyntaxError(f"{raw_name}: empty model name", tok.raw, tok.pos, hint=hint)
+    relations: list[str] = []
+    depth: int | None = None
+    for opt in (at or "").split(","):
+        opt = opt.strip()
+        if not opt:
+            continue
+        if opt.isdigit():
+            depth = int(opt)
+            if not 1 <= depth <= 10:
+                raise QuerySyntaxError(f"{raw_name}: depth {opt} is out of range 1..10", tok.raw, tok.pos, hint=hint)
+            continue
+        rel = get_vocab().relation(opt)
+        if rel is None:
+            known = ", ".join(sorted(set(get_vocab().relations.values())))
+            raise QuerySyntaxError(f"{raw_name}: unknown relation {opt!r}", tok.raw, tok.pos,
+                                   hint=f"relations: {known}; a number is the depth")
+        relations.append(rel)
+    c = _build(LineageConstraint, tok, base=base, relations=relations, depth=depth, negate=tok.negate)
+    return _Item(tok, constraints=[c])
+
+
+def _prefer(tok: _Token, raw_name: str, at: str | None, sep: str, value: str) -> _Item:
+    hint = "e.g. prefer:format=tflite, prefer:runtime=onnxruntime, prefer:target=browser"
+    kind, eq, name = value.partition("=")
+    if at or sep != ":" or not eq or kind.strip().lower() not in ("format", "runtime", "target") or not name.strip():
+        raise QuerySyntaxError(f"{raw_name}: expected prefer:format=name", tok.raw, tok.pos, hint=hint)
+    if tok.negate:
+        raise QuerySyntaxError(f"{raw_name}: a preference cannot be negated", tok.raw, tok.pos, hint=hint)
+    try:
+        pref = Preference(kind=kind.strip().lower(), value=_unquote(name))  # type: ignore[arg-type]
+    except ValidationError as e:
+        msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
+        raise QuerySyntaxError(msg, tok.raw, tok.pos, hint=hint) from None
+    return _Item(tok, prefer=[pref])
 
 
 def _compat(kind: str, value: str, tok: _Token) -> Constraint:
@@ -472,7 +531,7 @@ def parse(q: str) -> Parsed:
             continue
         alts: list[Constraint] = []
         for it in group:
-            if it.sort or it.status or len(it.constraints) != 1:
+            if it.sort or it.status or it.prefer or len(it.constraints) != 1:
                 raise QuerySyntaxError("this qualifier cannot be part of an OR", it.token.raw, it.token.pos)
             alts.append(it.constraints[0])
         out.constraints.append(AnyOf(of=alts))
@@ -489,6 +548,9 @@ def _take(out: Parsed, it: _Item) -> None:
         else:
             out.words.append(it.text)
         return
+    for p in it.prefer:
+        out.prefer.append(p)
+        out.prefer_sources.append(it.token.raw)
     if it.sort:
         out.sort = it.sort
     if it.status:
@@ -506,34 +568,52 @@ def _source(tok: _Token) -> str:
 # ------------------------------------------------------------------------------------------------
 # q (+ natural language) → SearchQuery
 # ------------------------------------------------------------------------------------------------
-def compile_query(q: str, *, nl: bool = True, base: SearchQuery | None = None) -> tuple[SearchQuery, Interpretation]:
+def compile_query(q: str, *, nl: bool = True, base: SearchQuery | None = None,
+                  lineage_probe: Callable[[LineageConstraint], bool] | None = None
+                  ) -> tuple[SearchQuery, Interpretation]:
     """`q` read with the syntax and, when `nl`, the natural-language constraint reader, merged
-    into `base` (the API's other parameters). Raises `QuerySyntaxError`."""
+    into `base` (the API's other parameters). Raises `QuerySyntaxError`.
+
+    `lineage_probe` (the backend's "does this base have descendants?") lets a lineage phrase the
+    natural-language reader found that names nothing in the catalog ("classifier based on ResNet
+    ideas") stay free text with a notice instead of emptying the results; `base:` is always kept."""
     from modelport.index.nl_constraints import extract
 
     base = base or SearchQuery()
     parsed = parse(q)
     interp: list[InterpretedConstraint] = [
-        InterpretedConstraint(syntax=c.to_syntax(), source=s, via="syntax")
-        for c, s in zip(parsed.constraints, parsed.constraint_sources, strict=True)]
+        _interpreted(c, s, "syntax", q) for c, s in zip(parsed.constraints, parsed.constraint_sources, strict=True)]
     constraints = list(parsed.constraints)
+    prefer = list(parsed.prefer)
+    interp += [_interpreted(p, s, "syntax", q) for p, s in zip(parsed.prefer, parsed.prefer_sources, strict=True)]
     notices = list(parsed.notices)
     text = " ".join(parsed.words)
     if nl and text:
         found = extract(text)
+        kept_back: list[str] = []
         for c, phrase in found.constraints:
+            if isinstance(c, LineageConstraint) and lineage_probe is not None and not lineage_probe(c):
+                notices.append(f"no model in the catalog descends from {c.base!r}; {phrase!r} is read as text")
+                kept_back.append(phrase)
+                continue
             constraints.append(c)
-            interp.append(InterpretedConstraint(syntax=c.to_syntax(), source=phrase, via="nl"))
-        text = found.text
+            interp.append(_interpreted(c, phrase, "nl", q))
+        text = " ".join([*kept_back, found.text]).strip() if kept_back else found.text
         notices += found.notices
+        for p, word in found.preferences:
+            if all((p.kind, p.value) != (x.kind, x.value) for x in prefer):
+                prefer.append(p)
+                interp.append(_interpreted(p, word, "nl", q))
     full_text = " ".join([text, *(f'"{p}"' for p in parsed.phrases)]).strip()
     if parsed.min_status:
-        interp.append(InterpretedConstraint(syntax=f"status:{parsed.min_status}", source=f"status:{parsed.min_status}",
-                                            via="syntax"))
+        src = f"status:{parsed.min_status}"
+        interp.append(InterpretedConstraint(syntax=src, source=src, via="syntax", kind="status",
+                                            label=f"evidence at least {parsed.min_status}", remove=_without(q, src)))
     query = base.model_copy(update={
         "text": " ".join(x for x in (base.text.strip(), full_text) if x),
         "exclude_text": [*base.exclude_text, *parsed.exclude_text],
         "constraints": [*base.constraints, *constraints],
+        "prefer": [*base.prefer, *prefer],
         "min_status": parsed.min_status or base.min_status,
         "sort": parsed.sort or base.sort,
     })
@@ -542,6 +622,26 @@ def compile_query(q: str, *, nl: bool = True, base: SearchQuery | None = None) -
     interpretation = Interpretation(q=q, nl=nl, text=full_text, exclude_text=parsed.exclude_text,
                                     constraints=interp, notices=notices)
     return query, interpretation
+
+
+def _interpreted(c: Constraint | Preference, source: str, via: str, q: str) -> InterpretedConstraint:
+    """One part of the reading, reported alike for every kind (what the web page's removable chips
+    need): its syntax, the words it came from, a label, and `q` without those words."""
+    label = c.label() if hasattr(c, "label") else c.to_syntax()
+    kind = "preference" if isinstance(c, Preference) else c.kind
+    return InterpretedConstraint(syntax=c.to_syntax(), source=source, via=via, kind=kind,  # type: ignore[arg-type]
+                                 label=label, remove=_without(q, source))
+
+
+def _without(q: str, source: str) -> str:
+    """`q` with the words of `source` taken out once (spacing between words may differ)."""
+    if source and source in q:
+        out = q.replace(source, " ", 1)
+    else:
+        words = [re.escape(w) for w in source.split()]
+        m = re.search(r"\s+".join(words), q) if words else None
+        out = q[:m.start()] + " " + q[m.end():] if m else q
+    return re.sub(r"\s+", " ", out).strip()
 
 
 __all__ = ["QuerySyntaxError", "Parsed", "parse", "compile_query", "SYNTAX_HELP", "QUALIFIERS"]

@@ -53,9 +53,14 @@ from modelport.index.facts import (
     target_token,
     version_code,
 )
+from modelport.index.lineage import Lookups, Node, Tree, generation_weight, walk
 from modelport.index.search import (
+    BM25_BOOST_SCALE,
+    EVIDENCE_BOOST,
+    EVIDENCE_WEIGHTS,
     FACET_FIELDS,
     FILTER_FIELDS,
+    LINEAGE_BOOST,
     PARAM_BUCKETS,
     QUERY_SYNTAX_CHARS,
     SORT_FIELDS,
@@ -67,6 +72,7 @@ from modelport.index.search import (
     HardwareConstraint,
     Hit,
     LatencyConstraint,
+    LineageConstraint,
     MemoryConstraint,
     MetricConstraint,
     ParamsConstraint,
@@ -87,7 +93,7 @@ from modelport.schema.record import ModelRecord
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 7  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
+INDEX_FORMAT = 8  # the field layout below; with FACTS_VERSION and the KB version it decides rebuilds
 META_FILE = "modelport-index.json"
 _BOOSTS = TEXT_BOOSTS
 # Multi-valued facet fields with a closed KB vocabulary, also indexed as one bitmask per record.
@@ -147,6 +153,11 @@ def _schema() -> tantivy.Schema:
     for f in FILTER_FIELDS:
         b.add_text_field(f, tokenizer_name="raw", fast=True)
     b.add_text_field("compat", tokenizer_name="raw", index_option="basic")
+    # Lineage (index/lineage.py): keys the record's base links name, its "relation|key" links and the
+    # keys it answers to as a base; the walk reads links and node keys of the records it reaches.
+    b.add_text_field("lin_base", tokenizer_name="raw", index_option="basic")
+    b.add_text_field("lin_link", tokenizer_name="raw", index_option="basic", stored=True)
+    b.add_text_field("lin_node", tokenizer_name="raw", index_option="basic", stored=True)
     b.add_unsigned_field("row", indexed=True, fast=True)
     b.add_unsigned_field("rt_lo", indexed=True)
     b.add_unsigned_field("rt_hi", indexed=True)
@@ -170,6 +181,12 @@ def _schema() -> tantivy.Schema:
     # where a range aggregation over the counts took ~14 ms.
     b.add_unsigned_field("fm_params", fast=True)
     return b.build()
+
+
+# Without text, matches with equal boosts are ordered by downloads: a constant score per decade of
+# downloads (far below any boost step) does that inside one relevance-ordered search.
+_DOWNLOAD_DECADES = 10
+_DOWNLOAD_STEP = 1e-4
 
 
 class _Meta:
@@ -277,6 +294,9 @@ class TantivyBackend:
         self._dirty = False  # writes since the last commit
         self._idle_timer: threading.Timer | None = None
         self._pending_rows: dict[str, int] = {}
+        self._commits = 0
+        self._lineage_memo: dict[tuple[Any, ...], Tree] = {}
+        self._lineage_lock = threading.Lock()
         has_index = tantivy.Index.exists(str(self.path))
         stale = has_index and (not self.meta.load() or self.meta.versions != _Meta.current_versions())
         if not stale and has_index:
@@ -374,6 +394,10 @@ class TantivyBackend:
             "name_lc": list({r.name.lower(), r.local_id.lower(), r.local_id.rsplit("/", 1)[-1].lower()}),
             "compat": facts.tokens, "row": [row],
         }
+        if facts.lineage_bases:
+            fields["lin_base"] = facts.lineage_bases
+            fields["lin_link"] = facts.lineage_links
+        fields["lin_node"] = facts.lineage_nodes
         for field, text in search_text(r).items():
             if text:
                 fields[field] = [text]
@@ -434,6 +458,7 @@ class TantivyBackend:
                 self._writer.commit()
                 self._dirty = False
                 self._pending_rows.clear()
+                self._commits += 1
             self.index.reload()
             if self._writer is not None:
                 self._idle_timer = threading.Timer(_WRITER_IDLE_S, self._release_idle)
@@ -479,7 +504,19 @@ class TantivyBackend:
 
     # -- queries -----------------------------------------------------------------------------
     def build_query(self, q: SearchQuery) -> tantivy.Query:
-        """Every hard constraint (and the free text, when there is any) as one Tantivy query."""
+        """Every hard constraint (and the free text, when there is any) as one Tantivy query, plus
+        the evidence and lineage boosts when the query asks for them (`boost_clauses`)."""
+        query = self._match_query(q)
+        if not (q.rank_boosts and q.sort == "relevance" and q.has_boosts()):
+            return query
+        if q.text.strip():
+            return tantivy.Query.boolean_query([(_MUST, query), *self.boost_clauses(q, BM25_BOOST_SCALE)])
+        downloads = [(_SHOULD, tantivy.Query.const_score_query(
+            tantivy.Query.range_query(self.schema, "downloads", _I64, 10 ** d, None), _DOWNLOAD_STEP))
+            for d in range(_DOWNLOAD_DECADES)]
+        return tantivy.Query.boolean_query([(_MUST, query), *self.boost_clauses(q, 1.0), *downloads])
+
+    def _match_query(self, q: SearchQuery) -> tantivy.Query:
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         for t in q.exclude_text:
             if t.strip():
@@ -531,10 +568,102 @@ class TantivyBackend:
             return self._float_range(_mem_field(c.hardware), c.op, c.bytes)
         if isinstance(c, ParamsConstraint | SizeConstraint):
             return self._int_range(c.kind, c.op, c.value)
+        if isinstance(c, LineageConstraint):
+            ids = sorted(self.lineage(c).generation)
+            return tantivy.Query.term_set_query(self.schema, "id", ids) if ids else tantivy.Query.empty_query()
         if isinstance(c, AnyOf):
             subs = [(_SHOULD, self._alternative(x)) for x in c.of]
             return tantivy.Query.boolean_query(subs)
         raise TypeError(f"unsupported constraint {c!r}")
+
+    # -- lineage -------------------------------------------------------------------------------
+    def lineage(self, c: LineageConstraint) -> Tree:
+        """The descendants a lineage constraint selects (memoised per index state: one search builds
+        its query several times)."""
+        searcher = self.index.searcher()
+        key = (c.base, tuple(c.relations), c.depth, searcher.num_docs, self.meta.next_row, self._commits)
+        with self._lineage_lock:
+            hit = self._lineage_memo.get(key)
+        if hit is not None:
+            return hit
+        tree = walk(c.base, list(c.relations), c.depth, Lookups(
+            exact=lambda k, n: self._nodes(searcher, self._any_term(["id_lc", "name_lc", "lin_node"], [k]), n),
+            prefix=lambda k, n: self._nodes(searcher, tantivy.Query.regex_query(
+                self.schema, "name_lc", re.escape(k) + "[-_.].*"), n),
+            children=lambda keys, n: self._nodes(searcher, tantivy.Query.term_set_query(
+                self.schema, "lin_base", keys), n)))
+        with self._lineage_lock:
+            if len(self._lineage_memo) > 256:
+                self._lineage_memo.clear()
+            self._lineage_memo[key] = tree
+        return tree
+
+    def _any_term(self, fields: list[str], values: list[str]) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(_SHOULD, tantivy.Query.term_set_query(self.schema, f, values))
+                                            for f in fields])
+
+    @staticmethod
+    def _nodes(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[Node]:
+        res = searcher.search(query, limit=max(limit, 1), count=False)
+        out = []
+        for _, addr in res.hits:
+            d = searcher.doc(addr)
+            links = tuple(tuple(x.split("|", 1)) for x in d.get_all("lin_link"))
+            out.append(Node(id=d["id"][0], keys=tuple(d.get_all("lin_node")), links=links))  # type: ignore[arg-type]
+        return sorted(out, key=lambda n: n.id)
+
+    # -- ranking boosts (evidence, lineage generation) -----------------------------------------
+    def boost_clauses(self, q: SearchQuery, scale: float) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+        """Should clauses adding each record's evidence and lineage boosts (search.EVIDENCE_BOOST,
+        LINEAGE_BOOST) times `scale` to its score; they never decide whether it matches."""
+        out: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        prefs = q.evidence_preferences()
+        for p in prefs:
+            tokens = p.evidence_tokens()
+            for level, weight in EVIDENCE_WEIGHTS.items():
+                w = scale * EVIDENCE_BOOST * weight / len(prefs)
+                # Only the best level of a record counts: each level's clause excludes the better ones.
+                better = [t for lv, wt in EVIDENCE_WEIGHTS.items() if wt > weight for t in tokens[lv]]
+                inner = [(_MUST, self._tokens(tokens[level]))]
+                if better:
+                    inner.append((_MUST_NOT, self._tokens(better)))
+                out.append((_SHOULD, tantivy.Query.const_score_query(tantivy.Query.boolean_query(inner), w)))
+        for c in q.lineage_constraints():
+            by_gen: dict[int, list[str]] = {}
+            for rid, g in self.lineage(c).generation.items():
+                by_gen.setdefault(g, []).append(rid)
+            for g, ids in by_gen.items():
+                boost = scale * LINEAGE_BOOST * generation_weight(g)
+                out.append((_SHOULD, tantivy.Query.const_score_query(
+                    tantivy.Query.term_set_query(self.schema, "id", sorted(ids)), boost)))
+        return out
+
+    def boosts_of(self, q: SearchQuery, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each record's evidence score (0..1, per preference: the level found) and lineage generation,
+        for the hybrid fusion and `explain`."""
+        out: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        if not ids:
+            return out
+        searcher = self.index.searcher()
+        among = tantivy.Query.term_set_query(self.schema, "id", ids)
+        prefs = q.evidence_preferences()
+        for p in prefs:
+            tokens = p.evidence_tokens()
+            for level in sorted(EVIDENCE_WEIGHTS, key=lambda lv: -EVIDENCE_WEIGHTS[lv]):
+                query = tantivy.Query.boolean_query([(_MUST, among), (_MUST, self._tokens(tokens[level]))])
+                for _, addr in searcher.search(query, limit=len(ids), count=False).hits:
+                    levels = out[searcher.doc(addr)["id"][0]].setdefault("evidence", {})
+                    levels.setdefault(f"{p.kind}:{p.value}", level)
+        for c in q.lineage_constraints():
+            tree = self.lineage(c)
+            for i in ids:
+                if i in tree.generation:
+                    out[i]["generation"] = min(out[i].get("generation", 99), tree.generation[i])
+        for info in out.values():
+            levels = info.get("evidence", {})
+            score = sum(EVIDENCE_WEIGHTS[lv] for lv in levels.values())
+            info["evidence_score"] = score / len(prefs) if prefs else 0.0
+        return out
 
     def _alternative(self, c: Constraint) -> tantivy.Query:
         inner = self._constraint(c)
@@ -710,7 +839,7 @@ class TantivyBackend:
         count = not facet_futures
         cursor = decode_cursor(q)
         notices: list[str] = []
-        if q.sort == "relevance" and q.text.strip():
+        if q.sort == "relevance" and (q.text.strip() or (q.rank_boosts and q.has_boosts())):
             total, hits, after = self._relevance_page(searcher, query, q, cursor, notices, count)
         else:
             total, hits, after = self._sorted_page(searcher, query, q, cursor, count)
@@ -719,6 +848,10 @@ class TantivyBackend:
             total = self._counted(facet_futures)
             if total is None:  # the facets ran out of time (or failed): count on its own
                 total = self._count(searcher, query)
+        if q.explain and hits:
+            parts = self.boosts_of(q, [h.id for h in hits])
+            hits = [h.model_copy(update={"explain": {"backend_score": h.score, "boosts_in_score": q.rank_boosts,
+                                                     **parts.get(h.id, {})}}) for h in hits]
         position = (cursor["n"] if cursor else q.offset) + len(hits)
         next_cursor = encode_cursor(q, after, position) if hits and position < total and after else None
         return SearchResult(total=total, hits=hits, facets=facets, took_ms=(time.monotonic() - start) * 1000,

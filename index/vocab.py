@@ -51,6 +51,14 @@ class Vocab:
     target_includes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     bits: dict[str, dict[str, int]] = field(default_factory=dict)  # facet field → value → bit
     releases: dict[str, list[str]] = field(default_factory=dict)  # runtime → KB release versions
+    # Lineage: relation aliases → relation id; phrases (text, "before"/"after", relation or None);
+    # words that continue a model name; deployment-format names → format ids; format-requirement
+    # templates ("in {format} format").
+    relations: dict[str, str] = field(default_factory=dict)
+    lineage_phrases: list[tuple[str, str, str | None]] = field(default_factory=list)
+    name_words: frozenset[str] = frozenset()
+    format_names: dict[str, list[str]] = field(default_factory=dict)
+    format_templates: list[str] = field(default_factory=list)
     kb: KnowledgeBase | None = None
     # Names seen while indexing repeat endlessly ("T4", "top-1"); their lookups are remembered.
     # Bounded: cleared when it grows past 100k names.
@@ -99,6 +107,14 @@ class Vocab:
     def task(self, name: str) -> str:
         assert self.kb is not None
         return self.kb.task_id(name) or name.strip().lower()
+
+    def relation(self, name: str) -> str | None:
+        """A lineage relation id ("fine-tunes" → "finetune") or None."""
+        return self.relations.get(_norm(name))
+
+    def format_ids(self, name: str) -> list[str]:
+        """Format ids a deployment-format name or a format id / label / family means."""
+        return self.format_names.get(_norm(name)) or self.formats.get(_norm(name), [])
 
     def framework(self, name: str) -> str:
         return self.frameworks.get(_norm(name), name.strip().lower())
@@ -247,6 +263,22 @@ def _build(kb_version: str) -> Vocab:
     for fam, ids in families.items():
         # A family name that is also a format id ("onnx", "gguf") keeps meaning the whole family.
         v.formats[fam] = sorted(set(ids) | set(v.formats.get(fam, [])))
+    for s in g.subjects(RDF.type, MP.LineageRelation):
+        _add(v.relations, [local_name(s), *(str(o) for o in g.objects(s, MP.alias)),
+                           *(str(o) for o in g.objects(s, RDFS.label))], local_name(s))
+    phrases = []
+    for s in g.subjects(RDF.type, MP.LineagePhrase):
+        rel = g.value(s, MP.relation)
+        for pos, prop in (("before", MP.before), ("after", MP.after)):
+            phrases += [(str(o).lower(), pos, local_name(rel) if isinstance(rel, URIRef) else None)
+                        for o in g.objects(s, prop)]
+    v.lineage_phrases = sorted(set(phrases), key=lambda p: (-len(p[0]), p))
+    v.name_words = frozenset(str(o).lower() for s in g.subjects(MP.word, None) for o in g.objects(s, MP.word))
+    for s, o in g.subject_objects(MP.queryName):
+        v.format_names.setdefault(_norm(str(o)), []).append(local_name(s))
+    v.format_names = {k: sorted(set(ids)) for k, ids in v.format_names.items()}
+    v.format_templates = sorted({str(o) for s in g.subjects(RDF.type, MP.FormatPhrase)
+                                 for o in g.objects(s, MP.template)}, key=lambda t: (-len(t), t))
     for lib in kb.libraries.values():
         _add(v.frameworks, [lib.id, lib.label, *lib.hub_libraries, *([lib.python_package] if lib.python_package
                                                                       else [])], lib.id)

@@ -34,6 +34,7 @@ class RecordSummary(BaseModel):
     runtimes: dict[str, str]  # runtime → "status range"
     score: float
     url: str
+    explain: dict[str, Any] | None = None  # with `explain=true`: why the hit ranks where it does
 
     @classmethod
     def of(cls, r: ModelRecord, score: float) -> RecordSummary:
@@ -98,7 +99,8 @@ class Services:
         res: SearchResult = self.hybrid.search(query)
         # A hit shows runtime cells only: skip the hardware fit (it ran after the search, so it was latency).
         records = self.catalog.get_many([h.id for h in res.hits], matrix="runtimes")
-        hits = [RecordSummary.of(records[h.id], h.score) for h in res.hits if h.id in records]
+        hits = [RecordSummary.of(records[h.id], h.score).model_copy(update={"explain": h.explain})
+                for h in res.hits if h.id in records]
         return SearchResponse(total=res.total, hits=hits, facets={k: v.model_dump() for k, v in res.facets.items()},
                               took_ms=res.took_ms, query=query.model_dump(), notices=res.notices,
                               next_cursor=res.next_cursor)

@@ -131,6 +131,10 @@ def matches(q: dict[str, Any], doc: dict[str, Any]) -> bool:
         msm = body.get("minimum_should_match", 0 if required else 1) if should else 0
         return (all(matches(c, doc) for c in required) and not any(matches(c, doc) for c in body.get("must_not", []))
                 and sum(matches(c, doc) for c in should) >= msm)
+    if kind == "constant_score":  # a filter that scores a constant (the ranking boosts)
+        return matches(body["filter"], doc)
+    if kind == "ids":
+        return doc["id"] in body["values"]
     if kind == "nested":
         path = body["path"]
         return any(matches(body["query"], {f"{path}.{k}": v for k, v in obj.items()}) for obj in _values(doc, path))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import logging
 import os
 import re
@@ -180,13 +181,20 @@ def _schema() -> tantivy.Schema:
     # The parameter-count bucket as a small integer: a terms count over it took ~1 ms at 1M records
     # where a range aggregation over the counts took ~14 ms.
     b.add_unsigned_field("fm_params", fast=True)
+    b.add_unsigned_field("dl_bucket", indexed=True)
     return b.build()
 
 
-# Without text, matches with equal boosts are ordered by downloads: a constant score per decade of
-# downloads (far below any boost step) does that inside one relevance-ordered search.
-_DOWNLOAD_DECADES = 10
-_DOWNLOAD_STEP = 1e-4
+# Without text, matches with equal boosts are ordered by downloads to a quarter of a decade: a
+# constant score per bucket (far below any boost step) does that inside one relevance-ordered search.
+# Buckets are a term field (each record in one posting list), so the union costs one pass over the
+# matches; a range query per bucket over the downloads column took a pass per bucket.
+_DOWNLOAD_BUCKETS = 44  # 4 per decade, up to 10^11
+_DOWNLOAD_STEP = 1e-5
+
+
+def _download_bucket(downloads: int) -> int:
+    return min(_DOWNLOAD_BUCKETS - 1, int(4 * math.log10(max(downloads, 0) + 1)))
 
 
 class _Meta:
@@ -435,6 +443,7 @@ class TantivyBackend:
             fields["fm_params"] = [_param_bucket(facts.params)]
         if facts.size is not None:
             fields["size"] = [facts.size]
+        fields["dl_bucket"] = [_download_bucket(facts.downloads)]
         for f in SORT_FIELDS:
             value = getattr(facts, f)
             fields[f] = [value]
@@ -512,8 +521,8 @@ class TantivyBackend:
         if q.text.strip():
             return tantivy.Query.boolean_query([(_MUST, query), *self.boost_clauses(q, BM25_BOOST_SCALE)])
         downloads = [(_SHOULD, tantivy.Query.const_score_query(
-            tantivy.Query.range_query(self.schema, "downloads", _I64, 10 ** d, None), _DOWNLOAD_STEP))
-            for d in range(_DOWNLOAD_DECADES)]
+            tantivy.Query.term_query(self.schema, "dl_bucket", b), b * _DOWNLOAD_STEP))
+            for b in range(1, _DOWNLOAD_BUCKETS)]
         return tantivy.Query.boolean_query([(_MUST, query), *self.boost_clauses(q, 1.0), *downloads])
 
     def _match_query(self, q: SearchQuery) -> tantivy.Query:

@@ -1,7 +1,12 @@
 """Relevance on the judged set (tests/fixtures/relevance): nDCG@10 and recall@20 for BM25 only,
-vectors only and hybrid (reciprocal-rank fusion, and a normalised-score blend for comparison).
+vectors only and hybrid (the normalised-score blend, and reciprocal-rank fusion for comparison),
+overall and per intent class (task, architecture, dataset, language, deployment, lineage,
+numeric), with the hybrid's query latency. Queries are read as the API reads them (query syntax and
+natural-language constraints, `compile_query`), so each system ranks within the same constraints.
 
-    .venv/bin/python bench/relevance.py [--per-query] [--data-dir DIR] [--backend embedded|elasticsearch|both]
+    .venv/bin/python bench/relevance.py [--per-query] [--pool] [--data-dir DIR] [--backend embedded|elasticsearch|both]
+
+`--pool` lists, per query, the unjudged records in any system's top 10 (for pooled judging).
 
 Harvests the fixture records through the real pipeline (Tantivy + the vector projection with
 the real all-MiniLM-L6-v2 model) into a temporary data directory and queries the hybrid searcher.
@@ -22,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "relevance"))
 import corpus  # noqa: E402
 
 from modelport.index.hybrid import SCORE_ALPHA, HybridSearcher  # noqa: E402
+from modelport.index.query_syntax import compile_query  # noqa: E402
 from modelport.index.search import SearchQuery  # noqa: E402
 from modelport.pipeline import Pipeline  # noqa: E402
 from modelport.settings import Settings  # noqa: E402
@@ -40,10 +46,14 @@ def build(data_dir: Path) -> tuple[Pipeline, HybridSearcher]:
 
 
 def ranker(searcher: HybridSearcher, mode: str, **settings: Any) -> Any:
+    probe = getattr(searcher.backend, "lineage", None)
+
     def run(text: str) -> list[str]:
         for key, value in settings.items():
             setattr(searcher, key, value)
-        res = searcher.search(SearchQuery(text=text, limit=20), mode=mode)  # type: ignore[arg-type]
+        q, _ = compile_query(text, base=SearchQuery(limit=20),
+                             lineage_probe=(lambda c: bool(probe(c).generation)) if probe else None)
+        res = searcher.search(q, mode=mode)  # type: ignore[arg-type]
         return [h.id for h in res.hits]
     return run
 
@@ -66,6 +76,24 @@ def measure(searcher: HybridSearcher, systems: list[tuple[str, str, dict[str, An
     return out
 
 
+def latency(searcher: HybridSearcher, judged: list[corpus.JudgedQuery], rounds: int = 3) -> tuple[float, float]:
+    """p50 / p95 in ms of the hybrid searcher over every judged query (parse + search), after one
+    warm-up pass (the query embeddings are then cached; the first pass pays the model)."""
+    run = ranker(searcher, "hybrid")
+    for q in judged:
+        run(q.text)
+    searcher._qcache.clear()  # noqa: SLF001 - measure with the model, not the cache
+    times = []
+    for _ in range(rounds):
+        for q in judged:
+            t0 = time.perf_counter()
+            run(q.text)
+            times.append((time.perf_counter() - t0) * 1000)
+        searcher._qcache.clear()  # noqa: SLF001
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.95)]
+
+
 def build_elasticsearch(data_dir: Path, url: str) -> tuple[Pipeline, Any]:
     """The same harvest with the Elasticsearch backend (vectors in its documents, kNN in the cluster)."""
     from modelport.index.elasticsearch import unique_index_name
@@ -82,7 +110,7 @@ def build_elasticsearch(data_dir: Path, url: str) -> tuple[Pipeline, Any]:
     return pipeline, ElasticsearchHybrid(backend, backend.embedder)
 
 
-def run(label: str, data_dir: Path, per_query: bool, es_url: str | None = None) -> dict[str, corpus.Scores]:
+def run(label: str, data_dir: Path, args: argparse.Namespace, es_url: str | None = None) -> dict[str, corpus.Scores]:
     t0 = time.monotonic()
     pipeline, searcher = build_elasticsearch(data_dir, es_url) if es_url else build(data_dir)
     built = time.monotonic() - t0
@@ -97,12 +125,28 @@ def run(label: str, data_dir: Path, per_query: bool, es_url: str | None = None) 
     print(f"| {'-' * 30} | ------- | --------- |")
     for name, sc in results.items():
         print(f"| {name:<30} | {sc.ndcg10:7.3f} | {sc.recall20:9.3f} |")
-    if per_query:
-        labels = list(results)
+    labels = list(results)
+    print("\nnDCG@10 / recall@20 per intent class")
+    print("| intent (queries) | " + " | ".join(labels) + " |")
+    print("| --- | " + " | ".join("---" for _ in labels) + " |")
+    per = {name: sc.by_intent(judged) for name, sc in results.items()}
+    for intent in corpus.INTENTS:
+        if intent not in per[labels[0]]:
+            continue
+        n = per[labels[0]][intent][2]
+        cells = " | ".join(f"{per[name][intent][0]:.3f} / {per[name][intent][1]:.3f}" for name in labels)
+        print(f"| {intent} ({n}) | {cells} |")
+    if hasattr(searcher, "_qcache"):
+        p50, p95 = latency(searcher, judged)
+        print(f"\nhybrid query latency (parse + search, query embedded each time): p50 {p50:.1f} ms, "
+              f"p95 {p95:.1f} ms")
+    if args.per_query:
         print("\nnDCG@10 per query: " + " / ".join(labels))
         for q in judged:
             cells = " ".join(f"{results[name].per_query[q.id][0]:.2f}" for name in labels)
-            print(f"  {q.id:<20} {cells}  {q.text}")
+            print(f"  {q.id:<32} {cells}  {q.text}")
+    if args.pool:
+        pool(searcher, judged)
     if es_url:
         pipeline.search.delete_index()
     pipeline.close()
@@ -112,6 +156,7 @@ def run(label: str, data_dir: Path, per_query: bool, es_url: str | None = None) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-query", action="store_true", help="print nDCG@10 per query and system")
+    parser.add_argument("--pool", action="store_true", help="list unjudged records in any system's top 10")
     parser.add_argument("--data-dir", type=Path, help="keep the built index here (default: a temp dir)")
     parser.add_argument("--backend", choices=["embedded", "elasticsearch", "both"], default="embedded",
                         help="search backend(s) to measure; elasticsearch starts a local node (tools/es-node) "
@@ -122,7 +167,7 @@ def main() -> None:
         root = args.data_dir or Path(tmp)
         results: dict[str, dict[str, corpus.Scores]] = {}
         if args.backend in ("embedded", "both"):
-            results["embedded"] = run("embedded (Tantivy + vector index)", root / "embedded", args.per_query)
+            results["embedded"] = run("embedded (Tantivy + vector index)", root / "embedded", args)
         if args.backend in ("elasticsearch", "both"):
             node = None
             url = args.elasticsearch_url
@@ -132,7 +177,7 @@ def main() -> None:
                 node = start_node(Path(tmp) / "es-node")
                 url = node.url
             try:
-                results["elasticsearch"] = run(f"elasticsearch ({url})", root / "elasticsearch", args.per_query,
+                results["elasticsearch"] = run(f"elasticsearch ({url})", root / "elasticsearch", args,
                                                es_url=url)
             finally:
                 if node is not None:
@@ -142,6 +187,21 @@ def main() -> None:
             for name in results["embedded"]:
                 a, b = results["embedded"][name].ndcg10, results["elasticsearch"][name].ndcg10
                 print(f"  {name:<30} {a:.3f} vs {b:.3f}  (difference {abs(a - b):.3f})")
+
+
+def pool(searcher: HybridSearcher, judged: list[corpus.JudgedQuery]) -> None:
+    raw = {r["id"]: r for r in corpus.raw_records()}
+    for q in judged:
+        seen: list[str] = []
+        for _, mode, settings in SYSTEMS:
+            for rid in ranker(searcher, mode, **settings)(q.text)[:10]:
+                if rid not in q.judgements and rid not in seen:
+                    seen.append(rid)
+        searcher.fusion, searcher.score_alpha, searcher.dense_weight = "score", SCORE_ALPHA, 1.0
+        if seen:
+            print(f"\n## {q.id}: {q.text}")
+            for rid in seen:
+                print(f"  {rid}: {raw[rid]['desc'][:150]}")
 
 
 if __name__ == "__main__":

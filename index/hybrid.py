@@ -357,9 +357,11 @@ def rrf(bm25: list[tuple[str, float]], dense: list[tuple[str, float]], dense_wei
 
 def score_fusion(bm25: list[tuple[str, float]], dense: list[tuple[str, float]],
                  alpha: float = SCORE_ALPHA) -> dict[str, float]:
-    """Convex blend of min-max normalised BM25 and cosine scores; a record missing from a list
-    gets that list's floor (0 after normalisation)."""
-    def norm(items: list[tuple[str, float]]) -> dict[str, float]:
+    """Convex blend of BM25 divided by its best score and min-max normalised cosines; a record
+    missing from a list gets 0 from it. BM25 is not min-max normalised: its long tail of one-word
+    matches then keeps its small share instead of being stretched over 0..1 (on the judged set,
+    0.906 against 0.901 nDCG@10, and name queries such as "MoveNet" 0.50 → 1.00)."""
+    def minmax(items: list[tuple[str, float]]) -> dict[str, float]:
         if not items:
             return {}
         vals = [s for _, s in items]
@@ -367,5 +369,6 @@ def score_fusion(bm25: list[tuple[str, float]], dense: list[tuple[str, float]],
         span = hi - lo or 1.0
         return {rid: (s - lo) / span for rid, s in items}
 
-    b, d = norm(bm25), norm(dense)
+    top = max((s for _, s in bm25), default=0.0) or 1.0
+    b, d = {rid: s / top for rid, s in bm25}, minmax(dense)
     return {rid: (1 - alpha) * b.get(rid, 0.0) + alpha * d.get(rid, 0.0) for rid in {*b, *d}}

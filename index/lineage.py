@@ -96,18 +96,19 @@ class Lookups:
 
 def walk(base: str, relations: list[str] | None, depth: int | None, look: Lookups,
          max_nodes: int = MAX_NODES) -> Tree:
-    """Descendants of the records `base` names (by id, local id, name or alias; failing those, the
-    top-most records whose name starts with it) and of links that name `base` itself."""
+    """Descendants of the top-most records `base` names (by id, local id, name or alias, or as the
+    start of a name) and of links that name `base` itself."""
     x = norm_key(base)
-    roots = look.exact(x, MAX_ROOTS + 1)
-    by_prefix = not roots
-    if by_prefix:
-        roots = look.prefix(x, MAX_ROOTS + 1)
-    truncated = len(roots) > MAX_ROOTS
-    roots = roots[:MAX_ROOTS]
+    exact = look.exact(x, MAX_ROOTS + 1)
+    # Names are also matched as a prefix ("llama-2-7b" → "llama-2-7b-hf"): a record named exactly
+    # like the base may be a copy of it elsewhere (Kaggle's "llama-2-7b-chat"); the top-most record
+    # of all of them is the base.
+    prefixed = look.prefix(x, MAX_ROOTS + 1)
+    truncated = not exact and len(prefixed) > MAX_ROOTS
+    roots = list({n.id: n for n in [*exact, *prefixed]}.values())[:MAX_ROOTS]
     start = [x, norm_key(local_part(base))]
     tree = _walk_from(roots, start, relations, depth, look, max_nodes)
-    if by_prefix and set(tree.roots) != {n.id for n in roots}:
+    if set(tree.roots) != {n.id for n in roots}:
         # Name-prefix matches that descend from another match ("llama-2-7b-chat-hf" from
         # "llama-2-7b-hf") are descendants, not bases: walk again from the top-most ones only.
         top = [n for n in roots if n.id in set(tree.roots)]

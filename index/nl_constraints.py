@@ -61,6 +61,10 @@ _CONNECTORS = {"with", "and", "that", "which", "is", "are", "a", "an", "the", "o
                "on", "for", "of", "to", "under", "runs", "run", "running", "has", "have", "having", "but", "also",
                "than", "at", "by", "using", "be", "it", "its", "their", "models", "model", "compatible", "works",
                "work", "should", "must", "can", "needs", "need"}
+# Words that end a model's name when more words follow it ("fine-tunes of Llama 2 for chat").
+_NAME_STOPS = ("for", "with", "in", "on", "that", "which", "and", "or", "to", "under", "over", "using", "from", "by",
+               "at", "of", "trained", "tuned", "about", "than", "like", "the", "a", "an", "is", "are", "as", "into",
+               "without", "below", "above", "less", "more", "fewer", "smaller", "larger", "runs", "running")
 # Words that end up before "fine-tunes" / "derivatives" but never name a model.
 _NOT_NAMES = {"all", "any", "some", "show", "list", "find", "me", "popular", "best", "top", "recent", "new", "latest",
               "good", "other", "more", "most", "which", "what", "where", "are", "there", "its", "his", "her"}
@@ -94,6 +98,12 @@ class NLResult:
     text: str = ""
     notices: list[str] = field(default_factory=list)
     preferences: list[tuple[Preference, str]] = field(default_factory=list)  # (preference, word)
+    # For a lineage constraint (by its index in `constraints`): longer readings of the model's name
+    # ("stable diffusion xl base" where the name-shaped reading is "stable"), longest first, each
+    # with the words it leaves to the text. The query compiler keeps the longest one the catalog
+    # knows; without a catalog to ask, the constraint as built (and `lineage_rest`) stands.
+    lineage_alternatives: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # by id(constraint)
+    lineage_rest: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,6 +241,7 @@ def _patterns(kb_version: str) -> list[_Pattern]:
     CONT = "(?:" + "|".join(sorted((re.escape(w) for w in v.name_words), key=len, reverse=True)) + \
         r"|v?\d[\w.\-]*|[A-Za-z]+\d[\w.\-]*)"
     NAME = rf'(?:"[^"]+"|(?:{NAME_WORD})(?:\s+{CONT}(?![\w.\-]))*)'
+    STOP = "|".join(sorted(_NAME_STOPS, key=len, reverse=True))
     before = [p for p in v.lineage_phrases if p[1] == "before"]
     after = [p for p in v.lineage_phrases if p[1] == "after"]
 
@@ -243,7 +254,8 @@ def _patterns(kb_version: str) -> list[_Pattern]:
                              for i, t in enumerate(v.format_templates))
     return [
         P("lineage-before",
-          rf"(?<![\w\-]){phrases(before)}\s+(?:the\s+|a\s+)?(?P<x>{NAME})",
+          rf"(?<![\w\-]){phrases(before)}\s+(?:the\s+|a\s+)?(?P<x>{NAME})"
+          rf"(?P<more>(?:\s+(?!(?:{STOP})(?![\w.\-]))(?:{NAME_WORD})){{0,4}})",
           lambda m, vv: _lineage(m, vv, before)),
         P("lineage-after",
           rf"(?<![\w\-/.])(?P<x>{NAME})\s+{phrases(after)}(?![\w\-])",
@@ -397,6 +409,13 @@ def extract(text: str) -> NLResult:
                 continue
             taken.append((start, end))
             phrase = text[start:end]
+            if "more" in m.re.groupindex and m["more"] and m["more"].strip() and len(built) == 1:
+                base_words = m["x"].split()
+                more = m["more"].split()
+                idx = id(built[0])
+                out.lineage_alternatives[idx] = [(" ".join(base_words + more[:k]), " ".join(more[k:]))
+                                                 for k in range(len(more), -1, -1)]
+                out.lineage_rest[idx] = " ".join(more)
             out.constraints.extend((c, phrase) for c in built)
     # Constraints in the order the user wrote them.
     order = {id(c): text.find(p) for c, p in out.constraints}

@@ -592,13 +592,26 @@ def compile_query(q: str, *, nl: bool = True, base: SearchQuery | None = None,
         found = extract(text)
         kept_back: list[str] = []
         for c, phrase in found.constraints:
-            if isinstance(c, LineageConstraint) and lineage_probe is not None and not lineage_probe(c):
-                notices.append(f"no model in the catalog descends from {c.base!r}; {phrase!r} is read as text")
-                kept_back.append(phrase)
-                continue
+            if isinstance(c, LineageConstraint):
+                alternatives = found.lineage_alternatives.get(id(c), [])
+                if lineage_probe is None:
+                    if found.lineage_rest.get(id(c)):
+                        kept_back.append(found.lineage_rest[id(c)])
+                else:
+                    # The longest reading of the name that the catalog knows ("stable diffusion xl base").
+                    for base_name, rest in alternatives or [(c.base, "")]:
+                        candidate = c.model_copy(update={"base": base_name})
+                        if lineage_probe(candidate):
+                            c = candidate
+                            kept_back += [rest] if rest else []
+                            break
+                    else:
+                        notices.append(f"no model in the catalog descends from {c.base!r}; {phrase!r} is read as text")
+                        kept_back.append(phrase)
+                        continue
             constraints.append(c)
             interp.append(_interpreted(c, phrase, "nl", q))
-        text = " ".join([*kept_back, found.text]).strip() if kept_back else found.text
+        text = " ".join([found.text, *kept_back]).strip() if kept_back else found.text
         notices += found.notices
         for p, word in found.preferences:
             if all((p.kind, p.value) != (x.kind, x.value) for x in prefer):

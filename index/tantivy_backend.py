@@ -656,13 +656,17 @@ class TantivyBackend:
         searcher = self.index.searcher()
         among = tantivy.Query.term_set_query(self.schema, "id", ids)
         prefs = q.evidence_preferences()
+        order = sorted(EVIDENCE_WEIGHTS, key=lambda lv: EVIDENCE_WEIGHTS[lv])  # weakest first
         for p in prefs:
+            # One search per preference: level i scores 2^i, so a record's score names all its levels
+            # and the best one is the highest bit.
             tokens = p.evidence_tokens()
-            for level in sorted(EVIDENCE_WEIGHTS, key=lambda lv: -EVIDENCE_WEIGHTS[lv]):
-                query = tantivy.Query.boolean_query([(_MUST, among), (_MUST, self._tokens(tokens[level]))])
-                for _, addr in searcher.search(query, limit=len(ids), count=False).hits:
-                    levels = out[searcher.doc(addr)["id"][0]].setdefault("evidence", {})
-                    levels.setdefault(f"{p.kind}:{p.value}", level)
+            levels_q = [(_SHOULD, tantivy.Query.const_score_query(self._tokens(tokens[lv]), float(1 << i)))
+                        for i, lv in enumerate(order)]
+            query = tantivy.Query.boolean_query([(_MUST, among), (_MUST, tantivy.Query.boolean_query(levels_q))])
+            for score, addr in searcher.search(query, limit=len(ids), count=False).hits:
+                best = order[int(round(score)).bit_length() - 1]
+                out[searcher.doc(addr)["id"][0]].setdefault("evidence", {})[f"{p.kind}:{p.value}"] = best
         for c in q.lineage_constraints():
             tree = self.lineage(c)
             for i in ids:

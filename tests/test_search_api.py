@@ -145,3 +145,28 @@ def test_web_page_passes_q_through(server: LiveServer) -> None:
     assert "Read as:" in page and "target:android" in page and "license:MIT" in page
     bad = httpx.get(f"{server.url}/", params={"q": "detector params<abc"})
     assert bad.status_code == 200 and "not a number" in bad.text and "<mark>params&lt;abc</mark>" in bad.text
+
+
+def test_explain_says_why_each_hit_ranks_where_it_does(server: LiveServer, records: list[ModelRecord]) -> None:
+    """`explain=true`: every hit carries the parts of its score; for a query that names a target,
+    the evidence level found for it, and hits at a better level never rank below worse ones with the
+    same text score (here: no text, so the evidence alone orders them, then downloads)."""
+    body = get(server, q="target:android", explain="true", limit=50, facets="none").json()
+    hits = body["hits"]
+    assert hits and all(h["explain"] is not None for h in hits)
+    levels = [h["explain"]["evidence"].get("target:android") for h in hits]
+    rank = {"verified": 3, "native": 3, "declared": 2, "convertible": 1}
+    assert all(lv in rank for lv in levels)
+    assert [rank[lv] for lv in levels] == sorted((rank[lv] for lv in levels), reverse=True)
+    assert all(h["explain"]["evidence_score"] == {3: 1.0, 2: 0.55, 1: 0.2}[rank[lv]] for h, lv in zip(hits, levels))
+    plain = get(server, q="target:android", limit=5, facets="none").json()
+    assert all(h["explain"] is None for h in plain["hits"])
+    interp = body["interpretation"]["constraints"][0]
+    assert interp["kind"] == "target" and interp["remove"] == ""
+
+
+def test_openapi_documents_lineage_and_explain(server: LiveServer) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    get_op = spec["paths"]["/search"]["get"]
+    assert "base@finetune:" in get_op["description"] and "prefer:format=tflite" in get_op["description"]
+    assert "explain" in {p["name"] for p in get_op["parameters"]}

@@ -218,3 +218,49 @@ def test_nl_query_finds_what_its_syntax_finds(corpus_backend, phrase: str, synta
     assert not interp.text
     got = corpus_backend.matching_ids(by_nl)
     assert got and got == corpus_backend.matching_ids(by_syntax)
+
+
+# Lineage and deployment-format phrasings (the phrases are search-vocabulary.ttl data).
+LINEAGE_PHRASINGS: list[tuple[str, list[str], list[str], str]] = [
+    ("fine-tunes of Llama 2 7B for chat", ['base@finetune:"Llama 2 7B"'], [], "chat"),
+    ("quantized versions of mistralai/Mistral-7B-v0.1", ["base@quantized:mistralai/Mistral-7B-v0.1"], [], ""),
+    ("quantizations of Mistral 7B Instruct", ['base@quantized:"Mistral 7B Instruct"'], [], ""),
+    ("adapters for stable-diffusion-xl-base-1.0", ["base@adapter:stable-diffusion-xl-base-1.0"], [], ""),
+    ("LoRAs for sdxl-base", ["base@adapter:sdxl-base"], [], ""),
+    ("models based on bert-base-uncased", ["base:bert-base-uncased"], [], ""),
+    ("Mistral-7B-v0.1 derivatives", ["base:Mistral-7B-v0.1"], [], ""),
+    ("show me all whisper fine-tunes", ["base@finetune:whisper"], [], "show me all"),
+    ("Whisper large v3 fine-tunes", ['base@finetune:"Whisper large v3"'], [], ""),
+    ("Mistral 7B merges", ['base@merge:"Mistral 7B"'], [], ""),
+    ("GGUF quants of zephyr", ["base@quantized:zephyr"], ["prefer:format=gguf"], "GGUF"),
+    ("a TFLite classifier for phones", ["target:mobile"], ["prefer:format=tflite"], "a TFLite classifier"),
+    ("pose detection in the browser with TF.js", ["target:browser"], ["prefer:format=tfjs"], "pose detection TF.js"),
+    ("text embedding model in ONNX format", ["format:onnx"], [], "text embedding"),
+    ("llama GGUF files", ["format:gguf"], [], "llama"),
+    ("Core ML image classifier", [], ["prefer:format=core ml"], "Core ML image classifier"),
+    ("all fine-tunes", [], [], "all fine-tunes"),  # no model named: stays text
+]
+
+
+@pytest.mark.parametrize(("phrase", "constraints", "prefs", "text"), LINEAGE_PHRASINGS,
+                         ids=[p[0] for p in LINEAGE_PHRASINGS])
+def test_lineage_and_format_phrasings(phrase: str, constraints: list[str], prefs: list[str], text: str) -> None:
+    q, interp = compile_query(phrase)
+    assert [c.to_syntax() for c in q.constraints] == constraints
+    assert [p.to_syntax() for p in q.prefer] == prefs
+    assert q.text == text
+    assert all(c.source in phrase for c in interp.constraints)
+
+
+def test_a_longer_name_the_catalog_knows_wins() -> None:
+    """"LoRAs for stable diffusion xl base": the name-shaped reading is "stable"; asked, the catalog
+    knows "stable diffusion xl base" (a name prefix of stable-diffusion-xl-base-1.0), so that is the
+    base; without a catalog the extra words stay text."""
+    known = {"stable diffusion xl base"}
+    q, _ = compile_query("LoRAs for stable diffusion xl base", lineage_probe=lambda c: c.base.lower() in known)
+    assert q.to_syntax() == 'base@adapter:"stable diffusion xl base"'
+    q, _ = compile_query("LoRAs for stable diffusion xl base")
+    assert q.to_syntax() == "diffusion xl base base@adapter:stable"
+    q, interp = compile_query("LoRAs for stable diffusion xl base", lineage_probe=lambda c: False)
+    assert not q.constraints and "LoRAs for stable diffusion xl base" in q.text
+    assert any("read as text" in n for n in interp.notices)

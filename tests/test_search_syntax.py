@@ -168,3 +168,63 @@ def test_parse_is_independent_of_api_parameters() -> None:
     q, _ = compile_query("license:mit", base=base)
     assert q.filters == {"source": ["kaggle"]} and q.limit == 7 and q.sort == "likes"
     assert [c.to_syntax() for c in q.constraints] == ["license:MIT"]
+
+
+@pytest.mark.parametrize(("q", "want"), [
+    ("base:meta-llama/Llama-2-7b-hf", "base:meta-llama/Llama-2-7b-hf"),
+    ("base:huggingface:meta-llama/Llama-2-7b-hf", 'base:"huggingface:meta-llama/Llama-2-7b-hf"'),
+    ('base:"Llama 2 7B"', 'base:"Llama 2 7B"'),
+    ("base@finetune:bert-base-uncased", "base@finetune:bert-base-uncased"),
+    ("base@fine-tunes,quants,2:X", "base@finetune,quantized,2:X"),
+    ("base@LoRA:sdxl", "base@adapter:sdxl"),
+    ("base_model@1:X", "base@1:X"),
+    ("-base:X", "-base:X"),
+    ("relation:merge", "relation:merge"),
+])
+def test_lineage_qualifier(q: str, want: str) -> None:
+    assert syntax_of(q) == [want]
+    again, _ = compile_query(want, nl=False)
+    assert again.constraints[0].model_dump() == compile_query(q, nl=False)[0].constraints[0].model_dump()
+
+
+def test_prefer_qualifier_ranks_without_filtering() -> None:
+    q, interp = compile_query("pose prefer:format=TF.js prefer:target=phones", nl=False)
+    assert [(p.kind, p.value) for p in q.prefer] == [("format", "tfjs"), ("target", "mobile")]
+    assert not q.constraints and q.text == "pose"
+    assert [c.kind for c in interp.constraints] == ["preference", "preference"]
+    assert q.to_syntax() == "pose prefer:format=tfjs prefer:target=mobile"
+    # Constraints that name a runtime, target or format are preferences too (evidence ranking).
+    q, _ = compile_query("runtime:onnxruntime target:android format:gguf -target:ios", nl=False)
+    assert [(p.kind, p.value) for p in q.evidence_preferences()] == [
+        ("runtime", "onnxruntime"), ("target", "android"), ("format", "gguf")]
+
+
+@pytest.mark.parametrize(("q", "token", "message"), [
+    ("base:", "base:", "empty model name"),
+    ("base@sibling:X", "base@sibling:X", "unknown relation"),
+    ("base@11:X", "base@11:X", "out of range"),
+    ("base<X", "base<X", "expected base:model"),
+    ("prefer:tflite", "prefer:tflite", "expected prefer:format=name"),
+    ("prefer:format=nosuchformat", "prefer:format=nosuchformat", "unknown format"),
+    ("-prefer:format=onnx", "-prefer:format=onnx", "cannot be negated"),
+])
+def test_malformed_lineage_and_preferences(q: str, token: str, message: str) -> None:
+    with pytest.raises(QuerySyntaxError) as e:
+        compile_query(q)
+    assert e.value.token == token and message in e.value.message, e.value.message
+
+
+def test_read_as_entries_say_what_removes_them() -> None:
+    """Every part of the reading has a kind, a label and the query without it (the web page's
+    removable chips), whichever reader found it."""
+    q = "fine-tunes of Llama-2-7b-hf for chat license:mit prefer:format=gguf"
+    _, interp = compile_query(q)
+    by_kind = {c.kind: c for c in interp.constraints}
+    assert set(by_kind) == {"lineage", "field", "preference"}
+    assert by_kind["lineage"].label == "fine-tunes of Llama-2-7b-hf"
+    assert by_kind["lineage"].remove == "for chat license:mit prefer:format=gguf"
+    assert by_kind["field"].remove == "fine-tunes of Llama-2-7b-hf for chat prefer:format=gguf"
+    assert by_kind["preference"].remove == "fine-tunes of Llama-2-7b-hf for chat license:mit"
+    for c in interp.constraints:
+        again, _ = compile_query(c.remove or "")
+        assert c.syntax not in again.to_syntax()

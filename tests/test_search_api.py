@@ -158,7 +158,8 @@ def test_explain_says_why_each_hit_ranks_where_it_does(server: LiveServer, recor
     rank = {"verified": 3, "native": 3, "declared": 2, "convertible": 1}
     assert all(lv in rank for lv in levels)
     assert [rank[lv] for lv in levels] == sorted((rank[lv] for lv in levels), reverse=True)
-    assert all(h["explain"]["evidence_score"] == {3: 1.0, 2: 0.55, 1: 0.2}[rank[lv]] for h, lv in zip(hits, levels))
+    weight = {3: 1.0, 2: 0.55, 1: 0.2}
+    assert all(h["explain"]["evidence_score"] == weight[rank[lv]] for h, lv in zip(hits, levels, strict=True))
     plain = get(server, q="target:android", limit=5, facets="none").json()
     assert all(h["explain"] is None for h in plain["hits"])
     interp = body["interpretation"]["constraints"][0]

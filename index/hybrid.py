@@ -42,6 +42,21 @@ Fusion = Literal["rrf", "score"]
 
 RRF_K = 60  # the usual constant: damps the head so one list cannot decide alone
 SCORE_ALPHA = 0.7  # weight of the cosine in the blend; chosen on the judged set (bench/results)
+# The blend leans on the words for a name-like query of one or two words ("MoveNet", "bert-base-uncased")
+# and on meaning for a sentence ("tell how someone feels from their voice"), where BM25 mostly
+# matches incidental words. Chosen on the judged set (bench/results/relevance-2026-12-02.md).
+SHORT_QUERY_WORDS, SHORT_ALPHA = 2, 0.55
+LONG_QUERY_WORDS, LONG_ALPHA = 6, 0.85
+
+
+def alpha_for(text: str, alpha: float = SCORE_ALPHA) -> float:
+    """The cosine's weight for this query text (see SHORT_ALPHA, LONG_ALPHA)."""
+    n = len(text.split())
+    if n <= SHORT_QUERY_WORDS:
+        return min(alpha, SHORT_ALPHA)
+    if n >= LONG_QUERY_WORDS:
+        return max(alpha, LONG_ALPHA)
+    return alpha
 DEPTH = 100  # how deep each list is read for fusion (at least the end of the requested page)
 DENSE_DEPTH = 50  # the dense list is cut shorter: BM25 candidates get their exact cosine anyway
 # Dense search within constraints either lists the rows of every matching record (cheap for few
@@ -163,7 +178,7 @@ class HybridSearcher:
             missing = [rid for rid, _ in bm_list if rid not in known]
             known.update(self.vectors.index.similarities(qvec, missing))
             dense = sorted(known.items(), key=lambda kv: -kv[1])
-        fused = self._fuse(bm_list, dense, exact)
+        fused = self._fuse(bm_list, dense, exact, alpha_for(text, self.score_alpha))
         parts: dict[str, dict[str, Any]] = {}
         if q.has_boosts() or q.explain:
             fused, parts = self._boosted(q, fused, bm_list, dense, exact, depth)
@@ -327,7 +342,7 @@ class HybridSearcher:
 
     # -- fusion ---------------------------------------------------------------------------------------
     def _fuse(self, bm25: list[tuple[str, float]], dense: list[tuple[str, float]],
-              exact: list[str]) -> list[tuple[str, float]]:
+              exact: list[str], alpha: float | None = None) -> list[tuple[str, float]]:
         if exact:
             # Exact matches go first anyway; left in, their huge name boost would flatten every
             # other BM25 score in the normalisation.
@@ -335,7 +350,7 @@ class HybridSearcher:
             bm25 = [(rid, s) for rid, s in bm25 if rid not in chosen]
             dense = [(rid, s) for rid, s in dense if rid not in chosen]
         scores = (rrf(bm25, dense, self.dense_weight) if self.fusion == "rrf"
-                  else score_fusion(bm25, dense, self.score_alpha))
+                  else score_fusion(bm25, dense, self.score_alpha if alpha is None else alpha))
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if exact:
             # An exact id/name match is what the user meant: it goes first whatever the fusion says.

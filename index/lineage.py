@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 MAX_DEPTH = 10  # "any depth": real Hub trees are 2-5 generations deep
 MAX_NODES = 50_000  # a walk stops (and says so) past this many descendants
 MAX_ROOTS = 50  # a name prefix matching more records than this is too vague to be a base
+MAX_PREFIX = 2_000  # records read for a name prefix (the shortest MAX_ROOTS of them are candidates)
 
 
 def norm_key(text: str) -> str:
@@ -103,7 +104,8 @@ def walk(base: str, relations: list[str] | None, depth: int | None, look: Lookup
     # Names are also matched as a prefix ("llama-2-7b" → "llama-2-7b-hf"): a record named exactly
     # like the base may be a copy of it elsewhere (Kaggle's "llama-2-7b-chat"); the top-most record
     # of all of them is the base.
-    prefixed = look.prefix(x, MAX_ROOTS + 1)
+    # The shortest names first: with more matches than MAX_ROOTS, the base is among the shortest.
+    prefixed = sorted(look.prefix(x, MAX_PREFIX), key=lambda n: (min((len(k) for k in n.keys), default=0), n.id))
     truncated = not exact and len(prefixed) > MAX_ROOTS
     roots = list({n.id: n for n in [*exact, *prefixed]}.values())[:MAX_ROOTS]
     start = [x, norm_key(local_part(base))]

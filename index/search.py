@@ -508,6 +508,21 @@ class SearchQuery(BaseModel):
         return " ".join([self.text.strip(), *parts]).strip()
 
 
+def evidence_of(q: SearchQuery, tokens: set[str]) -> dict[str, Any]:
+    """A record's evidence for the query's preferences from its compatibility tokens (index/facts.py):
+    the best level found per name, and their weighted mean (what EVIDENCE_BOOST multiplies)."""
+    prefs = q.evidence_preferences()
+    found: dict[str, str] = {}
+    for p in prefs:
+        by_level = p.evidence_tokens()
+        for level in sorted(EVIDENCE_WEIGHTS, key=lambda lv: -EVIDENCE_WEIGHTS[lv]):
+            if tokens & set(by_level[level]):
+                found[f"{p.kind}:{p.value}"] = level
+                break
+    score = sum(EVIDENCE_WEIGHTS[lv] for lv in found.values()) / len(prefs) if prefs else 0.0
+    return {"evidence": found, "evidence_score": score}
+
+
 def _has_compat(c: Any) -> bool:
     if isinstance(c, AnyOf):
         return any(_has_compat(x) for x in c.of)
@@ -714,5 +729,5 @@ __all__ = ["FILTER_FIELDS", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "So
            "ParamsConstraint", "SizeConstraint", "LineageConstraint", "Preference", "AnyOf", "EVIDENCE_WEIGHTS",
            "EVIDENCE_BOOST", "LINEAGE_BOOST", "BM25_BOOST_SCALE",
            "Hit", "FacetCounts", "SearchResult", "Interpretation",
-           "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor",
+           "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor", "evidence_of",
            "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for"]

@@ -25,15 +25,18 @@ from modelport.index.elasticsearch.lifecycle import IndexLifecycle
 from modelport.index.elasticsearch.mapping import es_document
 from modelport.index.elasticsearch.query import es_query
 from modelport.index.embeddings import CachedEmbedder, EmbeddingsUnavailable
+from modelport.index.lineage import Lookups, Node, Tree, walk
 from modelport.index.search import (
     FACET_FIELDS,
     CursorError,
     FacetCounts,
     Hit,
+    LineageConstraint,
     SearchQuery,
     SearchResult,
     decode_cursor,
     encode_cursor,
+    evidence_of,
 )
 from modelport.schema.record import ModelRecord
 
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "modelport"
 _IDS_PAGE = 10_000  # ids per request when listing every match
+_NAMED_BY = ("id_lc", "name_lc", "lin_node")  # fields a base model's name is looked up in
+_LINEAGE_MEMO_S = 2.0  # a walk's result is reused this long (one search builds its query several times)
 _CHANGED = "the index changed while paging; results continue after the last one shown"
 
 T = TypeVar("T")
@@ -77,6 +82,8 @@ class ElasticsearchBackend(IndexLifecycle):
         except ValueError as e:
             raise ElasticsearchBackendError(f"Elasticsearch URL {self.url!r} is not usable: {e}") from None
         self._lock = threading.Lock()
+        self._lineage_lock = threading.Lock()
+        self._lineage_memo: dict[tuple[Any, ...], tuple[float, Tree]] = {}
         self._opened = False
         self._needs_rebuild = False
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="es-facets")
@@ -271,13 +278,13 @@ class ElasticsearchBackend(IndexLifecycle):
     # -- hard-constraint sets ------------------------------------------------------------------------
     def count_matching(self, q: SearchQuery) -> int:
         self._open()
-        query = es_query(q.model_copy(update={"text": ""}))
+        query = es_query(q.model_copy(update={"text": ""}), self.lineage)
         resp = self._call("counting matches", lambda: self._client.count(index=self.index_name, query=query))
         return int(resp["count"])
 
     def matching_ids(self, q: SearchQuery) -> list[str]:
         """Ids of every record satisfying the hard constraints, free text ignored, sorted."""
-        return list(self._iter_ids(es_query(q.model_copy(update={"text": ""}))))
+        return list(self._iter_ids(es_query(q.model_copy(update={"text": ""}), self.lineage)))
 
     def _iter_ids(self, query: dict[str, Any]) -> Iterator[str]:
         self._open()
@@ -305,14 +312,21 @@ class ElasticsearchBackend(IndexLifecycle):
     def search(self, q: SearchQuery) -> SearchResult:
         start = time.monotonic()
         cursor = decode_cursor(q)  # a bad cursor is the caller's error, found before any request
-        if cursor is not None and len(cursor["a"]) != 2:
+        # No text but evidence / lineage boosts: ordered by the boosts, then downloads.
+        boosted = q.sort == "relevance" and not q.text.strip() and q.rank_boosts and q.has_boosts()
+        if cursor is not None and len(cursor["a"]) != (3 if boosted else 2):
             raise CursorError("this cursor comes from another search backend; start from the first page")
         self._open()
-        query = es_query(q)
+        query = es_query(q, self.lineage)
         facets_future = self._submit_facets(query, q.facets, start + q.facet_timeout_s)
         notices: list[str] = []
         if q.sort == "relevance" and q.text.strip():
             resp = self._relevance_page(query, q, cursor, notices)
+        elif boosted:
+            by_boost = [{"_score": "desc"}, {"downloads": "desc"}, {"id": "asc"}]
+            resp = self._search("searching", query=query, sort=by_boost, size=q.limit,
+                                from_=None if cursor else q.offset, search_after=cursor["a"] if cursor else None,
+                                track_scores=True, track_total_hits=True)
         else:
             field = q.sort if q.sort != "relevance" else "downloads"  # no text: most downloaded first
             resp = self._search("searching", query=query, sort=[{field: "desc"}, {"id": "asc"}], size=q.limit,
@@ -322,14 +336,79 @@ class ElasticsearchBackend(IndexLifecycle):
             notices.append("the search ran out of time on some shards; results may be incomplete")
         found = resp["hits"]["hits"]
         total = int(resp["hits"]["total"]["value"])
-        scored = q.sort == "relevance" and bool(q.text.strip())
+        scored = q.sort == "relevance" and (bool(q.text.strip()) or boosted)
         hits = [Hit(id=h["_id"], score=float(h["_score"] or 0.0) if scored else 0.0) for h in found]
         after = list(found[-1]["sort"]) if found else []
+        if q.explain and hits:
+            hits = self._explained(q, hits)
         facets = self._collect_facets(facets_future, q.facets, start + q.facet_timeout_s)
         position = (cursor["n"] if cursor else q.offset) + len(hits)
         next_cursor = encode_cursor(q, after, position) if hits and position < total and after else None
         return SearchResult(total=total, hits=hits, facets=facets, took_ms=(time.monotonic() - start) * 1000,
                             notices=notices, next_cursor=next_cursor)
+
+    def _explained(self, q: SearchQuery, hits: list[Hit]) -> list[Hit]:
+        """`explain`: each hit's score with the evidence found in its compatibility tokens and its
+        lineage generation (one request for the page's tokens)."""
+        resp = self._search("explaining", query={"ids": {"values": [h.id for h in hits]}}, size=len(hits),
+                            docvalue_fields=["compat"], track_total_hits=False)
+        tokens = {h["_id"]: set(h.get("fields", {}).get("compat", [])) for h in resp["hits"]["hits"]}
+        trees = [self.lineage(c) for c in q.lineage_constraints()]
+        out = []
+        for h in hits:
+            parts: dict[str, Any] = {"backend_score": h.score, "boosts_in_score": q.rank_boosts,
+                                     **evidence_of(q, tokens.get(h.id, set()))}
+            gens = [t.generation[h.id] for t in trees if h.id in t.generation]
+            if gens:
+                parts["generation"] = min(gens)
+            out.append(h.model_copy(update={"explain": parts}))
+        return out
+
+    # -- lineage -------------------------------------------------------------------------------------
+    def lineage(self, c: LineageConstraint) -> Tree:
+        """The descendants a lineage constraint selects (index/lineage.py), walked with one request
+        per generation; memoised briefly, since one search builds its query more than once."""
+        key = (c.base, tuple(c.relations), c.depth)
+        now = time.monotonic()
+        with self._lineage_lock:
+            hit = self._lineage_memo.get(key)
+            if hit is not None and now - hit[0] < _LINEAGE_MEMO_S:
+                return hit[1]
+        tree = walk(c.base, list(c.relations), c.depth, Lookups(
+            exact=lambda k, n: self._nodes({"bool": {"should": [{"term": {f: k}} for f in _NAMED_BY],
+                                                      "minimum_should_match": 1}}, n),
+            prefix=lambda k, n: self._nodes({"prefix": {"name_lc": {"value": k}}}, n, prefix_of=k),
+            children=lambda keys, n: self._nodes({"terms": {"lin_base": keys}}, n)))
+        with self._lineage_lock:
+            if len(self._lineage_memo) > 256:
+                self._lineage_memo.clear()
+            self._lineage_memo[key] = (now, tree)
+        return tree
+
+    def _nodes(self, query: dict[str, Any], limit: int, prefix_of: str | None = None) -> list[Node]:
+        """Records matching `query` as the walk sees them (with `prefix_of`: only names that go on
+        after the prefix with '-', '_' or '.', as the embedded backend's name-prefix lookup)."""
+        self._open()
+        out: list[Node] = []
+        after: list[Any] | None = None
+        while len(out) < limit:
+            size = min(_IDS_PAGE, limit - len(out))
+            resp = self._search("walking a model tree", query=query, sort=[{"id": "asc"}], size=size,
+                                search_after=after, docvalue_fields=["lin_node", "lin_link", "name_lc"],
+                                track_total_hits=False)
+            hits = resp["hits"]["hits"]
+            for h in hits:
+                f = h.get("fields", {})
+                if prefix_of is not None and not any(
+                        n.startswith(prefix_of) and n[len(prefix_of):len(prefix_of) + 1] in ("-", "_", ".")
+                        for n in f.get("name_lc", [])):
+                    continue
+                links = tuple((rel, key) for rel, _, key in (x.partition("|") for x in f.get("lin_link", [])))
+                out.append(Node(id=h["_id"], keys=tuple(f.get("lin_node", [])), links=links))
+            if len(hits) < size:
+                break
+            after = hits[-1]["sort"]
+        return out
 
     def _relevance_page(self, query: dict[str, Any], q: SearchQuery, cursor: dict[str, Any] | None,
                         notices: list[str]) -> dict[str, Any]:

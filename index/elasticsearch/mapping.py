@@ -24,7 +24,7 @@ from modelport.index.vocab import get_vocab
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord
 
-INDEX_FORMAT = 2  # the mapping below; with FACTS_VERSION and the KB version it decides rebuilds
+INDEX_FORMAT = 3  # the mapping below; with FACTS_VERSION and the KB version it decides rebuilds
 ANY_HARDWARE = "*"  # the `hw` of a best figure over every profile (facts.py: hardware None)
 _KEYWORD_MAX = 4096  # longer keyword values are not indexed (Lucene refuses terms over 32 KiB)
 
@@ -73,6 +73,7 @@ def index_mappings() -> dict[str, Any]:
     at once rather than a field guessed by Elasticsearch; `_meta` records what built the index."""
     props: dict[str, Any] = {
         "id": _KW, "id_lc": _KW, "name_lc": _KW, "compat": _KW,
+        "lin_base": _KW, "lin_link": _KW, "lin_node": _KW,  # lineage (index/lineage.py)
         **dict.fromkeys(TEXT_BOOSTS, _TEXT),
         **dict.fromkeys(FILTER_FIELDS, _KW),
         "rt": {"type": "nested", "properties": {"key": _KW, "lo": _LONG, "hi": _LONG}},
@@ -97,7 +98,11 @@ def es_document(record: ModelRecord) -> dict[str, Any]:
         "name_lc": sorted({record.name.lower(), record.local_id.lower(),
                            record.local_id.rsplit("/", 1)[-1].lower()}),
         "compat": facts.tokens,
+        "lin_node": facts.lineage_nodes,
     }
+    if facts.lineage_bases:
+        doc["lin_base"] = facts.lineage_bases
+        doc["lin_link"] = facts.lineage_links
     doc.update({f: text for f, text in search_text(record).items() if text})
     doc.update({f: values for f, values in facts.keywords.items() if values})
     if facts.runtime_ranges:

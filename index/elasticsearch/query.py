@@ -1,9 +1,11 @@
 """The query compiler: a `SearchQuery`'s hard constraints as filter clauses and its free text as BM25
-with the embedded backend's fields and boosts (pure: no server needed to build them)."""
+with the embedded backend's fields and boosts (pure: no server needed to build them; a lineage
+constraint takes the backend's walk as a function), plus the evidence and lineage boosts."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from modelport.index.elasticsearch.mapping import ANY_HARDWARE
@@ -20,7 +22,12 @@ from modelport.index.facts import (
     target_token,
     version_code,
 )
+from modelport.index.lineage import Tree, generation_weight
 from modelport.index.search import (
+    BM25_BOOST_SCALE,
+    EVIDENCE_BOOST,
+    EVIDENCE_WEIGHTS,
+    LINEAGE_BOOST,
     QUERY_SYNTAX_CHARS,
     TEXT_BOOSTS,
     AnyOf,
@@ -28,6 +35,7 @@ from modelport.index.search import (
     FieldFilter,
     HardwareConstraint,
     LatencyConstraint,
+    LineageConstraint,
     MemoryConstraint,
     MetricConstraint,
     ParamsConstraint,
@@ -121,9 +129,18 @@ def _metric(c: MetricConstraint) -> dict[str, Any]:
     return _nested("metric", key, {"range": {"metric.code": {"gte": lo, "lte": hi}}})
 
 
-def constraint_query(c: Constraint) -> dict[str, Any]:
-    """One constraint as a filter clause, ignoring its `negate` (the caller places it)."""
+LineageIds = Callable[[LineageConstraint], Tree]
+
+
+def constraint_query(c: Constraint, lineage: LineageIds | None = None) -> dict[str, Any]:
+    """One constraint as a filter clause, ignoring its `negate` (the caller places it). A lineage
+    constraint needs the walk's result (`lineage`, which asks the server), as an ids filter."""
     vocab = get_vocab()
+    if isinstance(c, LineageConstraint):
+        if lineage is None:
+            raise TypeError("a lineage constraint needs the backend's walk (ElasticsearchBackend.lineage)")
+        ids = sorted(lineage(c).generation)
+        return {"ids": {"values": ids}} if ids else _NONE
     if isinstance(c, FieldFilter):
         return _terms(c.field, vocab.expand(c.field, c.values))
     if isinstance(c, RuntimeConstraint):
@@ -145,12 +162,12 @@ def constraint_query(c: Constraint) -> dict[str, Any]:
     if isinstance(c, ParamsConstraint | SizeConstraint):
         return _int_range(c.kind, c.op, c.value)
     if isinstance(c, AnyOf):
-        return {"bool": {"should": [_alternative(x) for x in c.of], "minimum_should_match": 1}}
+        return {"bool": {"should": [_alternative(x, lineage) for x in c.of], "minimum_should_match": 1}}
     raise TypeError(f"unsupported constraint {c!r}")
 
 
-def _alternative(c: Constraint) -> dict[str, Any]:
-    inner = constraint_query(c)
+def _alternative(c: Constraint, lineage: LineageIds | None = None) -> dict[str, Any]:
+    inner = constraint_query(c, lineage)
     return {"bool": {"must_not": [inner]}} if c.negate else inner
 
 
@@ -208,8 +225,32 @@ def excluded_text(words: str) -> dict[str, Any] | None:
     return _in_text_fields(" ".join(cleaned.split())) if cleaned else None
 
 
-def es_query(q: SearchQuery) -> dict[str, Any]:
-    """Every hard constraint (filter context: they score nothing) and the free text, as one query."""
+def boost_clauses(q: SearchQuery, scale: float, lineage: LineageIds | None = None) -> list[dict[str, Any]]:
+    """Should clauses adding the evidence and lineage boosts (search.py) times `scale`, as the
+    embedded backend's `boost_clauses` does: only a record's best evidence level counts."""
+    out: list[dict[str, Any]] = []
+    prefs = q.evidence_preferences()
+    for p in prefs:
+        tokens = p.evidence_tokens()
+        for level, weight in EVIDENCE_WEIGHTS.items():
+            better = [t for lv, wt in EVIDENCE_WEIGHTS.items() if wt > weight for t in tokens[lv]]
+            inner: dict[str, Any] = {"bool": {"filter": [_terms("compat", tokens[level])],
+                                              **({"must_not": [_terms("compat", better)]} if better else {})}}
+            out.append({"constant_score": {"filter": inner, "boost": scale * EVIDENCE_BOOST * weight / len(prefs)}})
+    if lineage is not None:
+        for c in q.lineage_constraints():
+            by_gen: dict[int, list[str]] = {}
+            for rid, g in lineage(c).generation.items():
+                by_gen.setdefault(g, []).append(rid)
+            out += [{"constant_score": {"filter": {"ids": {"values": sorted(ids)}},
+                                        "boost": scale * LINEAGE_BOOST * generation_weight(g)}}
+                    for g, ids in sorted(by_gen.items())]
+    return out
+
+
+def es_query(q: SearchQuery, lineage: LineageIds | None = None) -> dict[str, Any]:
+    """Every hard constraint (filter context: they score nothing) and the free text, as one query;
+    with `q.rank_boosts`, the evidence and lineage boosts as should clauses."""
     filters: list[dict[str, Any]] = []
     must_not: list[dict[str, Any]] = []
     for t in q.exclude_text:
@@ -217,9 +258,12 @@ def es_query(q: SearchQuery) -> dict[str, Any]:
         if clause is not None:
             must_not.append(clause)
     for c in q.hard_constraints():
-        (must_not if c.negate else filters).append(constraint_query(c))
+        (must_not if c.negate else filters).append(constraint_query(c, lineage))
     text = q.text.strip()
-    body = {k: v for k, v in (("must", [text_query(text)] if text else []), ("filter", filters),
-                              ("must_not", must_not)) if v}
+    should = boost_clauses(q, BM25_BOOST_SCALE if text else 1.0, lineage) \
+        if q.rank_boosts and q.sort == "relevance" and q.has_boosts() else []
+    must = [text_query(text)] if text else [{"match_all": {}}] if should and not filters else []
+    # (Should clauses alone would have to match one; the boosts must never filter.)
+    body = {k: v for k, v in (("must", must), ("filter", filters), ("must_not", must_not), ("should", should)) if v}
     return {"bool": body} if body else {"match_all": {}}
 

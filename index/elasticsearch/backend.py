@@ -347,22 +347,31 @@ class ElasticsearchBackend(IndexLifecycle):
         return SearchResult(total=total, hits=hits, facets=facets, took_ms=(time.monotonic() - start) * 1000,
                             notices=notices, next_cursor=next_cursor)
 
-    def _explained(self, q: SearchQuery, hits: list[Hit]) -> list[Hit]:
-        """`explain`: each hit's score with the evidence found in its compatibility tokens and its
-        lineage generation (one request for the page's tokens)."""
-        resp = self._search("explaining", query={"ids": {"values": [h.id for h in hits]}}, size=len(hits),
-                            docvalue_fields=["compat"], track_total_hits=False)
-        tokens = {h["_id"]: set(h.get("fields", {}).get("compat", [])) for h in resp["hits"]["hits"]}
+    def boosts_of(self, q: SearchQuery, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each record's evidence for the query's preferences (from its compatibility tokens, one
+        request) and its lineage generation: what the hybrid fusion adds and `explain` shows."""
+        if not ids:
+            return {}
+        tokens: dict[str, set[str]] = {}
+        if q.evidence_preferences():
+            resp = self._search("reading evidence", query={"ids": {"values": ids}}, size=len(ids),
+                                docvalue_fields=["compat"], track_total_hits=False)
+            tokens = {h["_id"]: set(h.get("fields", {}).get("compat", [])) for h in resp["hits"]["hits"]}
         trees = [self.lineage(c) for c in q.lineage_constraints()]
-        out = []
-        for h in hits:
-            parts: dict[str, Any] = {"backend_score": h.score, "boosts_in_score": q.rank_boosts,
-                                     **evidence_of(q, tokens.get(h.id, set()))}
-            gens = [t.generation[h.id] for t in trees if h.id in t.generation]
+        out: dict[str, dict[str, Any]] = {}
+        for rid in ids:
+            parts: dict[str, Any] = evidence_of(q, tokens.get(rid, set()))
+            gens = [t.generation[rid] for t in trees if rid in t.generation]
             if gens:
                 parts["generation"] = min(gens)
-            out.append(h.model_copy(update={"explain": parts}))
+            out[rid] = parts
         return out
+
+    def _explained(self, q: SearchQuery, hits: list[Hit]) -> list[Hit]:
+        """`explain`: each hit's score with the evidence and lineage generation behind it."""
+        parts = self.boosts_of(q, [h.id for h in hits])
+        return [h.model_copy(update={"explain": {"backend_score": h.score, "boosts_in_score": q.rank_boosts,
+                                                 **parts.get(h.id, {})}}) for h in hits]
 
     # -- lineage -------------------------------------------------------------------------------------
     def lineage(self, c: LineageConstraint) -> Tree:

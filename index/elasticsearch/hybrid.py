@@ -21,7 +21,7 @@ import numpy as np
 
 from modelport.index.elasticsearch.query import es_query
 from modelport.index.embeddings import CachedEmbedder, EmbeddingsUnavailable
-from modelport.index.hybrid import DENSE_DEPTH, DEPTH, HybridSearcher, Mode
+from modelport.index.hybrid import DENSE_DEPTH, DEPTH, HybridSearcher, Mode, alpha_for
 from modelport.index.search import Hit, SearchQuery, SearchResult, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class ElasticsearchHybrid(HybridSearcher):
             qvec = self._embed_query(text)
         except EmbeddingsUnavailable as e:
             return self._fallback(q, str(e))
-        constraints = es_query(q.model_copy(update={"text": ""}))
+        constraints = es_query(q.model_copy(update={"text": "", "rank_boosts": False}), self.backend.lineage)
         if mode == "vector":
             dense = self.backend.knn(qvec, constraints, want)
             res = self.backend.search(q.model_copy(update={"text": "", "limit": 1, "offset": 0, "cursor": None}))
@@ -92,7 +92,7 @@ class ElasticsearchHybrid(HybridSearcher):
                                 took_ms=(time.monotonic() - start) * 1000, notices=res.notices)
         bm_f = self._pool.submit(self.backend.search,
                                  q.model_copy(update={"limit": min(max(DEPTH, want), 10_000), "offset": 0,
-                                                      "cursor": None}))
+                                                      "cursor": None, "rank_boosts": False, "explain": False}))
         dense_f = self._pool.submit(self.backend.knn, qvec, constraints, max(DENSE_DEPTH, want))
         exact_f = self._pool.submit(self.backend.exact_matches, text, constraints)
         bm, dense, exact = bm_f.result(), dense_f.result(), exact_f.result()
@@ -104,8 +104,11 @@ class ElasticsearchHybrid(HybridSearcher):
             if missing:
                 known.update(self.backend.knn(qvec, constraints, len(missing), ids=missing))
             dense = sorted(known.items(), key=lambda kv: -kv[1])
-        fused = self._fuse(bm_list, dense, exact)
-        hits = [Hit(id=rid, score=s) for rid, s in fused[first:want]]
+        fused = self._fuse(bm_list, dense, exact, alpha_for(text, self.score_alpha))
+        parts: dict[str, dict[str, Any]] = {}
+        if q.has_boosts() or q.explain:  # evidence and lineage boosts, as in HybridSearcher
+            fused, parts = self._boosted(q, fused, bm_list, dense, exact, max(DEPTH, want))
+        hits = [Hit(id=rid, score=s, explain=parts.get(rid) if q.explain else None) for rid, s in fused[first:want]]
         total = max(bm.total, len(fused))
         position = first + len(hits)
         next_cursor = encode_cursor(q, [_CURSOR_TAG], position) if hits and position < total else None

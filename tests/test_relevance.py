@@ -1,4 +1,4 @@
-"""Relevance on the judged set (tests/fixtures/relevance: ~300 records, 52 graded queries) with the
+"""Relevance on the judged set (tests/fixtures/relevance: ~690 records, 104 graded queries over seven intents) with the
 real all-MiniLM-L6-v2 model: hybrid ranking beats BM25 alone and vectors alone; exact names rank
 first; hard constraints hold for every hit, including hits found only by meaning."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelport.index.hybrid import HybridSearcher
+from modelport.index.query_syntax import compile_query
 from modelport.index.search import SearchQuery
 from modelport.pipeline import Pipeline
 from modelport.services import Services
@@ -35,21 +36,32 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def ranking(searcher: HybridSearcher, mode: str):  # noqa: ANN201
+    """Queries read as the API reads them (syntax + natural language, lineage names checked)."""
+    probe = searcher.backend.lineage
+
     def run(text: str) -> list[str]:
-        return [h.id for h in searcher.search(SearchQuery(text=text, limit=20), mode=mode).hits]  # type: ignore[arg-type]
+        q, _ = compile_query(text, base=SearchQuery(limit=20), lineage_probe=lambda c: bool(probe(c).generation))
+        return [h.id for h in searcher.search(q, mode=mode).hits]  # type: ignore[arg-type]
     return run
 
 
 def test_hybrid_beats_bm25_and_vectors(services: Services) -> None:
     judged = corpus.queries()
-    assert len(judged) >= 40 and services.catalog.count() >= 300
+    assert len(judged) >= 100 and services.catalog.count() >= 650
+    assert {q.intent for q in judged} == set(corpus.INTENTS)
     scores = {mode: corpus.evaluate(ranking(services.hybrid, mode), judged) for mode in ("bm25", "vector", "hybrid")}
     table = " | ".join(f"{m}: nDCG@10 {s.ndcg10:.3f} recall@20 {s.recall20:.3f}" for m, s in scores.items())
-    print(table)
+    per = {m: s.by_intent(judged) for m, s in scores.items()}
+    print(table, per)
     hybrid = scores["hybrid"]
     for other in ("bm25", "vector"):
         assert hybrid.ndcg10 > scores[other].ndcg10, table
         assert hybrid.recall20 >= scores[other].recall20, table
+    for intent, (ndcg, _, _) in per["hybrid"].items():
+        assert ndcg >= 0.80, (intent, per)
+        # Per class the hybrid is at least as good as either alone, to within 0.005: on task queries it
+        # measured 0.910 against vectors' 0.912 (bench/results/search-2026-12-02.md says so).
+        assert ndcg >= max(per["bm25"][intent][0], per["vector"][intent][0]) - 0.005, (intent, per)
     # The query the issue names: the three records built for it lead.
     top = ranking(services.hybrid, "hybrid")("real-time traffic prediction from camera input at urban intersections")
     best = {"huggingface:urbanmobility/junction-flow-forecaster", "huggingface:citysense/cctv-vehicle-counter-yolov8",
@@ -106,3 +118,17 @@ def test_paging_is_stable(services: Services) -> None:
     second = services.hybrid.search(SearchQuery(text=text, limit=10, cursor=first.next_cursor))
     third = services.hybrid.search(SearchQuery(text=text, limit=10, offset=20))
     assert [h.id for h in first.hits + second.hits + third.hits] == whole
+
+
+def test_deployment_and_lineage_intents(services: Services) -> None:
+    """The issue's failing intents: records that ship the asked format lead; lineage phrases list the
+    descendants, nearest first."""
+    run = ranking(services.hybrid, "hybrid")
+    records = services.catalog.get_many(run("a TFLite image classifier for phones")[:3])
+    assert all("tflite" in r.formats and "image-classification" in r.tasks for r in records.values()), records.keys()
+    records = services.catalog.get_many(run("pose detection in the browser with TF.js")[:3])
+    assert all("tfjs" in r.formats for r in records.values()), records.keys()
+    top = services.catalog.get_many(run("fine-tunes of Llama-2-7b-hf")[:10])
+    assert len(top) == 10 and all(
+        any(b.ref == "huggingface:meta-llama/Llama-2-7b-hf" and b.relation == "finetune" for b in r.base_models)
+        for r in top.values())

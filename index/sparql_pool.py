@@ -184,9 +184,13 @@ class SparqlPool:
         parent, child = socket.socketpair()
         env = {**os.environ, "MALLOC_ARENA_MAX": "2", "RUST_BACKTRACE": "0"}
         try:
+            # Through nice(1) when there is one, so even the interpreter's start-up (a replacement starts
+            # while the server is busiest) runs at the workers' lower priority; else the worker lowers it.
+            nice = shutil.which("nice")
+            prefix, own = ([nice, "-n", str(self.nice)], 0) if nice else ([], self.nice)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "modelport.index.sparql_worker", str(child.fileno()), str(self.memory_mb),
-                 str(self.nice)],
+                [*prefix, sys.executable, "-m", "modelport.index.sparql_worker", str(child.fileno()),
+                 str(self.memory_mb), str(own)],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, close_fds=True)
         finally:
             child.close()

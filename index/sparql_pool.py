@@ -219,7 +219,7 @@ class SparqlPool:
         proc = worker.proc
         if proc.returncode is not None:
             return proc.returncode, 0
-        peak = _status_kb(proc.pid, "VmHWM")  # read before the kill: afterwards it is gone
+        peak = _status_kb("VmHWM", proc.pid)  # read before the kill: afterwards it is gone
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
         if not wait:

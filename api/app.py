@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
         # search backend (or SPARQL worker) that cannot answer now.
         responses={400: {"description": "malformed input; `detail` says what"},
                    404: {"description": "no such resource (record, source, page)"},
+                   406: {"description": "nothing offered is acceptable (`Accept` or `format`)"},
                    413: {"description": "request larger than MODELPORT_MAX_REQUEST_BYTES"},
                    503: {"description": "a backend cannot answer now, or a limit stopped the work"}},
     )

@@ -110,11 +110,11 @@ def test_health_and_search_answer_while_four_heavy_queries_run(served: Served) -
     for t in threads:
         t.join()
     assert [code for code, _, _ in results] == [503] * 4
-    # Those waiting for a worker wait within their own limit; the server's clock (from the request's
-    # arrival) is held to the limit + 1 s, the client's generously (this machine is shared and the test
-    # itself keeps the server busy).
-    assert max(server for _, _, server in results) < TIMEOUT_S + 1, results
-    assert max(took for _, took, _ in results) < TIMEOUT_S + 2.5, results
+    # Those waiting for a worker wait within their own limit. Generous bounds: the test itself keeps the
+    # server busy and this machine is shared (load ~20 on 2 cores seen); the single-query tests above
+    # hold the server's clock to the limit + 1 s, and bench/hostile_load.py measures it.
+    assert max(server for _, _, server in results) < TIMEOUT_S + 2, results
+    assert max(took for _, took, _ in results) < TIMEOUT_S + 3, results
     latencies.sort()
     # Generous on a shared machine; bench/hostile_load.py measures the percentiles.
     assert latencies[len(latencies) // 2] < 0.5 and latencies[-1] < 2, latencies

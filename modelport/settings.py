@@ -22,6 +22,8 @@ class SourceConfig(BaseModel):
     kind: Literal["mlflow", "huggingface", "tfhub", "kaggle"]
     options: dict[str, Any] = Field(default_factory=dict)  # e.g. {"tracking_uri": "http://…"}
     schedule: str | None = None  # cron expression for `modelport schedule`
+    # `modelport verify` loads this source's pickled models (code runs; in a sandbox without network).
+    trusted: bool = False
     # A run still going after this long is stopped (at its next record or batch) and recorded as
     # stopped for its time limit; a listing of the whole Hub takes ~10 minutes, enrichment longer.
     time_limit_s: float = Field(default=6 * 3600.0, gt=0)
@@ -72,6 +74,8 @@ class Settings(BaseSettings):
         return v.strip() if v else v
 
     embeddings: bool = True  # use dense vectors when the extra is installed
+    # `modelport verify` downloads at most this much per model (known sizes are checked first).
+    max_download_bytes: int = Field(default=2 * 1024**3, gt=0)
     # A harvest commits the search index (making its records searchable) at most this often.
     search_commit_interval_s: float = Field(default=2.0, ge=0.0)
     # Full harvests never tombstone more than this share of a source's live records in one run.

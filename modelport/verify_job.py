@@ -7,6 +7,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelport.pipeline import Pipeline
 from modelport.schema.record import CompatibilityEntry, ModelRecord
@@ -42,29 +43,70 @@ def stamp(entry: CompatibilityEntry, rec: ModelRecord) -> CompatibilityEntry:
     return entry
 
 
+def _client_uri(pipeline: Pipeline, rec: ModelRecord) -> str | None:
+    """The tracking URI to download with: the configured one (it may carry credentials, which the
+    record never does) when the record's source is configured, else the one the record names."""
+    for c in pipeline.settings.sources:
+        if c.name == rec.source and c.kind == "mlflow":
+            return str(c.plain_options().get("tracking_uri") or "") or None
+    return rec.source_facts.get("tracking_uri")
+
+
+def trusted_sources(pipeline: Pipeline) -> set[str]:
+    """Sources whose pickled models `verify` may load (in the sandbox): `trusted = true` in their
+    `[[sources]]` table."""
+    return {c.name for c in pipeline.settings.sources if c.trusted}
+
+
 def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = None,
            progress: Callable[[ModelRecord], None] | None = None,
-           only: Collection[str] | None = None) -> VerifyReport:
-    """`only`: record ids to check (default: every reachable record of `source`)."""
+           only: Collection[str] | None = None, trusted: Collection[str] | None = None) -> VerifyReport:
+    """`only`: record ids to check (default: every reachable record of `source`). `trusted`: sources
+    whose pickled models may be loaded, in the sandbox (default: those the configuration marks).
+    ONNX and skops models (our allow-list) are verified from any source; a pickle from an untrusted
+    source is skipped with the reason, never loaded."""
     import mlflow.artifacts
 
-    from modelport.schema.verify import verify_record
+    from modelport.schema.verify import code_execution_needed, verify_record
+    from modelport.verify_sandbox import SandboxUnavailable, verify_in_sandbox
 
+    trusted = trusted_sources(pipeline) if trusted is None else set(trusted)
+    cap = pipeline.settings.max_download_bytes
     report = VerifyReport()
     todo = [r for r in candidates(pipeline, source) if only is None or r.id in only]
     for rec in todo[:limit]:
         if progress:
             progress(rec)
+        known = sum(a.size_bytes or 0 for a in rec.artifacts)
+        if known > cap:
+            report.skipped.append(f"{rec.id}: artifacts of {known} bytes exceed max_download_bytes ({cap})")
+            continue
         report.checked += 1
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = mlflow.artifacts.download_artifacts(
                     artifact_uri=rec.source_facts["download_uri"], dst_path=tmp,
-                    tracking_uri=rec.source_facts.get("tracking_uri"))
+                    tracking_uri=_client_uri(pipeline, rec))
             except Exception as e:  # unreachable artifacts: nothing was checked, so nothing is claimed
                 report.skipped.append(f"{rec.id}: cannot download artifacts: {e}")
                 continue
-            entry = stamp(verify_record(rec, local), rec)
+            got = sum(f.stat().st_size for f in Path(local).rglob("*") if f.is_file())
+            if got > cap:  # sizes the listing did not give
+                report.skipped.append(f"{rec.id}: downloaded {got} bytes, over max_download_bytes ({cap})")
+                continue
+            why = code_execution_needed(local)
+            if why is None:
+                entry = verify_record(rec, local)
+            elif rec.source not in trusted:
+                report.skipped.append(f"{rec.id}: not loaded: {why}; source {rec.source!r} is not marked trusted")
+                continue
+            else:
+                try:
+                    entry = verify_in_sandbox(rec, local)
+                except SandboxUnavailable as e:
+                    report.skipped.append(f"{rec.id}: not loaded: {why}, and {e}")
+                    continue
+            entry = stamp(entry, rec)
         report.results[rec.id] = entry
         if entry.status == "verified":
             report.verified += 1

@@ -6,8 +6,13 @@ cell into `verified` (or `failed-verification`, with the error).
 - PyTorch: export with torch.onnx.export, compare onnxruntime with torch on the same random inputs.
 
 Works on local files: an MLflow model directory (`MLmodel` + flavour files, as `mlflow.*.save_model`
-writes them) or a bare `.onnx` file / directory holding one. Loading MLflow sklearn/pytorch models
-unpickles them: only verify artifacts from registries you trust.
+writes them) or a bare `.onnx` file / directory holding one.
+
+No code from a model is executed unless asked: ONNX and skops files are loaded here (skops only
+when every type in the file is on ModelPort's own allow-list, never the list the MLmodel carries);
+pickled models (scikit-learn pickle/cloudpickle, PyTorch) need `allow_pickle=True`, which
+`modelport verify` passes only for sources marked trusted, inside a sandbox process
+(modelport/verify_sandbox.py).
 """
 
 from __future__ import annotations
@@ -36,6 +41,61 @@ class VerificationError(RuntimeError):
     """The model could not be verified (nothing verifiable found, unknown input shape, …)."""
 
 
+class CodeExecutionRefused(VerificationError):
+    """Loading the model would run code from it (a pickle, or skops types off our allow-list)."""
+
+
+# skops files may hold only these types (ModelPort's list, fixed here, whatever a remote MLmodel
+# names as trusted): scikit-learn estimators and their parts, numpy/scipy containers and scalars.
+SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
+SKOPS_ALLOWED_TYPES = frozenset({"builtins.slice", "builtins.bytes", "builtins.bytearray", "builtins.complex",
+                                 "collections.OrderedDict", "collections.defaultdict"})
+
+
+def _skops_allowed(type_name: str) -> bool:
+    return type_name in SKOPS_ALLOWED_TYPES or type_name.startswith(SKOPS_ALLOWED_PREFIXES)
+
+
+def code_execution_needed(artifact_dir: str | Path) -> str | None:
+    """Why loading the model in `artifact_dir` would execute code from it (None: it would not)."""
+    d = Path(artifact_dir)
+    if d.is_file():
+        return None if d.suffix == ".onnx" else f"{d.name} is not an ONNX file"
+    try:
+        flavors = (_read_mlmodel(d).get("flavors") or {}) if d.is_dir() else {}
+    except Exception:  # noqa: BLE001 — an unreadable MLmodel loads nothing; verification reports it
+        return None
+    if "onnx" in flavors or (not flavors and any(d.rglob("*.onnx"))):
+        return None
+    if "sklearn" in flavors:
+        fmt = (flavors["sklearn"] or {}).get("serialization_format", "cloudpickle")
+        return None if fmt == "skops" else f"a scikit-learn model serialized with {fmt} (unpickling runs its code)"
+    if "pytorch" in flavors:
+        return "a PyTorch model (torch.load unpickles it)"
+    return None
+
+
+def failed_entry(record: ModelRecord, artifact_dir: str | Path, error: str) -> CompatibilityEntry:
+    m: dict[str, Any] = {"error": error}
+    with contextlib.suppress(ImportError):
+        m["onnxruntime_version"] = _ort_version()
+    return _entry("failed-verification", path=[], measurements=m, artifact=str(artifact_dir),
+                  detail=f"verification of {record.id} failed: {error}")
+
+
+def load_skops(model_dir: Path, flavor: dict[str, Any]) -> Any:
+    """A skops-serialized estimator, refused unless every type it holds is on our allow-list."""
+    import skops.io
+
+    path = model_dir / str(flavor.get("pickled_model") or "model.skops")
+    if not path.resolve().is_relative_to(model_dir.resolve()):
+        raise CodeExecutionRefused(f"the skops file {path} lies outside the model directory")
+    unknown = [t for t in skops.io.get_untrusted_types(file=str(path)) if not _skops_allowed(t)]
+    if unknown:
+        raise CodeExecutionRefused(f"skops file holds types off ModelPort's allow-list: {', '.join(unknown[:10])}")
+    return skops.io.load(str(path), trusted=skops.io.get_untrusted_types(file=str(path)))
+
+
 def _ort_version() -> str:
     import onnxruntime
 
@@ -53,10 +113,11 @@ def _entry(status: str, *, path: list[str], detail: str, measurements: dict[str,
 
 
 def _read_mlmodel(directory: Path) -> dict[str, Any]:
-    import yaml
+    from modelport.harvesters.bounded import load_yaml
 
     p = directory / "MLmodel"
-    return yaml.safe_load(p.read_text()) if p.is_file() else {}
+    data = load_yaml(p.read_text(errors="replace")[:1_000_000]) if p.is_file() else {}
+    return data if isinstance(data, dict) else {}
 
 
 def _signature_inputs(record: ModelRecord, mlmodel: dict[str, Any]) -> list[dict[str, Any]]:
@@ -230,11 +291,14 @@ def verify_onnx(path: str | Path, *, batch: int = 2, seed: int = 0) -> Compatibi
 
 # -- dispatcher ------------------------------------------------------------------------------------------
 def verify_record(record: ModelRecord, artifact_dir: str | Path, *, n_samples: int = DEFAULT_SAMPLES,
-                  seed: int = 0) -> CompatibilityEntry:
+                  seed: int = 0, allow_pickle: bool = False) -> CompatibilityEntry:
     """Verify the model whose files lie in `artifact_dir` (an MLflow model directory or a folder /
     file with an `.onnx` model). Always returns an entry: `verified` with the numbers in
-    `measurements`, or `failed-verification` with the error."""
+    `measurements`, or `failed-verification` with the error. Without `allow_pickle`, a model that
+    only loads by unpickling raises CodeExecutionRefused instead (nothing is claimed about it)."""
     d = Path(artifact_dir)
+    if not allow_pickle and (why := code_execution_needed(d)):
+        raise CodeExecutionRefused(f"{record.id}: {why}; verify it only from a trusted source")
     try:
         if d.is_file() and d.suffix == ".onnx":
             return verify_onnx(d, seed=seed)
@@ -246,9 +310,13 @@ def verify_record(record: ModelRecord, artifact_dir: str | Path, *, n_samples: i
         if "onnx" in flavors:
             return verify_onnx(d / flavors["onnx"].get("data", "model.onnx"), seed=seed)
         if "sklearn" in flavors:
-            import mlflow.sklearn
+            flavor = flavors["sklearn"] or {}
+            if flavor.get("serialization_format") == "skops":
+                model = load_skops(d, flavor)  # our allow-list, not the one the MLmodel names
+            else:
+                import mlflow.sklearn
 
-            model = mlflow.sklearn.load_model(str(d))
+                model = mlflow.sklearn.load_model(str(d))  # only with allow_pickle (checked above)
             n_features = getattr(model, "n_features_in_", None)
             if n_features is None and inputs and all(i.get("type") != "tensor" for i in inputs):
                 n_features = len(inputs)
@@ -275,12 +343,11 @@ def verify_record(record: ModelRecord, artifact_dir: str | Path, *, n_samples: i
         raise VerificationError(
             f"nothing verifiable in {d}: need an MLflow sklearn/pytorch/onnx model or an .onnx file"
             + (f" (flavours: {', '.join(sorted(flavors))})" if flavors else ""))
+    except CodeExecutionRefused:
+        raise
     except Exception as exc:
-        m = {"error": f"{type(exc).__name__}: {exc}"}
-        with contextlib.suppress(ImportError):
-            m["onnxruntime_version"] = _ort_version()
-        return _entry("failed-verification", path=[], measurements=m, artifact=str(d),
-                      detail=f"verification of {record.id} failed: {m['error']}")
+        return failed_entry(record, d, f"{type(exc).__name__}: {exc}")
 
 
-__all__ = ["verify_record", "verify_sklearn", "verify_pytorch", "verify_onnx", "VerificationError"]
+__all__ = ["verify_record", "verify_sklearn", "verify_pytorch", "verify_onnx", "VerificationError",
+           "CodeExecutionRefused", "code_execution_needed", "failed_entry", "load_skops"]

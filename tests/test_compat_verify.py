@@ -3,6 +3,7 @@ and ONNX files, executed on the installed onnxruntime."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,13 @@ from modelport.schema.compat import derive_compatibility, inspect_onnx
 from modelport.schema.compat_explain import explain, matrix
 from modelport.schema.kb import get_kb
 from modelport.schema.record import Signature
-from modelport.schema.verify import verify_onnx, verify_record, verify_sklearn
+from modelport.schema.verify import (
+    CodeExecutionRefused,
+    code_execution_needed,
+    verify_onnx,
+    verify_record,
+    verify_sklearn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,7 @@ def test_sklearn_mlflow_model_verifies_via_skl2onnx(models: dict[str, Path]) -> 
 
 
 def test_sklearn_regressor_pickled_by_mlflow_verifies(models: dict[str, Path]) -> None:
-    e = verify_record(rec("reg"), models["sk_reg"])
+    e = verify_record(rec("reg"), models["sk_reg"], allow_pickle=True)
     assert e.status == "verified", e.evidence
     assert e.measurements["compared"] == "predict"
 
@@ -80,7 +87,7 @@ def test_comparison_can_fail(models: dict[str, Path]) -> None:
 
 
 def test_pytorch_mlflow_model_verifies_via_torch_onnx_export(models: dict[str, Path]) -> None:
-    e = verify_record(rec("pt"), models["pt"])
+    e = verify_record(rec("pt"), models["pt"], allow_pickle=True)
     assert e.status == "verified", e.evidence
     assert e.path == ["torch-onnx-export"]
     assert e.measurements["input_shape"] == [2, 4]
@@ -91,12 +98,12 @@ def test_pytorch_mlflow_model_verifies_via_torch_onnx_export(models: dict[str, P
 def test_pytorch_shape_from_record_signature(models: dict[str, Path]) -> None:
     r = rec("pt2", signature=Signature(inputs=[{"type": "tensor", "tensor-spec": {"dtype": "float32",
                                                                                   "shape": [-1, 4]}}]))
-    e = verify_record(r, models["pt_nosig"])
+    e = verify_record(r, models["pt_nosig"], allow_pickle=True)
     assert e.status == "verified", e.evidence
 
 
 def test_pytorch_without_signature_fails_clearly(models: dict[str, Path]) -> None:
-    e = verify_record(rec("pt3"), models["pt_nosig"])
+    e = verify_record(rec("pt3"), models["pt_nosig"], allow_pickle=True)
     assert e.status == "failed-verification"
     assert "input shape unknown" in e.measurements["error"]
 
@@ -108,6 +115,74 @@ def test_native_onnx_loads_and_runs(models: dict[str, Path]) -> None:
     assert e.measurements["output_shapes"][0] == [2]
     assert e.measurements["outputs_finite"] is True
     assert verify_onnx(models["onnx"] / "model.onnx").status == "verified"
+
+
+def test_pickled_models_are_refused_unless_allowed(models: dict[str, Path]) -> None:
+    for name in ("sk_reg", "pt"):
+        with pytest.raises(CodeExecutionRefused, match="trusted source"):
+            verify_record(rec(name), models[name])
+    assert code_execution_needed(models["sk_clf"]) is None  # skops: our allow-list decides
+    assert code_execution_needed(models["onnx"]) is None
+
+
+def test_skops_types_off_our_allow_list_are_refused_whatever_the_mlmodel_trusts(
+        models: dict[str, Path], tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    import skops.io
+    import yaml
+    from sklearn.preprocessing import FunctionTransformer
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(models["sk_clf"], hostile)
+    skops.io.dump(FunctionTransformer(func=os.system), hostile / "model.skops")
+    mlmodel = yaml.safe_load((hostile / "MLmodel").read_text())
+    # what a registrant controls: the list of types the MLmodel says to trust
+    mlmodel["flavors"]["sklearn"]["skops_trusted_types"] = skops.io.get_untrusted_types(
+        file=str(hostile / "model.skops"))
+    (hostile / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(CodeExecutionRefused, match="system"):
+        verify_record(rec("hostile"), hostile)
+
+
+def test_trusted_pickles_run_in_a_sandbox_without_network(models: dict[str, Path], tmp_path: Path) -> None:
+    import pickle
+    import shutil
+    import socket
+    import threading
+
+    from modelport.verify_sandbox import verify_in_sandbox
+
+    e = verify_in_sandbox(rec("reg"), models["sk_reg"])
+    assert e.status == "verified", e.measurements
+    # a pickle that phones home when loaded: inside the sandbox there is no network to reach
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            accepted.append(listener.accept())
+
+    class PhoneHome:
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return (socket.create_connection, (("127.0.0.1", port), 2))
+
+    hostile = tmp_path / "phone-home"
+    shutil.copytree(models["sk_reg"], hostile)
+    (hostile / "model.pkl").write_bytes(pickle.dumps(PhoneHome()))
+    t = threading.Thread(target=accept)
+    t.start()
+    e = verify_in_sandbox(rec("phone"), hostile)
+    t.join()
+    listener.close()
+    assert accepted == [] and e.status == "failed-verification"
+    assert "unreachable" in e.measurements["error"].lower() or "refused" in e.measurements["error"].lower(), \
+        e.measurements
 
 
 def test_broken_onnx_and_empty_dir_fail_with_the_error(models: dict[str, Path]) -> None:

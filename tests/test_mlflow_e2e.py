@@ -219,7 +219,12 @@ def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_
     p = Pipeline(settings)
     source = MlflowSource(mlflow_server.uri, name="mlflow", cache_dir=settings.data_dir / "cache")
     p.harvest(source, mode="full")
-    report = verify(p, source="mlflow")
+    # not marked trusted: ONNX and skops (our allow-list) are verified, a pickled PyTorch model is not loaded
+    untrusted = verify(p, source="mlflow")
+    assert untrusted.results["mlflow:iris-onnx/1"].status == "verified"
+    assert "mlflow:tiny-mlp/1" not in untrusted.results
+    assert any(s.startswith("mlflow:tiny-mlp/1") and "not marked trusted" in s for s in untrusted.skipped)
+    report = verify(p, source="mlflow", trusted={"mlflow"})  # pickles load, in the sandbox
     assert report.checked == len(MODELS)
     for rid in ("mlflow:iris-classifier/2", "mlflow:iris-onnx/1", "mlflow:tiny-mlp/1"):
         cell = report.results[rid]

@@ -56,6 +56,8 @@ _SPLIT_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/
 _SPLITS = {"training": "train", "valid": "validation", "val": "validation", "eval": "validation"}
 # Onnx files are opened to read the opset they declare; larger ones are listed but not downloaded.
 MAX_INSPECT_BYTES = 200 * 1024 * 1024
+# MLmodel and environment files are small text; a listing that says otherwise is not followed.
+MAX_TEXT_FILE_BYTES = 1024 * 1024
 
 
 class MlflowSource:
@@ -217,11 +219,16 @@ class MlflowSource:
             facts["errors"].append(f"listing artifacts: {e}")
             return facts
         names = {f["path"] for f in facts["files"]}
+        sizes = {f["path"]: f.get("size") for f in facts["files"]}
         with tempfile.TemporaryDirectory() as tmp:
             for fname in ("MLmodel", *ENV_FILES):
                 if fname not in names:
                     if fname == "MLmodel":
                         facts["errors"].append("MLmodel file is missing")
+                    continue
+                size = sizes.get(fname)
+                if isinstance(size, int) and size > MAX_TEXT_FILE_BYTES:  # a listed size: never fetched
+                    facts["errors"].append(f"{fname} not downloaded: {size} bytes > {MAX_TEXT_FILE_BYTES}")
                     continue
                 try:
                     text = Path(repo.download_artifacts(fname, dst_path=tmp)).read_text(errors="replace")
@@ -242,7 +249,8 @@ class MlflowSource:
                             f["path"], text, get_kb(), f.get("size")).model_dump(mode="json")
                     except Exception as e:
                         facts["errors"].append(f"reading {f['path']}: {e}")
-                if f["path"].endswith(".onnx") and (f.get("size") or 0) <= MAX_INSPECT_BYTES:
+                # Unknown sizes are not downloaded: the artifact API cannot stop a stream at a cap.
+                if f["path"].endswith(".onnx") and isinstance(f.get("size"), int) and f["size"] <= MAX_INSPECT_BYTES:
                     try:
                         local = repo.download_artifacts(f["path"], dst_path=tmp)
                         facts["onnx"][f["path"]] = inspect_onnx(local)

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import httpx2
-import typer
 from huggingface_hub import HfApi, ModelInfo
 from huggingface_hub.errors import (
     DisabledRepoError,
@@ -37,7 +36,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import ExpandModelProperty_T
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, validate_repo_id
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from modelport.harvesters.base import (
     Checkpoint,
@@ -71,6 +70,7 @@ from modelport.harvesters.hf_mapping import (
     normalize_payload,
     parse_hub_datetime,
 )
+from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
 from modelport.schema.kb import KnowledgeBase, get_kb
 from modelport.schema.record import ModelRecord
@@ -97,10 +97,8 @@ _ID_KEYS = ("id", "_id", "modelId")
 PriorityKey = Literal["downloads", "modified", "likes", "created"]
 
 
-class HuggingFaceOptions(BaseModel):
+class HuggingFaceOptions(SourceOptions):
     """Configuration of one Hub source (the `options` table of a `[[sources]]` entry)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     endpoint: str = "https://huggingface.co"
     token: SecretStr | None = None  # sent only to `endpoint`'s origin; never stored or logged
@@ -202,7 +200,7 @@ class _Failure(Exception):
     and asks again later, after the models that have not failed)."""
 
 
-class HuggingFaceSource:
+class HuggingFaceSource(SourcePlugin):
     """A Hugging Face Hub (or a mirror speaking its API) as a ModelPort source."""
 
     kind = "huggingface"
@@ -230,6 +228,16 @@ class HuggingFaceSource:
         # The client logs "Invalid model-index" for every such card it parses (twice per model); the
         # same fact lands in the record's mapping notes, so keep the harvest log readable.
         logging.getLogger("huggingface_hub.repocard_data").setLevel(logging.ERROR)
+
+    Options = HuggingFaceOptions
+
+    @classmethod
+    def create(cls, name: str, options: HuggingFaceOptions, context: SourceContext) -> HuggingFaceSource:
+        # The host's IRI base and cache folder unless the options name their own.
+        fill = {k: v for k, v in {"base_iri": context.base_iri,
+                                  "cache_dir": context.cache_dir("huggingface", name)}.items()
+                if k not in options.model_fields_set and v is not None}
+        return cls(name, options.model_copy(update=fill) if fill else options)
 
     @classmethod
     def from_options(cls, name: str, options: dict[str, Any]) -> HuggingFaceSource:
@@ -594,58 +602,5 @@ def _short(e: BaseException) -> str:
     return out if len(out) <= 300 else out[:297] + "…"
 
 
-# -- CLI -------------------------------------------------------------------------------------------
-def harvest_huggingface_command(
-    endpoint: Annotated[str | None, typer.Option(
-        "--endpoint", help="Hub API endpoint (default https://huggingface.co, or the configured source's)")] = None,
-    token: Annotated[str | None, typer.Option(
-        "--token", envvar="HF_TOKEN", help="Access token (private and gated repos, the free account's "
-        "budget of 1,000 API requests per 5 minutes instead of 500); sent only to the endpoint, never stored")]
-    = None,
-    author: Annotated[str | None, typer.Option("--author", help="Only models of this user or organisation")] = None,
-    filter: Annotated[list[str] | None, typer.Option(  # noqa: A002 (the Hub's own parameter name)
-        "--filter", help="Tag, library or `license:…` filter; repeat to require several")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Stop after N models (no deletions then)")]
-    = None,
-    full: Annotated[bool | None, typer.Option(
-        "--full/--incremental", help="Full runs list everything and tombstone vanished models; "
-        "incremental runs stop at the last run's newest change")] = None,
-    cards: Annotated[bool | None, typer.Option(
-        "--cards/--no-cards", help="Enrichment also fetches README.md (description and card sections)")] = None,
-    enrich: Annotated[int | None, typer.Option(
-        "--enrich", min=0, help="Enrich at most N models this run (model_info with file metadata, cards), "
-        "most downloaded and most recently changed first; 0: listing only")] = None,
-    enrich_for: Annotated[float | None, typer.Option(
-        "--enrich-for", min=1, help="Stop enriching after this many seconds")] = None,
-    source: Annotated[str, typer.Option("--source", help="Source name in the catalog")] = "huggingface",
-) -> None:
-    """Harvest models from a Hugging Face Hub endpoint: the listing (everything, stored and searchable
-    at once), then enrichment of the models that need it, within the request budget."""
-    from modelport.cli import fail, run_harvest
-    from modelport.settings import Settings
-
-    settings = Settings()
-    # A configured source of that name supplies defaults; flags given here override them.
-    options: dict[str, Any] = {}
-    for sc in settings.sources:
-        if sc.name == source:
-            if sc.kind != "huggingface":
-                fail(f"source {source!r} is configured as kind {sc.kind!r}, not huggingface")
-            options.update(sc.plain_options())
-    given = {"endpoint": endpoint, "token": token, "author": author, "filter": filter or None, "limit": limit,
-             "cards": cards, "enrich_max_models": enrich, "enrich_time_limit_s": enrich_for}
-    options.update({k: v for k, v in given.items() if v is not None})
-    options.setdefault("base_iri", settings.base_iri)
-    try:
-        opts = HuggingFaceOptions(**options)
-    except ValidationError as e:
-        fail(f"invalid options for source {source!r}: {e}")
-        raise  # unreachable: fail() exits
-    mode: HarvestMode = ("full" if full else "incremental") if full is not None else opts.mode
-    report = run_harvest(HuggingFaceSource(source, opts), mode, None, settings)
-    if report.status == "failed":
-        raise typer.Exit(1)
-
-
-__all__ = ["HuggingFaceSource", "HuggingFaceOptions", "harvest_huggingface_command", "is_transient",
+__all__ = ["HuggingFaceSource", "HuggingFaceOptions", "is_transient",
            "LISTING_EXPAND", "ENRICHED_KEYS"]

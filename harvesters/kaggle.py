@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from rdflib import RDF
 
 from modelport.harvesters.base import (
@@ -36,6 +36,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import MP, get_kb, local_name
@@ -129,7 +130,23 @@ def make_model_client(endpoint: str, username: str | None, key: str | None, api_
     return ModelApiClient(http)
 
 
-class KaggleSource:
+class KaggleOptions(SourceOptions):
+    """The `options` table of a Kaggle `[[sources]]` entry (credentials default to KAGGLE_USERNAME +
+    KAGGLE_KEY or KAGGLE_API_TOKEN from the environment)."""
+
+    endpoint: str = Field(default=DEFAULT_ENDPOINT, min_length=1, max_length=2000)
+    owner: str | None = Field(default=None, max_length=200)
+    search: str | None = Field(default=None, max_length=500)
+    page_size: int = Field(default=50, ge=1, le=1000)
+    username: str | None = Field(default=None, max_length=200)
+    key: SecretStr | None = None
+    api_token: SecretStr | None = None
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_s: float = Field(default=1.0, ge=0, le=600)
+    max_pages: int | None = Field(default=None, ge=1)
+
+
+class KaggleSource(SourcePlugin):
     """Kaggle Models, optionally narrowed to one owner and/or a search string."""
 
     kind = "kaggle"
@@ -158,6 +175,15 @@ class KaggleSource:
             raise SourceError("Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY "
                               "(or KAGGLE_API_TOKEN)")
         self._client: Any = None
+
+    Options = KaggleOptions
+
+    @classmethod
+    def create(cls, name: str, options: KaggleOptions, context: SourceContext) -> KaggleSource:
+        o = options
+        return cls(name=name, endpoint=o.endpoint, owner=o.owner, search=o.search, page_size=o.page_size,
+                   base_iri=context.base_iri, username=o.username, key=o.key, api_token=o.api_token,
+                   retries=o.retries, backoff_s=o.backoff_s, max_pages=o.max_pages)
 
     @property
     def client(self) -> Any:

@@ -20,6 +20,7 @@ import httpx
 import yaml
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
+from pydantic import Field, SecretStr
 
 from modelport.harvesters.base import (
     Checkpoint,
@@ -33,6 +34,7 @@ from modelport.harvesters.base import (
     new_provenance,
 )
 from modelport.harvesters.bounded import UnsafeInput, bounded, load_json, load_yaml
+from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.schema.code_scan import MAX_CODE_BYTES, scan_python
 from modelport.schema.compat import inspect_onnx
 from modelport.schema.identity import record_id
@@ -60,7 +62,17 @@ MAX_INSPECT_BYTES = 200 * 1024 * 1024
 MAX_TEXT_FILE_BYTES = 1024 * 1024
 
 
-class MlflowSource:
+class MlflowOptions(SourceOptions):
+    """The `options` table of an MLflow `[[sources]]` entry."""
+
+    # A URI may carry credentials (http://user:password@host): held as a secret as a whole.
+    tracking_uri: SecretStr
+    page_size: int = Field(default=100, ge=1, le=1000)
+    request_retries: int = Field(default=2, ge=0, le=20)
+    request_timeout_s: int = Field(default=30, ge=1, le=3600)
+
+
+class MlflowSource(SourcePlugin):
     kind = "mlflow"
     harvester_version = "1.0"
 
@@ -84,6 +96,15 @@ class MlflowSource:
         self._cache = _ArtifactCache(cache_dir / f"mlflow-{name}.sqlite" if cache_dir else None)
 
     # -- listing -------------------------------------------------------------------------------
+    Options = MlflowOptions
+
+    @classmethod
+    def create(cls, name: str, options: MlflowOptions, context: SourceContext) -> MlflowSource:
+        # The artifact cache is one file per source under the data dir's cache (mlflow-<name>.sqlite).
+        return cls(options.tracking_uri.get_secret_value(), name=name, cache_dir=context.cache_root,
+                   page_size=options.page_size, request_retries=options.request_retries,
+                   request_timeout_s=options.request_timeout_s)
+
     def check(self) -> None:
         """Fail fast with a clear message when the server is not there."""
         scheme = urlparse(self.uri).scheme

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import Field, field_validator
 from rdflib import RDF
 
 from modelport.harvesters.base import (
@@ -44,6 +45,7 @@ from modelport.harvesters.base import (
     SourceRecord,
     new_provenance,
 )
+from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.tfhub_crawl import CrawlConfig, CrawlFailed, CrawlSummary, run_crawl
 from modelport.harvesters.tfhub_parse import MODEL_TYPES, VARIANT_TYPES, ParsedDoc
 from modelport.schema.identity import record_iri
@@ -104,7 +106,29 @@ def library_for_tfhub(doc_type: str) -> str | None:
 
 # -- the source ------------------------------------------------------------------------------------
 
-class TFHubSource:
+# CrawlConfig fields the source sets itself; the rest may be given as `crawl_options`.
+_HOST_CRAWL_KEYS = frozenset({"root", "incremental", "cache_dir", "items_path", "summary_path"})
+
+
+class TFHubOptions(SourceOptions):
+    """The `options` table of a TF Hub `[[sources]]` entry."""
+
+    root: str = Field(min_length=1, max_length=2000)  # http(s):// listing or site, file:// or a directory
+    # Bounds and politeness of the crawl (tfhub_crawl.CrawlConfig: max_pages, max_seconds, …).
+    crawl_options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)  # the crawl process's hard limit
+
+    @field_validator("crawl_options")
+    @classmethod
+    def _crawl_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(v) - (set(CrawlConfig.model_fields) - _HOST_CRAWL_KEYS))
+        if unknown:
+            raise ValueError(f"not a crawl option: {', '.join(unknown)}")
+        CrawlConfig.model_validate({**v, "root": "file:///", "items_path": "-", "summary_path": "-"})
+        return v
+
+
+class TFHubSource(SourcePlugin):
     """A TF Hub documentation tree at `root` (http(s):// listing or site, or file://)."""
 
     kind = "tfhub"
@@ -128,6 +152,13 @@ class TFHubSource:
         self.crawl_options = crawl_options or {}
         self.timeout = timeout
         self.last_summary: CrawlSummary | None = None
+
+    Options = TFHubOptions
+
+    @classmethod
+    def create(cls, name: str, options: TFHubOptions, context: SourceContext) -> TFHubSource:
+        return cls(options.root, name=name, base_iri=context.base_iri, cache_dir=context.cache_dir("tfhub", name),
+                   crawl_options=options.crawl_options, timeout=options.timeout)
 
     # -- events ----------------------------------------------------------------------------------
     def crawl(self, incremental: bool) -> tuple[list[dict[str, Any]], CrawlSummary]:

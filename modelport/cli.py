@@ -108,59 +108,101 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
     return report
 
 
+def harvest_named(kind: str, name: str, flags: dict[str, object], mode: HarvestMode | None = None,
+                  limit: int | None = None, settings: Settings | None = None) -> tuple[Source, JobReport]:
+    """The one path of every `harvest …` command: the configured `[[sources]]` entry `name` (if any)
+    supplies the options, flags given on the command line override them, the kind's `Options` checks
+    them (exit 2 naming the source and field), the registry builds the source (exit 1 when it cannot
+    work) and the harvest runs. `mode` None: the options' own `mode`, else full."""
+    from modelport.harvesters.registry import SourceOptionsError, UnknownSourceKind
+    from modelport.sources import build_named
+
+    settings = settings or Settings()
+    try:
+        src = build_named(settings, kind, name, flags)
+    except (SourceOptionsError, UnknownSourceKind) as e:
+        fail(f"invalid options: {e}", 2)
+    except SourceError as e:
+        fail(str(e))
+    if mode is None:
+        mode = getattr(getattr(src, "options", None), "mode", "full")
+    report = run_harvest(src, mode, limit, settings)
+    return src, report
+
+
+def _exit_if_failed(report: JobReport) -> None:
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
 @harvest_app.command("mlflow")
 def harvest_mlflow(
-    tracking_uri: Annotated[str, typer.Option("--tracking-uri", help="e.g. http://127.0.0.1:5000")],
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="e.g. http://127.0.0.1:5000 (default: the configured source's)")] = None,
     source: Annotated[str, typer.Option(help="Source name in the catalog (one per registry)")] = "mlflow",
     full: Annotated[bool, typer.Option("--full/--incremental", help="Full runs tombstone vanished versions")] = True,
     limit: Annotated[int | None, typer.Option(help="Stop after N versions (no tombstones then)")] = None,
 ) -> None:
     """Harvest every registered model and every version of an MLflow registry."""
-    from modelport.harvesters.mlflow_registry import MlflowSource
-
-    settings = Settings()
-    try:
-        src = MlflowSource(tracking_uri, name=source, cache_dir=settings.data_dir / "cache")
-    except SourceError as e:
-        fail(str(e))
-    report = run_harvest(src, "full" if full else "incremental", limit, settings)
-    if report.status == "failed":
-        raise typer.Exit(1)
+    _, report = harvest_named("mlflow", source, {"tracking_uri": tracking_uri},
+                              "full" if full else "incremental", limit)
+    _exit_if_failed(report)
 
 
-try:  # the `huggingface` extra may not be installed; the other commands work without it
-    from modelport.harvesters.huggingface import harvest_huggingface_command
-except ImportError:
-    pass
-else:
-    harvest_app.command("huggingface")(harvest_huggingface_command)
+@harvest_app.command("huggingface")
+def harvest_huggingface(
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Hub API endpoint (default https://huggingface.co, or the configured source's)")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="HF_TOKEN", help="Access token (private and gated repos, the free account's "
+        "budget of 1,000 API requests per 5 minutes instead of 500); sent only to the endpoint, never stored")]
+    = None,
+    author: Annotated[str | None, typer.Option("--author", help="Only models of this user or organisation")] = None,
+    filter: Annotated[list[str] | None, typer.Option(  # noqa: A002 (the Hub's own parameter name)
+        "--filter", help="Tag, library or `license:…` filter; repeat to require several")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Stop after N models (no deletions then)")]
+    = None,
+    full: Annotated[bool | None, typer.Option(
+        "--full/--incremental", help="Full runs list everything and tombstone vanished models; "
+        "incremental runs stop at the last run's newest change")] = None,
+    cards: Annotated[bool | None, typer.Option(
+        "--cards/--no-cards", help="Enrichment also fetches README.md (description and card sections)")] = None,
+    enrich: Annotated[int | None, typer.Option(
+        "--enrich", min=0, help="Enrich at most N models this run (model_info with file metadata, cards), "
+        "most downloaded and most recently changed first; 0: listing only")] = None,
+    enrich_for: Annotated[float | None, typer.Option(
+        "--enrich-for", min=1, help="Stop enriching after this many seconds")] = None,
+    source: Annotated[str, typer.Option("--source", help="Source name in the catalog")] = "huggingface",
+) -> None:
+    """Harvest models from a Hugging Face Hub endpoint: the listing (everything, stored and searchable
+    at once), then enrichment of the models that need it, within the request budget. A configured
+    source of that name supplies defaults; flags given here override them."""
+    flags: dict[str, object] = {"endpoint": endpoint, "token": token, "author": author, "filter": filter or None,
+                                "limit": limit, "cards": cards, "enrich_max_models": enrich,
+                                "enrich_time_limit_s": enrich_for}
+    mode: HarvestMode | None = ("full" if full else "incremental") if full is not None else None
+    _, report = harvest_named("huggingface", source, flags, mode)
+    _exit_if_failed(report)
 
 
 @harvest_app.command("tfhub")
 def harvest_tfhub(
-    root: Annotated[str, typer.Option("--root", help="Docs tree: http(s):// (listing or linked pages) or file://")],
+    root: Annotated[str | None, typer.Option(
+        "--root", help="Docs tree: http(s):// (listing or linked pages) or file:// (default: the configured "
+        "source's)")] = None,
     source: Annotated[str, typer.Option(help="Source name in the catalog")] = "tfhub",
     incremental: Annotated[bool, typer.Option(
         "--incremental/--full", help="Re-crawl with the HTTP cache: only changed docs re-parsed")] = False,
 ) -> None:
     """Crawl a TF Hub documentation tree (markdown or its HTML rendering) with Scrapy."""
-    from modelport.harvesters.tfhub import TFHubSource
-
-    settings = Settings()
-    try:
-        src = TFHubSource(root, name=source, base_iri=settings.base_iri,
-                          cache_dir=settings.data_dir / "cache" / "tfhub" / source)
-    except SourceError as e:
-        fail(str(e))
-    report = run_harvest(src, "incremental" if incremental else "full", settings=settings)
-    summary = src.last_summary
+    src, report = harvest_named("tfhub", source, {"root": root}, "incremental" if incremental else "full")
+    summary = getattr(src, "last_summary", None)
     if summary is not None:
         out.print(f"documents parsed {summary.docs_parsed}, reused from cache {summary.docs_reused}, "
                   f"malformed {summary.malformed}, fetch errors {len(summary.fetch_errors)}")
         if not summary.complete:
             console.print("[yellow]crawl incomplete: nothing was tombstoned[/]")
-    if report.status == "failed":
-        raise typer.Exit(1)
+    _exit_if_failed(report)
 
 
 @harvest_app.command("kaggle")
@@ -173,17 +215,9 @@ def harvest_kaggle(
     incremental: Annotated[bool, typer.Option("--incremental/--full")] = False,
 ) -> None:
     """Harvest Kaggle Models (credentials: KAGGLE_USERNAME + KAGGLE_KEY, or KAGGLE_API_TOKEN)."""
-    from modelport.harvesters.kaggle import DEFAULT_ENDPOINT, KaggleSource
-
-    settings = Settings()
-    try:
-        src = KaggleSource(name=source, endpoint=endpoint or DEFAULT_ENDPOINT, owner=owner, search=search_text,
-                           base_iri=settings.base_iri)
-    except SourceError as e:
-        fail(str(e))
-    report = run_harvest(src, "incremental" if incremental else "full", limit, settings)
-    if report.status == "failed":
-        raise typer.Exit(1)
+    _, report = harvest_named("kaggle", source, {"endpoint": endpoint, "owner": owner, "search": search_text},
+                              "incremental" if incremental else "full", limit)
+    _exit_if_failed(report)
 
 
 @harvest_app.command("configured")
@@ -191,9 +225,8 @@ def harvest_configured(
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these configured sources")] = None,
     incremental: Annotated[bool, typer.Option("--incremental/--full")] = False,
 ) -> None:
-    """Harvest every source configured in the TOML file named by MODELPORT_CONFIG (its sources tables)."""
-    from modelport.harvesters.registry import build_source
-
+    """Harvest every source configured in the TOML file named by MODELPORT_CONFIG (its sources tables),
+    built-in kinds and installed plug-ins (entry-point group `modelport.sources`) alike."""
     settings = Settings()
     chosen = [c for c in settings.sources if not name or c.name in name]
     if not chosen:
@@ -201,13 +234,9 @@ def harvest_configured(
     failed = []
     for config in chosen:
         try:
-            src = build_source(config, settings)
-        except SourceError as e:
-            console.print(f"[bold red]error:[/] {e}")
-            failed.append(config.name)
-            continue
-        try:
-            if run_harvest(src, "incremental" if incremental else "full", settings=settings).status == "failed":
+            _, report = harvest_named(config.kind, config.name, {}, "incremental" if incremental else "full",
+                                      settings=settings)
+            if report.status == "failed":
                 failed.append(config.name)
         except typer.Exit:  # one source failing does not stop the others
             failed.append(config.name)

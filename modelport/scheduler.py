@@ -27,10 +27,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from modelport.harvesters.base import HarvestEvent, HarvestMode, Source
-from modelport.harvesters.registry import build_source
 from modelport.pipeline import JobReport, Pipeline
 from modelport.schema.redact import redact_text
 from modelport.settings import Settings, SourceConfig
+from modelport.sources import build_source
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -18,8 +18,10 @@ class SourceConfig(BaseModel):
     credentials, are held as SecretStr, so
     no repr, log or dump of the settings shows them; `plain_options` unwraps them for the harvester."""
 
-    name: str
-    kind: Literal["mlflow", "huggingface", "tfhub", "kaggle"]
+    name: str = Field(min_length=1, max_length=200)
+    # A built-in kind (mlflow, huggingface, tfhub, kaggle) or one an installed plug-in declares in
+    # the entry-point group `modelport.sources` (harvesters/registry.py).
+    kind: str = Field(min_length=1, max_length=100)
     options: dict[str, Any] = Field(default_factory=dict)  # e.g. {"tracking_uri": "http://…"}
     schedule: str | None = None  # cron expression for `modelport schedule`
     # `modelport verify` loads this source's pickled models (code runs; in a sandbox without network).
@@ -36,6 +38,16 @@ class SourceConfig(BaseModel):
         # A URL with credentials in it (http://user:password@host, ?token=…) is a secret as a whole.
         return {k: SecretStr(val) if isinstance(val, str) and (SECRET_OPTION.search(k) or redact_url(val) != val)
                 else val for k, val in v.items()}
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> SourceConfig:
+        # Checked when the settings load (every command, `serve` before it listens): a misspelt or
+        # out-of-range option is an error naming the source and the field, not a failure at the
+        # first scheduled run. The kind's module is imported here (its extra must be installed).
+        from modelport.harvesters.registry import validate_options
+
+        validate_options(self.kind, self.name, self.plain_options())
+        return self
 
     def plain_options(self) -> dict[str, Any]:
         """The options as the harvester takes them (secrets unwrapped: pass them on, never print them)."""

@@ -330,18 +330,13 @@ def test_filters_and_author_are_sent(hub: FakeHub) -> None:
 
 
 def test_cli_command(small_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from modelport.harvesters.huggingface import harvest_huggingface_command
-
-    app = typer.Typer()
-    app.command("huggingface")(harvest_huggingface_command)
-    app.command("other")(lambda: None)  # two commands → the name is a sub-command, as under `harvest`
+    from modelport.cli import app
     monkeypatch.setenv("MODELPORT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MODELPORT_EMBEDDINGS", "false")
     runner = CliRunner()
-    res = runner.invoke(app, ["huggingface", "--endpoint", small_hub.url, "--full", "--limit", "4"])
+    res = runner.invoke(app, ["harvest", "huggingface", "--endpoint", small_hub.url, "--full", "--limit", "4"])
     assert res.exit_code == 0, res.output
     assert "seen" in res.output
     p = Pipeline(Settings(data_dir=tmp_path / "data"))
@@ -352,7 +347,7 @@ def test_cli_command(small_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.Mon
     cfg.write_text('[[sources]]\nname = "hf-down"\nkind = "huggingface"\n'
                    '[sources.options]\nendpoint = "http://127.0.0.1:9"\nretry_attempts = 1\n')
     monkeypatch.setenv("MODELPORT_CONFIG", str(cfg))
-    res = runner.invoke(app, ["huggingface", "--source", "hf-down"])
+    res = runner.invoke(app, ["harvest", "huggingface", "--source", "hf-down"])
     assert res.exit_code == 1
     assert "error" in res.output and "listing models" in res.output
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from modelport.harvesters.registry import build_source
 from modelport.pipeline import Pipeline
 from modelport.schema.redact import redact_text, redact_url
 from modelport.settings import Settings, SourceConfig
+from modelport.sources import build_source
 
 SECRET = "XyzzySecret4242"
 

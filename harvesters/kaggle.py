@@ -181,9 +181,11 @@ class KaggleSource(SourcePlugin):
     @classmethod
     def create(cls, name: str, options: KaggleOptions, context: SourceContext) -> KaggleSource:
         o = options
-        return cls(name=name, endpoint=o.endpoint, owner=o.owner, search=o.search, page_size=o.page_size,
-                   base_iri=context.base_iri, username=o.username, key=o.key, api_token=o.api_token,
-                   retries=o.retries, backoff_s=o.backoff_s, max_pages=o.max_pages)
+        source = cls(name=name, endpoint=o.endpoint, owner=o.owner, search=o.search, page_size=o.page_size,
+                     base_iri=context.base_iri, username=o.username, key=o.key, api_token=o.api_token,  # type: ignore[arg-type]
+                     retries=o.retries, backoff_s=o.backoff_s, max_pages=o.max_pages)
+        source.options = o
+        return source
 
     @property
     def client(self) -> Any:

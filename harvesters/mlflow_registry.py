@@ -101,9 +101,11 @@ class MlflowSource(SourcePlugin):
     @classmethod
     def create(cls, name: str, options: MlflowOptions, context: SourceContext) -> MlflowSource:
         # The artifact cache is one file per source under the data dir's cache (mlflow-<name>.sqlite).
-        return cls(options.tracking_uri.get_secret_value(), name=name, cache_dir=context.cache_root,
-                   page_size=options.page_size, request_retries=options.request_retries,
-                   request_timeout_s=options.request_timeout_s)
+        source = cls(options.tracking_uri.get_secret_value(), name=name, cache_dir=context.cache_root,
+                     page_size=options.page_size, request_retries=options.request_retries,
+                     request_timeout_s=options.request_timeout_s)
+        source.options = options
+        return source
 
     def check(self) -> None:
         """Fail fast with a clear message when the server is not there."""

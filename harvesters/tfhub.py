@@ -157,8 +157,10 @@ class TFHubSource(SourcePlugin):
 
     @classmethod
     def create(cls, name: str, options: TFHubOptions, context: SourceContext) -> TFHubSource:
-        return cls(options.root, name=name, base_iri=context.base_iri, cache_dir=context.cache_dir("tfhub", name),
-                   crawl_options=options.crawl_options, timeout=options.timeout)
+        source = cls(options.root, name=name, base_iri=context.base_iri, cache_dir=context.cache_dir("tfhub", name),
+                     crawl_options=options.crawl_options, timeout=options.timeout)
+        source.options = options
+        return source
 
     # -- events ----------------------------------------------------------------------------------
     def crawl(self, incremental: bool) -> tuple[list[dict[str, Any]], CrawlSummary]:

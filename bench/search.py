@@ -5,6 +5,7 @@ and facets. Prints one table and writes it to bench/results/search-<date>.md.
 
     .venv/bin/python bench/search.py                      # 100k and 1M (1M takes ~20-30 min)
     .venv/bin/python bench/search.py --sizes 20000 --queries 50
+    .venv/bin/python bench/search.py --sizes 100000 --backend both   # and Elasticsearch (bench/search_es.py)
 
 Per size, in a fresh data directory:
 1. generate records (not timed) and store them in the catalog (the harvest side; timed for context);
@@ -447,6 +448,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="where data directories go (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument("--out", type=Path, default=RESULTS / f"search-{date.today().isoformat()}.md")
+    parser.add_argument("--backend", choices=["embedded", "elasticsearch", "both"], default="embedded",
+                        help="search backend(s): elasticsearch runs bench/search_es.py on a local node")
+    parser.add_argument("--elasticsearch-url", help="an existing Elasticsearch instead of a local node")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.serve:
@@ -463,6 +467,10 @@ def main() -> None:
     for size in args.sizes:
         data_dir = work / f"n{size}"
         shutil.rmtree(data_dir, ignore_errors=True)
+        if args.backend == "elasticsearch":
+            rows.append(_elasticsearch(args, size, work, log))
+            write_results(args, rows)
+            continue
         log(f"== {size:,} records: build")
         built = build(size, data_dir, args.batch, args.commit_every, log)
         log(f"  build {built['build_rps']:,.0f} records/s; serving {args.queries} queries in a child process")
@@ -481,15 +489,32 @@ def main() -> None:
         built["load_serve"] = float(np.mean(serve_loads)) if serve_loads else os.getloadavg()[0]
         served = json.loads(stdout.strip().splitlines()[-1])
         row = {**built, **served}
+        if args.backend == "both":
+            row.update(_elasticsearch(args, size, work, log))
         rows.append(row)
         log(json.dumps(row, indent=None, default=str))
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
         write_results(args, rows)
-    print("\n" + table(rows))
+    print("\n" + _table(args, rows))
     print(f"\nwritten to {args.out}")
     if not args.work and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _elasticsearch(args: Any, size: int, work: Path, log: Any) -> dict[str, Any]:
+    from search_es import run_es
+
+    log(f"== {size:,} records: Elasticsearch build")
+    return run_es(size, work, args.queries, args.batch, args.elasticsearch_url, log)
+
+
+def _table(args: Any, rows: list[dict[str, Any]]) -> str:
+    if args.backend == "embedded":
+        return table(rows)
+    from search_es import side_by_side
+
+    return side_by_side(rows)
 
 
 def write_results(args: Any, rows: list[dict[str, Any]]) -> None:
@@ -497,7 +522,7 @@ def write_results(args: Any, rows: list[dict[str, Any]]) -> None:
     text = (f"# Search at scale ({date.today().isoformat()})\n\n"
             f"`.venv/bin/python bench/search.py --sizes {' '.join(map(str, args.sizes))} --queries {args.queries}` "
             f"on {os.cpu_count()} CPUs (load average when written: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
-            "other sessions share this machine).\n\n" + table(rows) + "\n\n"
+            "other sessions share this machine).\n\n" + _table(args, rows) + "\n\n"
             "Targets (issue 6): search index build without embeddings >= 5,000 records/s, query p50 <= 30 ms, "
             "p95 <= 100 ms, serving RSS <= 4 GB; a figure that misses its target says so. The build commits every "
             f"{args.commit_every:,} records (`--commit-every`).\n\n"

@@ -90,7 +90,7 @@ def catalogs_under(root: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real single-node Elasticsearch started for this session (tools/es-node: assembled from Maven
-    Central, loopback, security off, data in a temp dir, 1 GiB heap), stopped at the end. With
+    Central, loopback, security off, data in a temp dir, 512 MiB heap), stopped at the end. With
     MODELPORT_TEST_ELASTICSEARCH_URL set, that server is used instead and nothing is started."""
     external = os.environ.get("MODELPORT_TEST_ELASTICSEARCH_URL", "").strip()
     if external:
@@ -98,7 +98,7 @@ def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         return
     from modelport.index.elasticsearch.node import start_node
 
-    node = start_node(tmp_path_factory.mktemp("es-node"))
+    node = start_node(tmp_path_factory.mktemp("es-node"), heap="512m")  # 360 test records need little
     try:
         _warm_up(node.url)
         yield node.url

@@ -523,3 +523,34 @@ def test_health_says_when_the_cluster_does_not_answer(tmp_path: Any) -> None:
     body = res.json()
     assert body["status"] == "degraded" and body["search"]["status"] == "unavailable"
     assert f"127.0.0.1:{port}" in body["search"]["error"]
+
+
+def test_hybrid_in_the_cluster_ranks_by_knn_within_the_constraints(live: ElasticsearchBackend, tmp_path: Any) -> None:
+    import numpy as np
+
+    from modelport.index.elasticsearch.hybrid import ElasticsearchHybrid
+    from modelport.index.embeddings import CachedEmbedder, EmbeddingCache, load_embedder
+
+    embedder = CachedEmbedder(load_embedder(), EmbeddingCache(tmp_path / "cache.sqlite"))
+    live.embedder = embedder
+    corpus = RECORDS[:120]
+    live.upsert(corpus)
+    live.commit()
+    assert live.vector_count() == len(corpus)
+    allowed = [r for r in corpus if "image-classification" in r.tasks]
+    constraint = SearchQuery(filters={"task": ["image-classification"]})
+    # kNN in the cluster: the exact nearest records among those the filter allows (so few records
+    # that HNSW visits them all), with their cosines.
+    qvec = embedder.embedder.embed_query("classify photos of animals")
+    vecs, _ = embedder.embed_records(allowed)
+    cos = vecs @ qvec
+    want = [allowed[i].id for i in np.argsort(-cos)[:5]]
+    got = live.knn(qvec, es_query(constraint), 5)
+    assert [rid for rid, _ in got] == want
+    assert [s for _, s in got] == pytest.approx(sorted(cos, reverse=True)[:5], abs=0.02)  # int8-quantized
+    searcher = ElasticsearchHybrid(live, embedder)
+    for mode in ("hybrid", "vector"):
+        res = searcher.search(constraint.model_copy(update={"text": "classify photos of animals", "limit": 10}),
+                              mode=mode)  # type: ignore[arg-type]
+        assert res.hits and {h.id for h in res.hits} <= {r.id for r in allowed}, mode
+        assert not res.notices, res.notices

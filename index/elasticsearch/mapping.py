@@ -55,6 +55,9 @@ def index_settings(shards: int = 1, replicas: int | None = None) -> dict[str, An
     out: dict[str, Any] = {
         "number_of_shards": shards,
         "max_result_window": MAX_WINDOW,
+        # Writes become searchable when the backend commits (an explicit refresh, as Tantivy's commit);
+        # periodic refreshes would only cut more small segments (each with its own HNSW graph) to merge.
+        "refresh_interval": "-1",
         "analysis": {
             "tokenizer": {"mp_words": {"type": "pattern", "pattern": r"[^\p{L}\p{N}]+"}},
             "filter": {"mp_long": {"type": "length", "max": 39},

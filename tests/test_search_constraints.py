@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from modelport.index.query_syntax import compile_query
-from modelport.index.search import CursorError, SearchQuery
+from modelport.index.search import FACET_FIELDS, CursorError, SearchQuery
 from modelport.index.tantivy_backend import _FACET_POOL, META_FILE, TantivyBackend, ensure_current
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord, Popularity
@@ -92,6 +92,10 @@ def _corpus_index(kind: str, path: Path, request: pytest.FixtureRequest) -> Iter
         with contextlib.suppress(Exception):  # report the failure itself, not a failed clean-up after it
             _dispose(b)
         raise
+    if not isinstance(b, TantivyBackend):
+        # A server's first aggregations over a new index load its doc values; on a loaded machine that
+        # can outlast the default 0.5 s facet time of the first test, so one runs here, untimed.
+        b.search(SearchQuery(facets=list(FACET_FIELDS), facet_timeout_s=60, limit=1))
     yield b
     _dispose(b)
 

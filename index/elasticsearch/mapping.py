@@ -78,7 +78,9 @@ def index_mappings() -> dict[str, Any]:
         "id": _KW, "id_lc": _KW, "name_lc": _KW, "compat": _KW,
         "lin_base": _KW, "lin_link": _KW, "lin_node": _KW,  # lineage (index/lineage.py)
         **dict.fromkeys(TEXT_BOOSTS, _TEXT),
-        **dict.fromkeys(FILTER_FIELDS, _KW),
+        # Facet fields build their global ordinals at refresh rather than on the first aggregation
+        # after it, so facets right after a commit stay within their time limit.
+        **dict.fromkeys(FILTER_FIELDS, {**_KW, "eager_global_ordinals": True}),
         "rt": {"type": "nested", "properties": {"key": _KW, "lo": _LONG, "hi": _LONG}},
         "metric": {"type": "nested", "properties": {"key": _KW, "code": _LONG}},
         "lat": {"type": "nested", "properties": {"hw": _KW, "measured": {"type": "boolean"}, "ms": _DOUBLE}},

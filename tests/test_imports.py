@@ -1,0 +1,168 @@
+"""Import rules that keep data flowing one way (docs/ARCHITECTURE.md): harvesters import neither the
+CLI nor the settings (not even through another module); generic code (pipeline, services, api) names
+no particular search backend; schema modules do not import each other in circles.
+
+The graph is read from the source with `ast` (every import, including those inside functions and
+under TYPE_CHECKING), module names from pyproject's package-dir mapping: the repository's top-level
+folders are sub-packages of `modelport`, which import-graph tools that walk one folder do not see.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Every module of the `modelport` package → its file."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    found: dict[str, Path] = {}
+    for package, folder in sorted(config.items()):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([package, *parts])
+            found.setdefault(name, path)
+    return found
+
+
+@cache
+def imports_of(module: str) -> frozenset[str]:
+    """The `modelport` modules `module` imports anywhere in its file (a `from pkg import name` of a
+    sub-module counts as that sub-module)."""
+    mods = modules()
+    path = mods[module]
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                pkg = module.split(".") if is_pkg else module.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join([*pkg, *([base] if base else [])])
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return frozenset(m for m in out if m in mods and m != module)
+
+
+def reachable(start: str) -> dict[str, str]:
+    """Every module `start` imports, directly or not → the module that imports it (to show a chain)."""
+    seen: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        m = todo.pop()
+        for n in imports_of(m):
+            if n not in seen and n != start:
+                seen[n] = m
+                todo.append(n)
+    return seen
+
+
+def chain(start: str, end: str, via: dict[str, str]) -> str:
+    path = [end]
+    while path[-1] != start and path[-1] in via:
+        path.append(via[path[-1]])
+    return " -> ".join(reversed(path))
+
+
+def under(prefix: str) -> list[str]:
+    return [m for m in modules() if m == prefix or m.startswith(prefix + ".")]
+
+
+def test_the_graph_sees_every_package() -> None:
+    names = set(modules())
+    assert {"modelport.cli", "modelport.settings", "modelport.harvesters.registry", "modelport.schema.compat",
+            "modelport.index.tantivy_backend", "modelport.api.app", "modelport.pipeline"} <= names
+    assert "modelport.harvesters.base" in imports_of("modelport.harvesters.registry")
+
+
+def test_harvesters_import_neither_the_cli_nor_the_settings() -> None:
+    bad = []
+    for m in under("modelport.harvesters"):
+        via = reachable(m)
+        bad += [chain(m, f, via) for f in ("modelport.cli", "modelport.settings") if f in via]
+    assert not bad, "harvesters must get what they need from SourceContext/Options:\n" + "\n".join(bad)
+
+
+BACKENDS = ("modelport.index.tantivy_backend", "modelport.index.elasticsearch_backend", "modelport.index.elasticsearch")
+GENERIC = ("modelport.pipeline", "modelport.services", "modelport.api")
+# Today's direct imports of a particular backend from generic code: choosing the configured backend
+# and `ensure_current` live in pipeline.py/services.py until issue 13 item 3 (a complete SearchBackend
+# Protocol and one place that opens the stores) moves them into index/. A new import of a backend
+# from generic code fails this test.
+KNOWN_BACKEND_IMPORTS = {
+    ("modelport.pipeline", "modelport.index.tantivy_backend"),
+    ("modelport.pipeline", "modelport.index.elasticsearch_backend"),
+    ("modelport.pipeline", "modelport.index.elasticsearch.hybrid"),
+    ("modelport.services", "modelport.index.tantivy_backend"),
+    ("modelport.services", "modelport.index.elasticsearch.hybrid"),
+}
+
+
+def _generic_backend_imports() -> set[tuple[str, str]]:
+    generic = [m for g in GENERIC for m in under(g)]
+    return {(m, n) for m in generic for n in imports_of(m)
+            if any(n == b or n.startswith(b + ".") for b in BACKENDS)}
+
+
+def test_generic_code_names_no_particular_search_backend() -> None:
+    new = _generic_backend_imports() - KNOWN_BACKEND_IMPORTS
+    assert not new, f"generic code imports a particular search backend (go through index/): {sorted(new)}"
+
+
+def _cycles(nodes: Iterable[str]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), restricted to `nodes`."""
+    nodes = set(nodes)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in imports_of(v) & nodes:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return out
+
+
+# Cycles among schema modules that exist today; a new one fails the test. compat <-> hardware_fit:
+# compat.analyze builds hardware cells with hardware_fit, which reads compat's precision labels,
+# via_evidence, Cell/Analysis and falls back to compat.analyze when called without cells (imports
+# inside functions). Breaking it moves those helpers into a lower module: left for issue 13 item 4
+# (one implementation of GGUF/precision labels) to do in the same change.
+KNOWN_SCHEMA_CYCLES: list[list[str]] = [["modelport.schema.compat", "modelport.schema.hardware_fit"]]
+
+
+def test_schema_modules_do_not_import_each_other_in_circles() -> None:
+    new = [c for c in _cycles(under("modelport.schema")) if c not in KNOWN_SCHEMA_CYCLES]
+    assert not new, f"schema modules importing each other in a circle: {new}"

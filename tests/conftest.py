@@ -130,3 +130,41 @@ def tfhub_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("tfhub-data")
     harvest_tfhub_fixture(d)
     return d
+
+
+# -- the SHACL check of every stored record runs once, after everything else ---------------------------
+SHACL_CHECK = "test_every_record_of_the_suite_conforms_to_the_shapes"
+_SHACL_SELECTED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection and any reordering plugin
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The check reads what the other tests stored, so it goes last whatever the file order."""
+    last = [i for i in items if i.name == SHACL_CHECK]
+    items[:] = [i for i in items if i.name != SHACL_CHECK] + last
+    config.stash[_SHACL_SELECTED] = bool(last)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run whose selection left the check out (-k, a file, a node id) still validates what it
+    stored: a record that does not conform fails the run."""
+    config = session.config
+    if config.stash.get(_SHACL_SELECTED, True) or exitstatus in (
+            pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return
+    if getattr(config, "workerinput", None) is not None:  # an xdist worker: the controller checks
+        return
+    from tests.test_shacl import test_every_record_of_the_suite_conforms_to_the_shapes as check
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        check(config._tmp_path_factory)  # type: ignore[attr-defined]  # the session's own temp root
+    except pytest.skip.Exception:
+        return  # nothing stored in this run
+    except AssertionError as e:
+        if reporter is not None:
+            reporter.write_line(f"SHACL check of the records this run stored FAILED:\n{str(e)[:5000]}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    if reporter is not None:
+        reporter.write_line("SHACL check of the records this run stored: conforms")

@@ -1,5 +1,7 @@
-"""Runs last (file order): every record any test stored in any catalog under this session's temp
-directory must convert to RDF that conforms to ontology/shapes.ttl."""
+"""Every record any test stored in any catalog under this session's temp directory must convert to
+RDF that conforms to ontology/shapes.ttl. tests/conftest.py runs that check once after every other
+test, whatever the order or selection (moved to the end when collected, run at session finish when
+a selection left it out)."""
 
 from __future__ import annotations
 

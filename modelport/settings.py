@@ -121,6 +121,17 @@ class Settings(BaseSettings):
         return v
     sources: list[SourceConfig] = Field(default_factory=list)
 
+    @field_validator("sources")
+    @classmethod
+    def _names_unique(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        # The name is the catalog's key for one registry (records, checkpoints, schedules).
+        seen: set[str] = set()
+        for c in v:
+            if c.name in seen:
+                raise ValueError(f"two [[sources]] entries are named {c.name!r}")
+            seen.add(c.name)
+        return v
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

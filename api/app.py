@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
         out: dict[str, object] = {
             "status": "ok", "version": __version__, "records": services.catalog.count(),
             "sources": services.catalog.sources(), "pending_projection": services.catalog.dirty_count(),
-            "pending_graph": services.catalog.dirty_count("graph"), "sparql": pool.describe()}
+            "pending_graph": services.catalog.dirty_count("graph"),
+            "graph_lag_s": round(services.pipeline.graph_lag_s(), 3), "sparql": pool.describe()}
         backend_health = getattr(services.search_backend, "health", None)
         if callable(backend_health):  # a search server: its cluster's health and the index's size
             out["search"] = search = backend_health()

@@ -23,7 +23,7 @@ from modelport.index.catalog import StoredRecord
 from modelport.schema.compat_explain import matrix
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import get_kb
-from modelport.schema.rdf import PREFIXES, record_rdf
+from modelport.schema.rdf import DERIVED_BASE, PREFIXES, record_rdf
 from modelport.services import Services
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,12 @@ def page_jsonld(svc: Services, rec: Any) -> str:
     base = svc.settings.base_iri
     # The record as its source describes it: the derived matrix is not the record's own description,
     # and leaving it out keeps the page light (`?format=jsonld` has it).
-    own = record_rdf(rec.normalized(), base).own
+    rdf = record_rdf(rec.normalized(), base)
     iri = record_iri(base, rec.id)
-    quads = ox.parse(own, format=ox.RdfFormat.N_TRIPLES)
-    mine = [t for t in quads if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(iri)]
+    quads = ox.parse(rdf.ntriples(), format=ox.RdfFormat.N_TRIPLES)
+    # its own nodes, plus the shared profile (tasks, licence, formats …) and publisher it links to
+    keep = (iri, f"{DERIVED_BASE}profile/", f"{DERIVED_BASE}agent/")
+    mine = [t for t in quads if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(keep)]
     text = ox.serialize(mine, format=ox.RdfFormat.JSON_LD).decode()
     return text.replace("</", "<\\/")  # "</script>" inside a literal must not end the element
 

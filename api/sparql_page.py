@@ -21,14 +21,14 @@ SHOWN_ROWS = 500  # rows rendered in the page (weight stays small); downloads ca
 SHOWN_GRAPH_CHARS = 60_000
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("ONNX Runtime ranges of natively supported models (README)",
-     "SELECT ?id ?range WHERE {\n  ?m schema:identifier ?id ; mp:compatibility ?c .\n"
+     "SELECT ?id ?range WHERE {\n  ?m schema:identifier ?id ; mp:profile/mp:compatibility ?c .\n"
      "  ?c mp:runtime rt:onnxruntime ; mp:status \"native\" ; mp:versionRange ?range .\n} LIMIT 50"),
     ("Image classifiers with their ImageNet accuracy",
-     "SELECT ?id ?value WHERE {\n  ?m schema:identifier ?id ; fair4ml:mlTask task:image-classification ;\n"
+     "SELECT ?id ?value WHERE {\n  ?m schema:identifier ?id ; mp:profile/fair4ml:mlTask task:image-classification ;\n"
      "     fair4ml:hasEvaluation ?e .\n  ?e mp:metric met:accuracy ; schema:value ?value .\n}"
      " ORDER BY DESC(?value) LIMIT 50"),
     ("Models per task",
-     "SELECT ?task (COUNT(?m) AS ?models) WHERE {\n  ?m a fair4ml:MLModel ; fair4ml:mlTask ?task .\n}"
+     "SELECT ?task (COUNT(?m) AS ?models) WHERE {\n  ?m a fair4ml:MLModel ; mp:profile/fair4ml:mlTask ?task .\n}"
      " GROUP BY ?task ORDER BY DESC(?models)"),
     ("Fine-tunes and the models they come from",
      "SELECT ?id ?base WHERE {\n  ?m schema:identifier ?id ; fair4ml:fineTunedFrom ?b .\n"

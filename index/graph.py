@@ -18,25 +18,52 @@ from modelport.schema.rdf import KB_GRAPH, PREFIXES
 __all__ = ["GraphStore", "QueryKind", "SparqlAnswer", "SparqlError", "SparqlTimeout"]
 
 
+GRAPH_LAYOUT = "2"  # how records are stored; a store of another layout is rebuilt from the catalog
+_META = ox.NamedNode("https://w3id.org/modelport/graph-meta")
+_LAYOUT = ox.NamedNode(PREFIXES["mp"] + "graphLayout")
+
+
 class GraphStore:
+    """Records' own triples live in the default graph: Oxigraph indexes a default-graph triple three
+    ways and a named-graph quad six, so a record costs about half the store's CPU it did as a named
+    graph of its own (bench/results/graph-lean-2026-12-02.md). A record's triples are its IRI's and
+    those of the nodes it owns (`<record IRI>#part`), so it is still replaced or removed as a whole,
+    in one transaction. Shared nodes (profiles, cells, agents) and the KB stay in named graphs."""
+
     def __init__(self, path: Path | str | None) -> None:
         self.store = ox.Store(str(path)) if path is not None else ox.Store()
         self._shared: set[str] = set()  # shared-node graphs known to be stored (see add_shared)
 
     # -- writes ------------------------------------------------------------------------------
+    def layout_current(self) -> bool:
+        """Whether the store holds records the way this code writes them (an empty store does)."""
+        marker = ox.Quad(_META, _LAYOUT, ox.Literal(GRAPH_LAYOUT), _META)
+        if marker in self.store:
+            return True
+        if next(iter(self.store.quads_for_pattern(None, None, None)), None) is None:
+            self.store.add(marker)
+            return True
+        return False
+
+    def has_record(self, iri: str) -> bool:
+        s = ox.NamedNode(iri)
+        return next(iter(self.store.quads_for_pattern(s, None, None, ox.DefaultGraph())), None) is not None
+
     def replace(self, items: Iterable[tuple[str, str]]) -> None:
-        """(graph IRI, N-Triples) pairs; each graph is dropped and refilled in one SPARQL update,
-        which Oxigraph applies as a single transaction: readers never see a half-replaced record."""
-        parts = [f"DROP SILENT GRAPH <{iri}> ;\nINSERT DATA {{ GRAPH <{iri}> {{\n{nt}}} }}" for iri, nt in items]
-        if parts:
-            self.store.update(" ;\n".join(parts))
+        """(record IRI, N-Triples) pairs: each record's old triples are deleted and the new ones inserted in
+        one SPARQL update, which Oxigraph applies as a single transaction: readers never see a
+        half-replaced record."""
+        items = list(items)
+        if items:
+            self.store.update(_delete_records([iri for iri, _ in items]) + " ;\nINSERT DATA {\n"
+                              + "".join(nt for _, nt in items) + "}")
 
     def add_new(self, items: list[tuple[str, str]]) -> None:
-        """Graphs of records the store has never held, in one bulk load (Oxigraph's fast path; not
-        transactional, which is harmless for graphs nobody can have read yet — and the catalog's
-        outbox replays a batch cut short)."""
+        """Records the store has never held, in one bulk load (Oxigraph's fast path; not transactional,
+        which is harmless for records nobody can have read yet — and the catalog's outbox replays a
+        batch cut short)."""
         if items:
-            self.store.bulk_load(_nquads(items), format=ox.RdfFormat.N_QUADS)
+            self.store.bulk_load("".join(nt for _, nt in items).encode(), format=ox.RdfFormat.N_TRIPLES)
 
     def add_shared(self, graphs: dict[str, str]) -> int:
         """Content-addressed nodes many records link to (schema/rdf.py `RecordRdf.shared`): each is
@@ -53,12 +80,16 @@ class GraphStore:
         return self.store.contains_named_graph(ox.NamedNode(iri))
 
     def remove(self, iris: Iterable[str]) -> None:
-        for iri in iris:
-            self.store.remove_graph(ox.NamedNode(iri))
+        """Remove records (their triples and those of the nodes they own)."""
+        iris = list(iris)
+        for k in range(0, len(iris), 500):
+            self.store.update(_delete_records(iris[k:k + 500]))
 
     def clear(self) -> None:
+        """Empty the store; it is then of this code's layout (the caller re-projects every record)."""
         self.store.clear()
         self._shared.clear()
+        self.store.add(ox.Quad(_META, _LAYOUT, ox.Literal(GRAPH_LAYOUT), _META))
 
     def load_ontology(self, kb_version: str) -> None:
         """(Re)load the vocabulary, shapes-free ontology and KB into their own graph when the KB changed."""
@@ -91,6 +122,18 @@ class GraphStore:
         same file system, so cheap), which other processes may open read-only while this one writes."""
         self.store.flush()
         self.store.backup(str(target))
+
+
+def _delete_records(iris: list[str]) -> str:
+    """A SPARQL update deleting records from the default graph: each record IRI's triples and those of
+    the nodes it owns (`<IRI>#…`, reached from the record in one or two steps: a verified cell's run and
+    evidence hang off the cell)."""
+    values = " ".join(f"<{iri}>" for iri in iris)
+    return ("DELETE { ?s ?p ?o } WHERE { VALUES ?m { " + values + " } "
+            "{ BIND(?m AS ?s) ?s ?p ?o } UNION "
+            "{ ?m ?q ?s . FILTER(isIRI(?s) && STRSTARTS(STR(?s), CONCAT(STR(?m), \"#\"))) ?s ?p ?o } UNION "
+            "{ ?m ?q ?x . FILTER(isIRI(?x) && STRSTARTS(STR(?x), CONCAT(STR(?m), \"#\"))) ?x ?r ?s . "
+            "FILTER(isIRI(?s) && STRSTARTS(STR(?s), CONCAT(STR(?m), \"#\"))) ?s ?p ?o } }")
 
 
 def _nquads(items: Iterable[tuple[str, str]]) -> bytes:

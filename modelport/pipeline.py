@@ -126,15 +126,18 @@ class GraphProjection:
 
     def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
               ) -> None:
-        self.write(self.serialize(live, gone))
+        self.write(self.serialize(live, gone, fresh))
 
-    def serialize(self, live: list[ModelRecord], gone: list[str]) -> GraphBatch:
-        """The Python half of a write (N-Triples text): run it while the previous batch loads."""
+    def serialize(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
+                  ) -> GraphBatch:
+        """The Python half of a write (N-Triples text): run it while the previous batch loads. `fresh`:
+        ids the catalog has just inserted, which the graph cannot hold yet."""
         batch = GraphBatch([record_iri(self.base, rid) for rid in gone])
         for r in live:
             x = record_rdf(r, self.base)
             batch.shared.update(x.shared)
-            (batch.new if not self.graph.has_graph(r.iri) else batch.changed).append((r.iri, x.own))
+            new = r.id in fresh or not self.graph.has_record(r.iri)
+            (batch.new if new else batch.changed).append((r.iri, x.own))
         return batch
 
     def write(self, batch: GraphBatch) -> None:
@@ -188,6 +191,7 @@ class Pipeline:
         self._pending: list[tuple[str, int]] = []  # (id, revision) projected, not yet committed
         self._last_commit = time.monotonic()
         self.extra_projections: list[Projection] = []
+        self._feeder: _GraphFeeder | None = None  # the graph writer of the running harvest
         self._vectors: Any = None  # the dense-vector projection; False once found unavailable
         self.vectors_unavailable: str | None = None
         self._report: JobReport | None = None  # the running harvest's, to count quarantined records in
@@ -210,6 +214,11 @@ class Pipeline:
                 raise RuntimeError(
                     f"cannot open the graph store at {self.settings.graph_dir}: {e}. Is another modelport "
                     "process (e.g. `modelport serve`) using this data directory?") from e
+            if not self._graph.layout_current():
+                # A store written by an older version of the graph's shape: rebuild it from the catalog.
+                log.warning("the graph store holds another layout; it is emptied and re-projected")
+                self._graph.clear()
+                self.catalog.mark_all_dirty("graph")
             self._graph.load_ontology(self.kb.version)
         return self._graph
 
@@ -244,6 +253,12 @@ class Pipeline:
         if self._graph_projection is None:
             self._graph_projection = GraphProjection(self.graph, self.settings.base_iri)
         return self._graph_projection
+
+    def graph_lag_s(self) -> float:
+        """How long the oldest record this process stored but has not yet written to the graph has
+        waited, in seconds (0 when the graph has every record a running harvest stored)."""
+        feeder = self._feeder
+        return feeder.lag_s() if feeder is not None else 0.0
 
     def close(self) -> None:
         if self._search is not None:
@@ -296,6 +311,9 @@ class Pipeline:
         truncated = False
         gone_ids: dict[str, str] = {}  # id -> reason, from Gone events
         self._report = report
+        # The graph follows the harvest batch by batch (written on a thread of its own), so it lags by
+        # about a batch instead of by the whole harvest.
+        feeder = self._feeder = _GraphFeeder(self.catalog, self.graph_projection) if project_graph else None
 
         def flush(checkpoint: dict[str, Any] | None = None) -> None:
             try:
@@ -317,8 +335,10 @@ class Pipeline:
             report.counts["unchanged"] += len(res.unchanged)
             # The records are in hand: project them without reading them back; the outbox only
             # has to catch what a crash left behind.
-            self._project_records([r for r in {r.id: r for r in batch}.values() if r.id in res.revs], [],
-                                  list(res.revs.items()), fresh=set(res.inserted), commit=False)
+            live = [r for r in {r.id: r for r in batch}.values() if r.id in res.revs]
+            self._project_records(live, [], list(res.revs.items()), fresh=set(res.inserted), commit=False)
+            if feeder is not None:
+                feeder.feed(live, list(res.revs.items()), set(res.inserted))
             batch.clear()
             stored.clear()
             if progress:
@@ -376,6 +396,8 @@ class Pipeline:
                     listing_complete, listed = True, ev.listed
             flush()
             self._commit_pending()
+            if feeder is not None:
+                feeder.close()
             self._tombstone_carefully(source.name, seen, listed, report, gone_ids,
                                       listing=listing_complete and not truncated)
             plan = source.enrichment_plan() if enrichable and enrich else None
@@ -405,6 +427,9 @@ class Pipeline:
             log.error("harvest of %s failed: %s", source.name, e)
             raise
         finally:
+            if feeder is not None:
+                feeder.close()  # never leave a write running behind a closed store
+            self._feeder = None
             self._report = None
             close = getattr(events, "close", None)
             if close:
@@ -635,6 +660,69 @@ class Pipeline:
         self.catalog.mark_all_dirty()
         self.catalog.set_meta("reindexed_at", datetime.now(UTC).isoformat())
         return self.project()
+
+
+class _GraphFeeder:
+    """Writes a running harvest's batches to the graph: each batch is serialized in the harvest's thread
+    (Python) and written on one writer thread (Oxigraph, without the GIL) while the harvest reads the
+    next. At most one write is in flight: when the store is slower than the harvest, the harvest waits
+    for it, so the graph never falls more than about two batches behind. A batch that fails (a record
+    whose triples are refused, a full disk) stops the feeding: its records stay in the graph outbox,
+    and the catch-up at the end of the harvest writes them, setting bad records aside."""
+
+    def __init__(self, catalog: Catalog, projection: GraphProjection) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.catalog, self.projection = catalog, projection
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-feeder")
+        self.pending: tuple[Any, list[tuple[str, int]]] | None = None
+        self.waiting: float | None = None  # when the oldest batch not yet written was stored
+        self.failed = False
+
+    def feed(self, live: list[ModelRecord], revisions: list[tuple[str, int]],
+             fresh: set[str] | frozenset[str] = frozenset()) -> None:
+        if self.failed or not live:
+            return
+        stored = time.monotonic()
+        if self.waiting is None:
+            self.waiting = stored
+        try:
+            work = self.projection.serialize(live, [], fresh)
+        except Exception as e:  # noqa: BLE001 — the catch-up isolates the record that caused it
+            self._fail(e)
+            return
+        self._finish()
+        if not self.failed:
+            self.waiting = stored if self.pending is None else self.waiting
+            self.pending = (self.pool.submit(self.projection.write, work), revisions)
+
+    def _fail(self, e: BaseException) -> None:
+        self.failed = True
+        log.warning("the graph stops following this harvest (its catch-up writes the rest): %s", _short(e))
+
+    def _finish(self) -> None:
+        if self.pending is None:
+            return
+        future, revisions = self.pending
+        self.pending = None
+        try:
+            future.result()
+        except Exception as e:  # noqa: BLE001 — the records stay in the outbox; the catch-up retries
+            self._fail(e)
+            return
+        self.catalog.mark_clean(revisions, outbox="graph")
+        self.waiting = None
+
+    def lag_s(self) -> float:
+        waiting = self.waiting
+        return 0.0 if waiting is None else max(time.monotonic() - waiting, 0.0)
+
+    def close(self) -> None:
+        try:
+            self._finish()
+        finally:
+            self.pool.shutdown(wait=True)
+            self.waiting = None
 
 
 _tuned = 0

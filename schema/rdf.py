@@ -21,7 +21,7 @@ from modelport.schema.hardware_fit import ESTIMATE_SOURCE
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import KB_BASE, ontology_dir
 from modelport.schema.record import CompatibilityEntry, ModelRecord, build
-from modelport.schema.versions import VersionRange
+from modelport.schema.versions import VersionRange, parse_version
 
 SCHEMA = "http://schema.org/"
 FAIR4ML = "https://w3id.org/fair4ml#"
@@ -101,6 +101,41 @@ class _Triples:
             self.add(s, p, _lit(value))
 
 
+VERSION_KEY_OPEN_END = 10**16  # mp:maxVersionKey of a range without an upper bound
+
+
+def version_key(text: str) -> int | None:
+    """A version as an integer that orders like the version: the first four release numbers, each
+    given four decimal digits ("1.16" → 1_0016_0000_0000, "1.9" → 1_0009_0000_0000). Pre-, post- and
+    local parts are ignored; a release number above 9999 (a date used as a version) has no key."""
+    v = parse_version(text)
+    if v is None:
+        return None
+    parts = (list(v.release) + [0, 0, 0])[:4]
+    if any(p > 9999 for p in parts) or len(v.release) > 4 and any(v.release[4:]):
+        return None
+    key = 0
+    for p in parts:
+        key = key * 10_000 + p
+    return key
+
+
+def range_keys(rng: VersionRange) -> tuple[int | None, int | None]:
+    """(lowest key inside, first key above) of a range: a version with key k is in it exactly when
+    lo <= k < hi, whatever the bounds' inclusiveness, so one FILTER answers "ranges containing v".
+    An open end is 0 below and VERSION_KEY_OPEN_END above; (None, None) if a bound has no key."""
+    lo = hi = None
+    if rng.min is None:
+        lo = 0
+    elif (k := version_key(rng.min)) is not None:
+        lo = k if rng.min_inclusive else k + 1
+    if rng.max is None:
+        hi = VERSION_KEY_OPEN_END
+    elif (k := version_key(rng.max)) is not None:
+        hi = k + 1 if rng.max_inclusive else k
+    return (lo, hi) if lo is not None and hi is not None else (None, None)
+
+
 def kb_iri(kind: str, ident: str) -> str:
     return f"{KB_BASE}{kind}/{ident}"
 
@@ -121,8 +156,13 @@ def record_ntriples(record: ModelRecord, base: str) -> str:
 
 
 def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> str:
-    """The record's own triples, each node it owns named `<record IRI>#<part>`; the shared nodes it
-    links to are added to `shared`."""
+    """The record's own triples — what is only this record's: identity, counts, dates, files,
+    evaluations, measurements, its own verification results. Everything it shares with other records
+    (where it comes from, task, libraries, formats, licence, languages, training data, the derived
+    compatibility matrix) is one shared mp:ModelProfile node, and its publisher and authors are
+    shared agent nodes; both are named by a hash of their content and added to `shared`. Nodes the
+    record owns are named `<record IRI>#<part>` and untyped (their property says what they are;
+    the shapes target them through it)."""
     t = _Triples()
     s = _iri(record.iri)
     own = s[:-1]  # `<record IRI` — its nodes append a fragment of safe characters and `>`
@@ -130,43 +170,26 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
     f4 = lambda n: f"<{FAIR4ML}{n}>"  # noqa: E731
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
     t.add(s, f"<{RDF_TYPE}>", f4("MLModel"))
-    t.add(s, f"<{RDF_TYPE}>", sch("CreativeWork"))
     t.lit(s, sch("identifier"), record.id)
     t.lit(s, sch("name"), record.name)
     t.lit(s, sch("description"), record.description)
     t.lit(s, mp("source"), record.source)
-    t.lit(s, mp("sourceKind"), record.source_kind)
-    t.lit(s, mp("access"), record.access)
-    if record.license:
-        lic = license_iri(record.license)
-        t.add(s, sch("license"), _iri(lic) if lic else _lit(record.license))
-    for i, a in enumerate(record.authors):
-        node = f"{own}#author-{i}>"
-        t.add(s, sch("author"), node)
-        t.add(node, f"<{RDF_TYPE}>", sch("Person" if a.kind == "person" else "Organization"))
-        t.lit(node, sch("name"), a.name)
+    t.add(s, mp("profile"), _profile(record, shared))
+    for a in record.authors:
+        t.add(s, sch("author"), _agent(a, shared))
     if record.publisher:
-        node = f"{own}#publisher>"
-        t.add(s, sch("publisher"), node)
-        t.add(s, f4("sharedBy"), node)
-        t.add(node, f"<{RDF_TYPE}>", sch("Person" if record.publisher.kind == "person" else "Organization"))
-        t.lit(node, sch("name"), record.publisher.name)
-        if record.publisher.url:
-            t.add(node, sch("url"), url_term(record.publisher.url))
-    for task in record.tasks:
-        t.add(s, f4("mlTask"), _kb("task", task))
-    for lib in record.frameworks:
-        t.add(s, mp("library"), _kb("library", lib))
-    for fmt in record.formats:
-        t.add(s, mp("format"), _kb("format", fmt))
-    for kw in record.keywords:
-        t.lit(s, sch("keywords"), kw)
-    for lang in record.languages:
-        t.lit(s, sch("inLanguage"), lang)
+        t.add(s, sch("publisher"), _agent(record.publisher, shared))
+    if record.keywords:
+        # schema:keywords takes one comma-separated text (schema.org's own definition): one triple, not
+        # one per tag. Tags with a comma are rare and keep theirs as a separate value.
+        plain = [k for k in record.keywords if "," not in k]
+        t.lit(s, sch("keywords"), ", ".join(plain))
+        for kw in record.keywords:
+            if "," in kw:
+                t.lit(s, sch("keywords"), kw)
     for i, art in enumerate(record.artifacts):
         node = f"{own}#artifact-{i}>"
         t.add(s, sch("distribution"), node)
-        t.add(node, f"<{RDF_TYPE}>", sch("DataDownload"))
         t.lit(node, sch("name"), art.path)
         if art.format:
             t.add(node, sch("encodingFormat"), _kb("format", art.format))
@@ -180,52 +203,44 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
                 t.lit(node, mp("onnxOpset" if k == "opset" else "onnxIrVersion"), art.details[k])
     t.lit(s, mp("parameterCount"), record.parameter_count)
     t.lit(s, mp("sizeBytes"), record.size_bytes)
-    t.lit(s, mp("architecture"), record.architecture)
     for b in record.base_models:
+        # The specific relation only: each is an rdfs:subPropertyOf prov:wasDerivedFrom (ontology).
         target = _iri(record_iri(base, b.ref)) if ":" in b.ref else _lit(b.ref)
         prop = {"finetune": f4("fineTunedFrom"), "adapter": mp("adapterOf"), "quantized": mp("quantizedFrom"),
                 "merge": mp("mergedFrom"), "variant": mp("variantOf")}.get(b.relation, mp("derivedFrom"))
         t.add(s, prop, target)
-        t.add(s, f"<{PROV}wasDerivedFrom>", target)
-    for ds in record.training_datasets:
-        t.add(s, f4("trainedOn"), _kb("dataset", ds))
     for i, ev in enumerate(record.evaluations):
         node = f"{own}#eval-{i}>"
         t.add(s, f4("hasEvaluation"), node)
-        t.add(node, f"<{RDF_TYPE}>", f4("MLModelEvaluation"))
-        t.add(node, f"<{RDF_TYPE}>", f"<{MLS}ModelEvaluation>")
         t.add(node, mp("metric"), _kb("metric", ev.metric))
-        t.lit(node, f4("evaluationMetrics"), ev.metric_name or ev.metric)
+        if ev.metric_name and ev.metric_name != ev.metric:
+            t.lit(node, f4("evaluationMetrics"), ev.metric_name)
         t.lit(node, sch("value"), float(ev.value))
         if ev.dataset:
             t.add(node, f4("evaluationDataset"), _kb("dataset", ev.dataset))
         t.lit(node, mp("split"), ev.split)
         t.lit(node, mp("datasetConfig"), ev.dataset_config)
         t.lit(node, mp("verified"), ev.verified)
-        t.lit(node, mp("provenance"), ev.provenance)
+        if ev.provenance != "source":
+            t.lit(node, mp("provenance"), ev.provenance)
         if ev.source and ev.source.startswith("http"):
             t.add(node, f"<{PROV}wasDerivedFrom>", url_term(ev.source))
-    for i, lat in enumerate(record.latencies):
+    for i, lat in enumerate(x for x in record.latencies if x.source != ESTIMATE_SOURCE):
+        # Estimates are a pure function of the memory footprint below, the parameter count and the KB's
+        # hardware profiles: computed when a record is read (API), not stored once per profile.
         node = f"{own}#latency-{i}>"
         t.add(s, mp("latency"), node)
-        t.add(node, f"<{RDF_TYPE}>", mp("LatencyMeasurement"))
         t.add(node, mp("hardware"), _kb("hardware", lat.hardware))
         t.lit(node, mp("latencyMs"), float(lat.latency_ms))
         t.lit(node, mp("measured"), lat.measured)
-        if lat.source == ESTIMATE_SOURCE and lat.method:
-            # The estimate's arithmetic (weight bytes, bandwidth, peak) is in mp:memoryFootprint and
-            # the KB's hardware profile; the graph keeps the method's name, not a per-record sentence.
-            t.lit(node, mp("method"), lat.method.split(":", 1)[0] + "; batch 1, datasheet peaks, no kernel "
-                  "overheads — a lower bound, not a measurement")
-        else:
-            t.lit(node, mp("method"), lat.method)
+        t.lit(node, mp("method"), lat.method)
         if lat.runtime:
             t.add(node, mp("runtime"), _kb("runtime", lat.runtime))
     t.lit(s, sch("version"), record.version)
     if record.version_group:
         group = record_iri(base, record.version_group)
         t.add(s, sch("isPartOf"), _iri(group))
-        t.add(_iri(group), f"<{RDF_TYPE}>", sch("CreativeWorkSeries"))
+        shared.setdefault(group, f"{_iri(group)} <{RDF_TYPE}> {sch('CreativeWorkSeries')} .\n")
     for alias in record.aliases:
         t.lit(s, mp("alias"), alias)
     t.lit(s, sch("dateCreated"), record.created)
@@ -244,16 +259,82 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
     t.lit(s, f4("modelRisksBiasLimitations"), lim or None)
     for req in record.requirements:
         t.lit(s, sch("softwareRequirements"), f"{req.name}{req.specifier}")
-    _compat_triples(t, record, s, shared)
+    _own_compat_triples(t, record, s, shared)
     prov = record.provenance
     if prov.source_url:
         t.add(s, f"<{PROV}hadPrimarySource>", url_term(prov.source_url))
     t.lit(s, f"<{PROV}generatedAtTime>", prov.harvested_at)
-    t.lit(s, mp("harvester"), f"{prov.harvester}/{prov.harvester_version}")
     t.lit(s, mp("contentHash"), prov.content_hash)
     for d in prov.defaults_applied:
         t.lit(s, mp("defaultApplied"), d)
     return "\n".join(t.lines) + "\n"
+
+
+def _agent(a: Any, shared: dict[str, str]) -> str:
+    """A person or organization as a shared node: one per (kind, name, url) across all records."""
+    key = ("agent", a.kind, a.name, a.url)
+    hit = _AGENTS.get(key)
+    if hit is None:
+        t = _Triples()
+        t.add(_SUBJ, f"<{RDF_TYPE}>", f"<{SCHEMA}{'Person' if a.kind == 'person' else 'Organization'}>")
+        t.lit(_SUBJ, f"<{SCHEMA}name>", a.name)
+        if a.url:
+            t.add(_SUBJ, f"<{SCHEMA}url>", url_term(a.url))
+        mine: dict[str, str] = {}
+        iri = _shared_node("agent", t, mine)
+        if len(_AGENTS) >= _NODE_CACHE_MAX:
+            _AGENTS.clear()
+        hit = _AGENTS[key] = (iri, mine[iri[1:-1]])
+    shared[hit[0][1:-1]] = hit[1]
+    return hit[0]
+
+
+_AGENTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
+def _profile(record: ModelRecord, shared: dict[str, str]) -> str:
+    """The record's mp:ModelProfile: the facts it shares with many other records, as one shared node.
+    Hub models come in a few hundred combinations of task, libraries, formats, licence and file layout
+    (and so of derived matrix) per 100k: a record links to its profile with one triple."""
+    cells = _derived_cells(record, shared)
+    key = (record.source_kind, record.access, record.provenance.harvester, record.provenance.harvester_version,
+           record.license, tuple(record.tasks), tuple(record.frameworks), tuple(record.formats),
+           tuple(record.languages), record.architecture, tuple(record.training_datasets), tuple(cells))
+    hit = _PROFILES.get(key)
+    if hit is None:
+        sch = lambda n: f"<{SCHEMA}{n}>"  # noqa: E731
+        mp = lambda n: f"<{MP}{n}>"  # noqa: E731
+        t, s = _Triples(), _SUBJ
+        t.add(s, f"<{RDF_TYPE}>", mp("ModelProfile"))
+        t.lit(s, mp("sourceKind"), record.source_kind)
+        t.lit(s, mp("access"), record.access)
+        t.lit(s, mp("harvester"), f"{record.provenance.harvester}/{record.provenance.harvester_version}")
+        if record.license:
+            lic = license_iri(record.license)
+            t.add(s, sch("license"), _iri(lic) if lic else _lit(record.license))
+        for task in record.tasks:
+            t.add(s, f"<{FAIR4ML}mlTask>", _kb("task", task))
+        for lib in record.frameworks:
+            t.add(s, mp("library"), _kb("library", lib))
+        for fmt in record.formats:
+            t.add(s, mp("format"), _kb("format", fmt))
+        for lang in record.languages:
+            t.lit(s, sch("inLanguage"), lang)
+        t.lit(s, mp("architecture"), record.architecture)
+        for ds in record.training_datasets:
+            t.add(s, f"<{FAIR4ML}trainedOn>", _kb("dataset", ds))
+        for c in cells:
+            t.add(s, mp("compatibility"), c)
+        mine: dict[str, str] = {}
+        iri = _shared_node("profile", t, mine)
+        if len(_PROFILES) >= _NODE_CACHE_MAX:
+            _PROFILES.clear()
+        hit = _PROFILES[key] = (iri, mine[iri[1:-1]])
+    shared[hit[0][1:-1]] = hit[1]
+    return hit[0]
+
+
+_PROFILES: dict[tuple[Any, ...], tuple[str, str]] = {}
 
 
 DERIVED_BASE = "https://w3id.org/modelport/derived/"
@@ -335,6 +416,10 @@ def _cell_head(t: _Triples, node: str, e: CompatibilityEntry) -> None:
         if rng.max is not None:
             t.lit(node, mp("maxInclusive"), rng.max_inclusive)
         t.lit(node, mp("versionRange"), str(rng))
+        lo, hi = range_keys(rng)
+        if lo is not None and hi is not None:
+            t.lit(node, mp("minVersionKey"), lo)
+            t.lit(node, mp("maxVersionKey"), hi)
     t.lit(node, mp("confidence"), e.confidence)
     t.lit(node, mp("hops"), len(e.path))
 
@@ -376,28 +461,53 @@ def _kb_version(e: CompatibilityEntry) -> str | None:
     return next((ev.kb_version for ev in e.evidence if ev.kb_version), None)
 
 
-def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, str]) -> None:
-    """The matrix as mp:CompatibilityAssertion nodes with PROV-O provenance.
+def _derived_cells(record: ModelRecord, shared: dict[str, str]) -> list[str]:
+    """The derived cells (native, declared, convertible; runtime, target and hardware) of the record's
+    matrix, as shared nodes added to `shared`; the profile links to them with mp:compatibility.
 
-    Derived cells (native, declared, convertible; runtime, target and hardware) depend only on the
-    KB and on what the record's files are, not on the record's name: thousands of Hub models carry the
-    very same cells. They are shared nodes named by a hash of their content, each stored once, and a
-    record links to them with mp:compatibility — a Hub record's graph is a few dozen triples for the
-    matrix instead of hundreds, and a SPARQL pattern `?m mp:compatibility ?c . ?c mp:runtime …` reads
-    the same. Target and hardware cells rest on a runtime cell (prov:wasDerivedFrom) and add their own
-    KB fact; what is the record's own (its weight bytes per precision) hangs off the record. Cells
-    from `modelport verify` are the record's own nodes, each with its mp:VerificationRun and numbers."""
+    They depend only on the KB and on what the record's files are, not on the record's name:
+    thousands of Hub models carry the very same cells, each stored once, named by a hash of its
+    content. Target and hardware cells rest on a runtime cell (prov:wasDerivedFrom) and add their own
+    KB fact."""
+    runtime_nodes: dict[str, str] = {}
+    out: dict[str, None] = {}
+    for e in record.compatibility:
+        if e.status in _VERIFY:
+            continue  # a cell made by checks alone is the record's own (_own_compat_triples)
+        if e.target is None and e.hardware is None:
+            node = _cached(id(e), e, lambda sh, e=e: _runtime_cell(e, sh), shared)
+            if e.runtime:
+                runtime_nodes.setdefault(e.runtime, node)
+        else:
+            base_cell = runtime_nodes.get(e.runtime or "")
+            facts = tuple(ev.kb_fact for ev in e.evidence if ev.kb_fact and not ev.kb_fact.startswith("cell/"))
+            key = (e.status, e.runtime, e.target, e.hardware, e.precision, e.confidence, tuple(e.path),
+                   e.format, None if e.version_range is None else str(e.version_range), facts, base_cell,
+                   _kb_version(e))
+            node = _cached(key, None, lambda sh, e=e, b=base_cell, f=facts: _derived_cell(e, b, f, sh), shared)
+        out[node] = None
+    return list(out)
+
+
+def _own_compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, str]) -> None:
+    """What of the matrix is the record's own, linked from the record itself with mp:compatibility:
+    `modelport verify` points inside a runtime cell (mp:VerifiedPoint, each with its
+    mp:VerificationRun; the cell they sit in is the shared derived one its profile links to, or the
+    record's own when checks alone make it) and older verified cells; and the weight bytes per
+    precision its hardware cells were sized with (mp:memoryFootprint; the working memory is weights ×
+    (1 + the KB's mp:activationOverhead))."""
     mp = lambda n: f"<{MP}{n}>"  # noqa: E731
     typ = f"<{RDF_TYPE}>"
     own = s[:-1]
-    runtime_nodes: dict[str, str] = {}
-    memory: dict[tuple[str | None, int, int], None] = {}
+    memory: dict[tuple[str | None, int], None] = {}
     for i, e in enumerate(record.compatibility):
         if e.verifications and e.runtime and e.target is None and e.hardware is None:
-            node = _verified_cell(t, own, s, i, e, shared)
-            runtime_nodes.setdefault(e.runtime, node)
+            cell = _verified_cell(t, own, s, i, e, shared)
+            if cell.startswith(own):
+                t.add(s, mp("compatibility"), cell)
         elif e.status in _VERIFY:
             node = f"{own}#compat-{i}>"
+            t.add(s, mp("compatibility"), node)
             _cell_head(t, node, e)
             _cell_body(t, node, e)
             m = e.measurements
@@ -413,29 +523,15 @@ def _compat_triples(t: _Triples, record: ModelRecord, s: str, shared: dict[str, 
             t.lit(act, mp("runtimeVersion"), m.get("onnxruntime_version"))
             t.lit(act, mp("converterName"), m.get("converter"))
             t.lit(act, mp("error"), m.get("error"))
-        elif e.target is None and e.hardware is None:
-            node = _cached(id(e), e, lambda sh, e=e: _runtime_cell(e, sh), shared)
-            if e.runtime:
-                runtime_nodes.setdefault(e.runtime, node)
-        else:
-            base_cell = runtime_nodes.get(e.runtime or "")
-            facts = tuple(ev.kb_fact for ev in e.evidence if ev.kb_fact and not ev.kb_fact.startswith("cell/"))
-            key = (e.status, e.runtime, e.target, e.hardware, e.precision, e.confidence, tuple(e.path),
-                   e.format, None if e.version_range is None else str(e.version_range), facts, base_cell,
-                   _kb_version(e))
-            node = _cached(key, None, lambda sh, e=e, b=base_cell, f=facts: _derived_cell(e, b, f, sh), shared)
-            if e.hardware:
-                wb, kb_ = e.measurements.get("weights_bytes"), e.measurements.get("working_bytes")
-                if isinstance(wb, int) and isinstance(kb_, int):
-                    memory[(e.precision, wb, kb_)] = None
-        t.add(s, mp("compatibility"), node)
-    for j, (precision, wb, kb_) in enumerate(memory):
+        elif e.hardware:
+            wb = e.measurements.get("weights_bytes")
+            if isinstance(wb, int):
+                memory[(e.precision, wb)] = None
+    for j, (precision, wb) in enumerate(memory):
         node = f"{own}#memory-{j}>"
         t.add(s, mp("memoryFootprint"), node)
-        t.add(node, typ, mp("MemoryFootprint"))
         t.lit(node, mp("precision"), precision)
         t.lit(node, mp("weightsBytes"), wb)
-        t.lit(node, mp("workingBytes"), kb_)
 
 
 def _verified_cell(t: _Triples, own: str, s: str, i: int, e: CompatibilityEntry, shared: dict[str, str]) -> str:

@@ -249,7 +249,7 @@ def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_
     t4 = next(c for c in rec.compatibility if c.hardware == "t4")
     assert t4.status == "convertible"  # verified on this CPU is not verified on a T4
     # the target cell rests on the derived runtime cell (the check is a point beside it), whose steps it shares
-    ask = p.graph.query("""ASK { ?m schema:identifier "mlflow:iris-classifier/1" ; mp:compatibility ?c .
+    ask = p.graph.query("""ASK { ?m schema:identifier "mlflow:iris-classifier/1" ; mp:profile/mp:compatibility ?c .
         ?c mp:target tgt:cloud-nvidia-gpu ; mp:status "convertible" ; prov:wasDerivedFrom ?rc ; prov:wasGeneratedBy ?a .
         ?rc mp:runtime rt:onnxruntime ; mp:conversionStep ?s .
         ?s mp:stepIndex 0 ; mp:converter conv:skl2onnx . ?a a mp:Derivation ; mp:kbVersion ?v }""")

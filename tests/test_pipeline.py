@@ -186,7 +186,8 @@ def test_catalog_stores_what_the_source_says_and_derives_the_matrix_on_read(pipe
     rec = pipeline.catalog.get("scripted:org/m0")
     ort = next(c for c in rec.compatibility if c.runtime == "onnxruntime" and c.target is None and c.hardware is None)
     assert ort.status == "declared"  # … but every read has it, under the current KB
-    assert pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; mp:compatibility ?c . '
+    assert pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; '
+                                'mp:profile/mp:compatibility ?c . '
                                 '?c mp:runtime rt:onnxruntime ; mp:status "declared" }').result.askAnswer
     # A verification result changes the matrix, not what the source says: the record goes back to the
     # projections' outbox and comes out verified everywhere.
@@ -202,10 +203,12 @@ def test_catalog_stores_what_the_source_says_and_derives_the_matrix_on_read(pipe
     assert pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m0" ; mp:compatibility ?c . '
                                 '?c mp:status "verified" ; prov:wasGeneratedBy ?run . '
                                 '?run a mp:VerificationRun ; mp:maxAbsDiff ?d }').result.askAnswer
-    # the other record shares the derived cells instead of repeating them
-    cells = pipeline.graph.query('SELECT DISTINCT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier ?id . '
-                                 'FILTER(?id IN ("scripted:org/m0", "scripted:org/m1")) }').result.bindings
-    m1 = pipeline.graph.query('SELECT ?c WHERE { ?m mp:compatibility ?c ; schema:identifier "scripted:org/m1" }')
+    # the other record shares the derived cells (through its profile) instead of repeating them
+    cells = pipeline.graph.query('SELECT DISTINCT ?c WHERE { ?m mp:profile/mp:compatibility ?c ; '
+                                 'schema:identifier ?id . FILTER(?id IN ("scripted:org/m0", "scripted:org/m1")) }'
+                                 ).result.bindings
+    m1 = pipeline.graph.query('SELECT ?c WHERE { ?m mp:profile/mp:compatibility ?c ; '
+                              'schema:identifier "scripted:org/m1" }')
     assert {r[Variable("c")] for r in m1.result.bindings} <= {r[Variable("c")] for r in cells}
     assert all("/derived/cell/" in str(r[Variable("c")]) for r in m1.result.bindings)
 

@@ -43,13 +43,14 @@ WORDS = ["tiny", "base", "large", "instruct", "chat", "v2", "distilled", "finetu
          "1b", "small", "xl", "mini", "turbo"]
 
 
-def synthetic_payloads(n: int, seed: int = 7) -> list[dict[str, Any]]:
-    """n payloads cloned from the corpus templates with fresh identity and varied values."""
-    rng = random.Random(seed)
+def synthetic_payloads(n: int, seed: int = 7, start: int = 0) -> list[dict[str, Any]]:
+    """n payloads cloned from the corpus templates with fresh identity and varied values; `start`: the
+    number of the first (a large corpus is made in slices, each seeded by its start)."""
+    rng = random.Random(seed if start == 0 else f"{seed}-{start}")
     templates = [m for m in json.loads(CORPUS.read_text(encoding="utf-8"))["models"] if not m.get("disabled")]
     t0 = datetime(2025, 6, 1, tzinfo=UTC)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         p = copy.deepcopy(templates[i % len(templates)])
         base = p["id"].split("/")[-1]
         p["id"] = p["modelId"] = f"org{rng.randrange(5000)}/{base}-{rng.choice(WORDS)}-{i}"
@@ -148,12 +149,45 @@ def bench_pipeline(payloads: list[dict[str, Any]], batch: int, data_dir: Path) -
     ]
 
 
+def bench_follow(payloads: list[dict[str, Any]], batch: int, data_dir: Path) -> list[tuple[str, dict[str, float]]]:
+    """The real Pipeline as `modelport harvest` runs it: the graph follows the harvest batch by batch
+    (written on a thread of its own) and the job ends when its records are in the graph too. Also
+    records the graph's lag (Pipeline.graph_lag_s) at every batch."""
+    settings = Settings(data_dir=data_dir, base_iri="http://bench", embeddings=False)
+    pipeline = Pipeline(settings)
+    marks: list[float] = []
+    lags: list[float] = []
+
+    def progress(_: Any) -> None:
+        marks.append(time.perf_counter())
+        lags.append(pipeline.graph_lag_s())
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = pipeline.harvest(PreparedSource(payloads, batch), mode="full", batch_size=batch + 1, progress=progress)
+    t1, c1 = time.perf_counter(), time.process_time()
+    pending = pipeline.catalog.dirty_count("graph")
+    res = pipeline.graph.query("SELECT (COUNT(*) AS ?n) WHERE { ?m a fair4ml:MLModel }").result
+    in_graph = int(res.bindings[0][res.vars[0]])  # type: ignore[index]
+    pipeline.close()
+    n = len(payloads)
+    assert report.status == "ok" and pending == 0 and in_graph == n, (report.status, pending, in_graph)
+    lat = [b - a for a, b in zip([t0, *marks], marks, strict=False) if b - a > 0]
+    print(f"graph lag during the harvest: p50 {pct(lags, 0.5):.2f} s, p95 {pct(lags, 0.95):.2f} s, "
+          f"max {max(lags, default=0):.2f} s (target ≤ 10 s)", file=sys.stderr)
+    return [("end to end, graph following (harvest)", {
+        "records": n, "seconds": t1 - t0, "rps": n / (t1 - t0), "cpu_ms": (c1 - c0) / n * 1000,
+        "p50_ms": pct(lat, 0.5) * 1000, "p95_ms": pct(lat, 0.95) * 1000, "rss_mb": peak_rss_mb(),
+        "lag_max_s": max(lags, default=0.0)})]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=100_000, help="number of payloads (default 100000)")
     ap.add_argument("--batch", type=int, default=500, help="records per batch / checkpoint (default 500)")
     ap.add_argument("--pipeline-n", type=int, help="payloads for the pipeline stages (default: -n)")
-    ap.add_argument("--stage", choices=("normalize", "pipeline", "all"), default="all")
+    ap.add_argument("--stage", choices=("normalize", "pipeline", "follow", "all"), default="all",
+                    help="pipeline: harvest, then the graph apart (per-stage costs); follow: the harvest as "
+                         "`modelport harvest` runs it, the graph following; all: every stage")
     ap.add_argument("--profile", action="store_true", help="cProfile the pipeline stages (top 30 by tottime)")
     args = ap.parse_args(argv)
 
@@ -170,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("normalize", "all"):
         rows.append(("normalize only", bench_normalize(payloads, args.batch)))
     sub = payloads[:args.pipeline_n] if args.pipeline_n else payloads
+    if args.stage in ("follow", "all"):
+        with tempfile.TemporaryDirectory(prefix="hf-bench-") as tmp:
+            rows += bench_follow(sub, args.batch, Path(tmp) / "f")
+        gc.collect()
     if args.stage in ("pipeline", "all"):
         with tempfile.TemporaryDirectory(prefix="hf-bench-") as tmp:
             prof = cProfile.Profile() if args.profile else None
@@ -190,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name:<38} | {r['records']:>8.0f} | {r['seconds']:>8.1f} | {r['rps']:>9.0f} | {r['cpu_ms']:>10.2f} | "
               f"{r['p50_ms']:>12.1f} | {r['p95_ms']:>12.1f} | {r['rss_mb']:>11.0f} |")
     print(f"(batch = {args.batch} records; {os.cpu_count()} CPUs, load average {load}; "
-          "target ≥ 2,000 records/s; CPU ms/rec is this process's CPU time, all threads)")
+          "target ≥ 1,500 records/s end to end; CPU ms/rec is this process's CPU time, all threads)")
     return 0
 
 

@@ -416,10 +416,12 @@ def _cell_head(t: _Triples, node: str, e: CompatibilityEntry) -> None:
         if rng.max is not None:
             t.lit(node, mp("maxInclusive"), rng.max_inclusive)
         t.lit(node, mp("versionRange"), str(rng))
-        lo, hi = range_keys(rng)
-        if lo is not None and hi is not None:
-            t.lit(node, mp("minVersionKey"), lo)
-            t.lit(node, mp("maxVersionKey"), hi)
+    # A runtime cell without a range holds for every version, as search reads it (index/facts.py).
+    lo, hi = (range_keys(e.version_range) if e.version_range
+              else (0, VERSION_KEY_OPEN_END) if e.runtime else (None, None))
+    if lo is not None and hi is not None:
+        t.lit(node, mp("minVersionKey"), lo)
+        t.lit(node, mp("maxVersionKey"), hi)
     t.lit(node, mp("confidence"), e.confidence)
     t.lit(node, mp("hops"), len(e.path))
 

@@ -154,7 +154,7 @@ def test_sparql_protocol_forms_and_errors(api: object) -> None:
     direct = httpx.post(f"{api.url}/sparql", content=q, headers={"Content-Type": "application/sparql-query"})
     assert direct.json()["boolean"] is True
     sw = SPARQLWrapper(f"{api.url}/sparql")
-    sw.setQuery("CONSTRUCT { ?m schema:name ?n } WHERE { ?m mp:library lib:pytorch ; schema:name ?n }")
+    sw.setQuery("CONSTRUCT { ?m schema:name ?n } WHERE { ?m mp:profile/mp:library lib:pytorch ; schema:name ?n }")
     sw.setReturnFormat(TURTLE)
     g = rdflib.Graph().parse(data=sw.query().convert(), format="turtle")
     assert {str(o) for o in g.objects()} == {"tiny-mlp"}

@@ -167,11 +167,12 @@ def test_rdf_keeps_the_derived_cell_and_adds_the_point(verified: Pipeline) -> No
         ?run mp:maxAbsDiff ?diff ; mp:atol ?tol ; mp:platform ?plat ; mp:artifactSignature ?sig ;
              prov:endedAtTime ?when .
         ?c mp:status ?st ; mp:runtime rt:onnxruntime ; mp:minVersion ?min .
-        ?m mp:compatibility ?c . FILTER(?diff <= ?tol) }}""").result
+        ?m mp:profile?/mp:compatibility ?c . FILTER(?diff <= ?tol) }}""").result
     [(st, lo, _)] = [tuple(str(v) for v in b.values()) for b in rows.bindings]
     assert st == "convertible" and lo == "1.21"
     # the failed check is a point at its version; the derived cell beside it keeps its status
-    ask = verified.graph.query(f"""ASK {{ ?m schema:identifier "mlflow:broken-model/1" ; mp:compatibility ?p, ?c .
+    ask = verified.graph.query(f"""ASK {{ ?m schema:identifier "mlflow:broken-model/1" ; mp:compatibility ?p ;
+        mp:profile?/mp:compatibility ?c .
         ?p a mp:VerifiedPoint ; mp:status "failed-verification" ; mp:atVersion "{ORT}" ; mp:pointIn ?c .
         ?c mp:status "convertible" }}""")
     assert ask.result.askAnswer

@@ -113,8 +113,11 @@ def records_nt(n: int, derive_every: int = 1):  # type: ignore[no-untyped-def]
         yield own, shared, ids
 
 
-def build(path: Path, n: int, derive_every: int) -> tuple[GraphStore, list[str], dict[str, float]]:
-    """Make and load n records; returns the store, a sample of ids and the figures."""
+def build(path: Path, n: int, derive_every: int, load_batch: int) -> tuple[GraphStore, list[str], dict[str, float]]:
+    """Make and load n records, `load_batch` records per bulk load; returns the store, a sample of ids and
+    the figures."""
+    pending_shared: dict[str, str] = {}
+    pending_own: list[tuple[str, str]] = []
     g = GraphStore(path)
     g.load_ontology(get_kb().version)
     rng = random.Random(1)
@@ -130,8 +133,12 @@ def build(path: Path, n: int, derive_every: int) -> tuple[GraphStore, list[str],
         except StopIteration:
             break
         b = time.perf_counter()
-        g.add_shared(shared)
-        g.add_new(own)
+        pending_shared.update(shared)
+        pending_own += own
+        if len(pending_own) >= load_batch:
+            g.add_shared(pending_shared)
+            g.add_new(pending_own)
+            pending_shared, pending_own = {}, []
         c = time.perf_counter()
         prep += b - a
         load += c - b
@@ -141,6 +148,10 @@ def build(path: Path, n: int, derive_every: int) -> tuple[GraphStore, list[str],
         if done % 50_000 == 0:
             print(f"  {done:,} records, {time.perf_counter() - t0:.0f} s (prepare {prep:.0f} s, store {load:.0f} s), "
                   f"RSS {rss_mb():.0f} MB, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    g.add_shared(pending_shared)
+    g.add_new(pending_own)
+    load += time.perf_counter() - t
     g.flush()
     t = time.perf_counter()
     g.store.optimize()
@@ -217,7 +228,14 @@ def main() -> int:
     ap.add_argument("--derive-every", type=int, default=1,
                     help="make one record in this many with the real code, the rest as renamed copies")
     ap.add_argument("--keep", type=Path, help="build (or reuse) the store here instead of a temporary dir")
+    ap.add_argument("--load-batch", type=int, default=SLICE,
+                    help="records per bulk load (default 1000, as the pipeline's graph writer)")
+    ap.add_argument("--rdflib-only", action="store_true", help="only the rdflib comparison (no Oxigraph store)")
     args = ap.parse_args()
+    if args.rdflib_only:
+        print(bench_rdflib(args.rdflib or args.n, args.derive_every, args.rdflib_limit_s))
+        print(f"({os.cpu_count()} CPUs, load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())})")
+        return 0
     tmp = None
     path = args.keep or Path(tmp := tempfile.mkdtemp(prefix="sparql-scale-"))
     try:
@@ -228,7 +246,7 @@ def main() -> int:
             figures = {"disk_mb": du_mb(path), "quads": g.triple_count()}
             print(f"reusing the store at {path}", file=sys.stderr)
         else:
-            g, ids, figures = build(path, args.n, args.derive_every)
+            g, ids, figures = build(path, args.n, args.derive_every, args.load_batch)
         gc.collect()
         load_avg = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         rng = random.Random(2)
@@ -247,7 +265,8 @@ def main() -> int:
               + (f" ({figures['own_per_record']:.1f} of its own per record)" if "own_per_record" in figures else ""))
         if "load_s" in figures:
             print(f"build: prepare (normalize, derive, RDF) {figures['prepare_s']:.0f} s, store load "
-                  f"{figures['load_s']:.0f} s, optimize {figures['optimize_s']:.0f} s; on disk "
+                  f"{figures['load_s']:.0f} s ({args.load_batch:,} records per bulk load), "
+                  f"optimize {figures['optimize_s']:.0f} s; on disk "
                   f"{figures['disk_mb']:,.0f} MB; peak RSS {rss_mb():,.0f} MB")
         else:
             print(f"on disk {figures['disk_mb']:,.0f} MB")

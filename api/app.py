@@ -15,8 +15,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modelport import __version__
-from modelport.api import hf_compat, models_routes, publish, search_routes, sparql_routes, web
-from modelport.api import sparql_description  # noqa: F401  (registers the Service Description views)
+from modelport.api import (
+    hf_compat,
+    models_routes,
+    publish,
+    search_routes,
+    sparql_description,  # noqa: F401  (registers the Service Description views)
+    sparql_routes,
+    web,
+)
 from modelport.api.deps import ADMIN_HELP, AdminOnly
 from modelport.api.limits import RequestLimits
 from modelport.index.search import SearchBackendError, cursor_key_for, set_cursor_key

@@ -26,7 +26,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 @pytest.mark.parametrize(("accept", "fmt"), [("text/turtle", "turtle"), ("application/ld+json", "json-ld"),
                                              ("application/n-triples", "nt"),
-                                             ("text/html;q=0.5, text/turtle", "turtle")])
+                                             ("application/sparql-results+json;q=0, text/turtle", "turtle")])
 def test_an_rdf_client_gets_the_service_description(client: TestClient, accept: str, fmt: str) -> None:
     r = client.get("/sparql", headers={"accept": accept, "host": "evil.example"})
     assert r.status_code == 200 and r.headers["content-type"].startswith(accept.split(",")[-1].strip())

@@ -719,10 +719,14 @@ class _GraphFeeder:
 
     def close(self) -> None:
         try:
-            self._finish()
+            if self.projection is not None:
+                self._finish()
         finally:
             self.pool.shutdown(wait=True)
             self.waiting = None
+            # A failed harvest's traceback keeps this object alive; it must not keep the graph store (and
+            # its directory lock) alive after Pipeline.close().
+            self.projection = None  # type: ignore[assignment]
 
 
 _tuned = 0

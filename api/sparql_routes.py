@@ -108,6 +108,19 @@ def _no_query(request: Request) -> Response:
     raise HTTPException(400, "missing SPARQL query (give it as `query`)")
 
 
+def _wants_page(request: Request) -> bool:
+    """A GET without a query: the HTML page when the client prefers text/html over every registered
+    description (RFC 9110 weights, as `negotiate`), so `text/html;q=0.5, text/turtle` gets Turtle."""
+    accept = request.headers.get("accept", "")
+    if "html" not in accept.lower():
+        return False
+    offers = {media: media for media in _DESCRIPTIONS} | {"text/html": "text/html"}
+    try:
+        return negotiate(accept, None, offers) == "text/html"
+    except HTTPException:
+        return False
+
+
 @router.get("/sparql", responses=_ANSWERS)
 async def sparql_get(
     request: Request,
@@ -119,7 +132,7 @@ async def sparql_get(
     `format=html`, or a browser's GET without a query, gets the SPARQL page."""
     if "update" in request.query_params:
         raise HTTPException(403, UPDATE_REFUSED)
-    if format == "html" or (not (query or "").strip() and "text/html" in request.headers.get("accept", "")):
+    if format == "html" or (not (query or "").strip() and _wants_page(request)):
         from modelport.api.sparql_page import render  # the SPARQL page, for a browser
 
         # In a thread of the SPARQL limiter: the page's query waits for a worker like any other.

@@ -53,6 +53,11 @@ def test_a_browser_gets_the_page_and_a_bare_client_the_error(client: TestClient)
     assert bare.status_code == 400 and "missing SPARQL query" in bare.text
     refused = client.get("/sparql", headers={"accept": "text/turtle;q=0, application/sparql-results+json"})
     assert refused.status_code == 400
+    # the page only when HTML is preferred (RFC 9110 weights), not whenever text/html is named
+    turtle = client.get("/sparql", headers={"accept": "text/html;q=0.5, text/turtle"})
+    assert turtle.status_code == 200 and turtle.headers["content-type"].startswith("text/turtle")
+    html = client.get("/sparql", headers={"accept": "TEXT/HTML, text/turtle;q=0.5"})
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     # with a query, an RDF Accept is about the query's result as before
     ask = client.get("/sparql", params={"query": "ASK { ?s ?p ?o }"},
                      headers={"accept": "application/sparql-results+json"})

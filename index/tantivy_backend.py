@@ -654,7 +654,8 @@ class TantivyBackend:
         if not ids:
             return out
         searcher = self.index.searcher()
-        among = tantivy.Query.term_set_query(self.schema, "id", ids)
+        # Scored 0: a term-set query scores 1, which would shift every sum of 2^i up one level.
+        among = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self.schema, "id", ids), 0.0)
         prefs = q.evidence_preferences()
         order = sorted(EVIDENCE_WEIGHTS, key=lambda lv: EVIDENCE_WEIGHTS[lv])  # weakest first
         for p in prefs:

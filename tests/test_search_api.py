@@ -160,6 +160,19 @@ def test_explain_says_why_each_hit_ranks_where_it_does(server: LiveServer, recor
     assert [rank[lv] for lv in levels] == sorted((rank[lv] for lv in levels), reverse=True)
     weight = {3: 1.0, 2: 0.55, 1: 0.2}
     assert all(h["explain"]["evidence_score"] == weight[rank[lv]] for h, lv in zip(hits, levels, strict=True))
+    # the level reported is the best one the record has, as min_status filters see it (every match)
+    best: dict[str, int] = {}
+    for level in ("convertible", "declared", "native"):
+        offset, total = 0, 1
+        while offset < total:
+            page = get(server, q="target:android", min_status=level, limit=100, offset=offset, facets="none").json()
+            total, offset = page["total"], offset + 100
+            best.update((h["id"], rank[level]) for h in page["hits"])
+    assert all(rank[lv] == best[h["id"]] for h, lv in zip(hits, levels, strict=True))
+    # and so at weaker levels, which a downloads order brings up among the first hits
+    mixed = get(server, q="target:android", explain="true", sort="downloads", limit=50, facets="none").json()["hits"]
+    got = {h["id"]: rank[h["explain"]["evidence"]["target:android"]] for h in mixed}
+    assert set(got.values()) != {3} and got == {i: best[i] for i in got}
     plain = get(server, q="target:android", limit=5, facets="none").json()
     assert all(h["explain"] is None for h in plain["hits"])
     interp = body["interpretation"]["constraints"][0]

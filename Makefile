@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# CPU PyTorch first, from the pinned local build, so no dependency pulls another torch.
+	# PyTorch first, pinned (from PyPI this is the CUDA-enabled build; it runs on the CPU), so no dependency
+	# pulls another torch. Only the embeddings/demo/test extras need it; the base install does not.
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
 	touch $(STAMP)

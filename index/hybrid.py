@@ -240,13 +240,17 @@ class HybridSearcher:
             if vec is not None:
                 self._qcache.move_to_end(text)
                 return vec
-        assert self.vectors is not None
-        vec = self.vectors.embedder.embedder.embed_query(text)
+        vec = self._query_model().embed_query(text)
         with self._qlock:
             self._qcache[text] = vec
             if len(self._qcache) > _QUERY_CACHE:
                 self._qcache.popitem(last=False)
         return vec
+
+    def _query_model(self) -> Any:
+        """The embedder that turns a query into a vector (the vector index's; other backends say theirs)."""
+        assert self.vectors is not None
+        return self.vectors.embedder.embedder
 
     # -- dense side, within the constraints ----------------------------------------------------------
     def _constraint_query(self, q: SearchQuery) -> Any:

@@ -52,19 +52,9 @@ class ElasticsearchHybrid(HybridSearcher):
                     "ranked by BM25 until `modelport reindex` embeds the catalog")
         return None
 
-    def _embed_query(self, text: str) -> np.ndarray:
-        with self._qlock:
-            vec = self._qcache.get(text)
-            if vec is not None:
-                self._qcache.move_to_end(text)
-                return vec
+    def _query_model(self) -> Any:
         assert self.embedder is not None
-        vec = self.embedder.embedder.embed_query(text)
-        with self._qlock:
-            self._qcache[text] = vec
-            if len(self._qcache) > 512:
-                self._qcache.popitem(last=False)
-        return vec
+        return self.embedder.embedder
 
     def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
         start = time.monotonic()

@@ -217,4 +217,6 @@ def test_the_served_app_warms_the_query_path_at_start_only_when_asked(tmp_path: 
     settings = Settings(data_dir=tmp_path / "d", base_iri="http://t")
     with TestClient(create_app(settings, warm_search=warm)) as client:
         assert client.get("/health").status_code == 200
-        assert warmed.wait(10 if warm else 0.5) is warm
+        # Generous: the warm-up thread first opens the vector index (the embedding model, seconds on a
+        # busy 2-core CI machine); what is asserted is that it runs when asked and only then.
+        assert warmed.wait(60 if warm else 0.5) is warm

@@ -34,6 +34,8 @@ from modelport.schema.record import (
     Popularity,
     Provenance,
     SourceCode,
+    SourceVocabulary,
+    source_terms,
 )
 
 log = logging.getLogger("modelport.harvesters.huggingface")
@@ -280,6 +282,8 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
 
     # tasks: the pipeline tag (any spelling the KB knows), plus tags that are themselves task ids
     tasks: list[str] = []
+    # (where, value) of names the KB does not know: kept as source terms
+    unknown: dict[SourceVocabulary, list[tuple[str, object]]] = {"task": [], "library": []}
     for raw in (_str(payload.get("pipeline_tag")), _str(cd.get("pipeline_tag"))):
         if raw:
             t = kb.task_id(raw)
@@ -287,6 +291,7 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
                 tasks.append(t)
             else:
                 facts.setdefault("pipeline_tag", raw)
+                unknown["task"].append(("pipeline_tag", raw))
     for t in plain_tags:
         tid = kb.task_id(t)
         if tid is not None and tid == t.lower():
@@ -301,6 +306,7 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
             frameworks.append(lib.id)
         else:
             facts["library_name"] = library_name
+            unknown["library"].append(("library_name", library_name))
     for t in plain_tags:
         lib = kb.library_for_hub(t)
         if lib:
@@ -430,6 +436,7 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
     if description is None:
         description = _str(cd.get("description")) or _str(cd.get("model_description"))
 
+    terms = [t for vocabulary, said in unknown.items() for t in source_terms(vocabulary, said, notes.add)]
     if notes.items:
         facts["mapping_notes"] = notes.items
 
@@ -456,6 +463,7 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
         evaluations=evaluations,
         languages=languages,
         keywords=keywords,
+        source_terms=terms,
         version=sha,
         created=parse_hub_datetime(payload.get("createdAt")),
         modified=parse_hub_datetime(payload.get("lastModified")),

@@ -48,6 +48,7 @@ from modelport.schema.record import (
     Requirement,
     Signature,
     SourceCode,
+    source_terms,
 )
 from modelport.schema.redact import redact_text, redact_url
 
@@ -309,11 +310,13 @@ class MlflowSource(SourcePlugin):
         flavors: dict[str, Any] = mlmodel.get("flavors") if isinstance(mlmodel.get("flavors"), dict) else {}
 
         frameworks, declared, reqs = [], [], []
+        unknown_libs: list[tuple[str, object]] = []
         produced_with: dict[str, str] = {}  # flavour version keys, e.g. {"sklearn_version": "1.9.1"}
         for flavor, conf in flavors.items():
             conf = conf if isinstance(conf, dict) else {}
             lib = kb.library_for_flavor(flavor)
             if lib is None:
+                unknown_libs.append(("flavor", flavor))  # a flavour the KB does not know: a source term
                 continue
             frameworks.append(lib.id)  # python_function too: every such model loads as an MLflow pyfunc
             fmt = kb.format_for_mlflow(flavor, conf.get("serialization_format"))
@@ -344,8 +347,11 @@ class MlflowSource(SourcePlugin):
 
         tags = {**rm.get("tags", {}), **v.get("tags", {})}
         user_tags = {k: val for k, val in tags.items() if not k.startswith("mlflow.")}
-        tasks = [t for t in (kb.task_id(val) for k, val in user_tags.items() if k.lower() in ("task", "mltask"))
-                 if t]
+        task_tags = [(k, val) for k, val in user_tags.items()
+                     if k.lower() in ("task", "mltask") and isinstance(val, str)]
+        tasks = [t for t in (kb.task_id(val) for _, val in task_tags) if t]
+        terms = [*source_terms("task", [(k, val) for k, val in task_tags if not kb.task_id(val)], errors.append),
+                 *source_terms("library", unknown_libs, errors.append)]
         evaluations = _metrics(run.get("metrics", {}), tags.get("dataset") or tags.get("eval_dataset"))
         signature = _signature(mlmodel.get("signature"))
         if mlmodel:
@@ -366,7 +372,8 @@ class MlflowSource(SourcePlugin):
             description=(v.get("description") or rm.get("description") or None),
             authors=[Agent(name=v["user_id"], kind="person")] if v.get("user_id") else [],
             license=kb.license_id(user_tags.get("license")),
-            tasks=tasks, frameworks=frameworks, artifacts=artifacts, declared_formats=[d for d in declared if d],
+            tasks=tasks, frameworks=frameworks, source_terms=terms, artifacts=artifacts,
+            declared_formats=[d for d in declared if d],
             source_code=_source_code(arts),
             training_datasets=[kb.dataset_id(user_tags["dataset"])] if user_tags.get("dataset") else [],
             evaluations=evaluations,

@@ -57,6 +57,7 @@ from modelport.schema.record import (
     Link,
     ModelRecord,
     Provenance,
+    source_terms,
 )
 
 HARVESTER_VERSION = "1.0.0"
@@ -278,6 +279,8 @@ class TFHubSource(SourcePlugin):
         if doc.doc_type in VARIANT_TYPES and parent_handle:
             base_models.append(BaseModelLink(ref=f"{self.name}:{parent_handle}", relation="variant"))
 
+        term_notes: list[str] = []  # task names too implausible to keep as source terms
+        terms = source_terms("task", [("task", t) for t in unknown_tasks], term_notes.append)
         fine = doc.value("fine-tunable")
         facts: dict[str, Any] = {
             "doc_type": doc.doc_type,
@@ -290,6 +293,7 @@ class TFHubSource(SourcePlugin):
             "metadata": doc.metadata,
             "document_form": doc.form,
             "parse_warnings": doc.warnings,
+            "term_notes": term_notes,
         }
         if publisher_info:
             facts["publisher"] = publisher_info
@@ -328,6 +332,7 @@ class TFHubSource(SourcePlugin):
             links=links,
             card=CardSections(body=(doc.body[:CARD_BODY_CAP] or None)),
             access="public",
+            source_terms=terms,
             source_facts=facts,
             provenance=Provenance(**new_provenance(self, doc.url), defaults_applied=defaults),
         )

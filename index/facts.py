@@ -16,7 +16,7 @@ from typing import Any
 
 from modelport.index.lineage import link_token, node_keys, ref_keys
 from modelport.index.vocab import STATUS_ORDER, Vocab, status_rank
-from modelport.schema.record import CompatibilityEntry, ModelRecord
+from modelport.schema.record import CompatibilityEntry, ModelRecord, SourceVocabulary
 from modelport.schema.versions import VersionRange, parse_version
 
 FACTS_VERSION = 5  # bump when the encoding below changes: the embedded index then rebuilds itself
@@ -196,10 +196,13 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
                 hardware.add(c.hardware)
             elif c.target:
                 targets.add(c.target)
+    # A task or library the source names and the KB does not know is filtered and faceted in the same
+    # field as the KB's ids, by its case-folded name: that is how a query names a value the KB does
+    # not know (`FieldFilter`), and a facet marks such values as the source's (`mark_source_terms`).
     return {
         "source": [record.source],
-        "task": record.tasks,
-        "framework": record.frameworks,
+        "task": _with_terms(record.tasks, record, "task"),
+        "framework": _with_terms(record.frameworks, record, "library"),
         "format": record.formats,
         "license": [record.license] if record.license else [],
         "language": record.languages,
@@ -212,6 +215,11 @@ def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
         "hardware": sorted(hardware),
         "relation": sorted({b.relation for b in record.base_models}),
     }
+
+
+def _with_terms(ids: list[str], record: ModelRecord, vocabulary: SourceVocabulary) -> list[str]:
+    terms = record.source_terms_of(vocabulary)
+    return list(dict.fromkeys([*ids, *(t.key for t in terms)])) if terms else ids
 
 
 def lineage_facts(record: ModelRecord) -> tuple[list[str], list[str], list[str]]:

@@ -653,6 +653,8 @@ class Hit(BaseModel):
 class FacetCounts(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     timed_out: bool = False
+    # Values of `counts` the KB does not know: tasks and libraries as a source named them (SourceTerm).
+    source_terms: list[str] = Field(default_factory=list)
 
 
 class SearchResult(BaseModel):
@@ -662,6 +664,17 @@ class SearchResult(BaseModel):
     took_ms: float = 0.0
     notices: list[str] = Field(default_factory=list)
     next_cursor: str | None = None
+
+    @model_validator(mode="after")
+    def _mark_source_terms(self) -> SearchResult:
+        """Every backend's facets say which values are a source's words, not KB terms (the KB decides,
+        on read, so a term the KB learns later stops being marked)."""
+        vocab = get_vocab()
+        for name in ("task", "framework"):
+            fc = self.facets.get(name)
+            if fc is not None and fc.counts:
+                fc.source_terms = [v for v in fc.counts if not vocab.knows(name, v)]
+        return self
 
 
 class InterpretedConstraint(BaseModel):

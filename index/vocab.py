@@ -119,6 +119,16 @@ class Vocab:
     def framework(self, name: str) -> str:
         return self.frameworks.get(_norm(name), name.strip().lower())
 
+    def knows(self, field_name: str, value: str) -> bool:
+        """Whether an indexed task or framework value is a KB id; one that is not came from a source
+        (a `SourceTerm`, see index/facts.py). Other fields are not told apart (True)."""
+        assert self.kb is not None
+        if field_name == "task":
+            return value in self.kb.tasks
+        if field_name == "framework":
+            return value in self.kb.libraries
+        return True
+
     # -- expansions --------------------------------------------------------------------------------
     def expand(self, field_name: str, values: list[str]) -> list[str]:
         """The index values a filter on `field_name` accepts: a task includes its narrower tasks,

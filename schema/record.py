@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -230,6 +231,52 @@ class Provenance(_Model):
     defaults_applied: list[str] = Field(default_factory=list)  # e.g. ["license: absent means Apache-2.0"]
 
 
+# Source terms (what the source says in a vocabulary the KB has, but the KB does not know): a hostile
+# source could send anything, so they are capped in length and number per record (see `source_terms`).
+SOURCE_TERM_MAX_CHARS = 100
+SOURCE_TERMS_MAX = 16
+SourceVocabulary = Literal["task", "library"]
+
+
+class SourceTerm(_Model):
+    """A value the source states for one of our vocabularies (a task, a library) that the KB does not
+    know, kept as the source said it (trimmed only) instead of being dropped: it is searched, faceted
+    and in the RDF like a KB term, marked as the source's word (`key` is what filters match: the value
+    case-folded, since the registries we read treat these names case-insensitively and so does the KB)."""
+
+    vocabulary: SourceVocabulary
+    value: str = Field(min_length=1, max_length=SOURCE_TERM_MAX_CHARS)
+    source_key: str = Field(default="", max_length=64)  # where the source said it: "pipeline_tag", "library_name", …
+
+    @property
+    def key(self) -> str:
+        return self.value.lower()
+
+
+def source_terms(vocabulary: SourceVocabulary, values: Iterable[tuple[str, object]],
+                 note: Callable[[str], None] | None = None) -> list[SourceTerm]:
+    """Source terms from (source key, raw value) pairs the KB did not resolve: trimmed, deduplicated by
+    `key`, and bounded (a value that is empty, over `SOURCE_TERM_MAX_CHARS` or has control characters is
+    dropped with a note, past `SOURCE_TERMS_MAX` the rest are dropped with a note)."""
+    out: dict[str, SourceTerm] = {}
+    for source_key, raw in values:
+        if not isinstance(raw, str):
+            continue
+        value = raw.strip()
+        if not value:
+            continue
+        if len(value) > SOURCE_TERM_MAX_CHARS or not value.isprintable():
+            if note is not None:
+                note(f"ignored {source_key} {value[:40]!r}: not a plausible {vocabulary} name")
+            continue
+        if len(out) >= SOURCE_TERMS_MAX:
+            if note is not None:
+                note(f"kept the first {SOURCE_TERMS_MAX} {vocabulary} names the KB does not know")
+            break
+        out.setdefault(value.lower(), SourceTerm(vocabulary=vocabulary, value=value, source_key=source_key[:64]))
+    return list(out.values())
+
+
 class Signature(_Model):
     inputs: list[dict[str, Any]] = Field(default_factory=list)
     outputs: list[dict[str, Any]] = Field(default_factory=list)
@@ -261,6 +308,8 @@ class ModelRecord(_Model):
     latencies: list[LatencyMeasurement] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
+    # Tasks and libraries the source names that the KB does not know (`tasks`/`frameworks` hold KB ids only).
+    source_terms: list[SourceTerm] = Field(default_factory=list, max_length=2 * SOURCE_TERMS_MAX)
     version: str | None = None
     version_group: str | None = None  # record-id-like key shared by all versions of one model
     aliases: list[str] = Field(default_factory=list)
@@ -291,6 +340,9 @@ class ModelRecord(_Model):
     def _dedupe(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(x for x in v if x))
 
+    def source_terms_of(self, vocabulary: SourceVocabulary) -> list[SourceTerm]:
+        return [t for t in self.source_terms if t.vocabulary == vocabulary]
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def formats(self) -> list[str]:
@@ -319,8 +371,10 @@ class ModelRecord(_Model):
         through `reindex` instead). Pydantic writes fields in declaration order and dicts in
         insertion order, so equal records give equal bytes."""
         exclude: dict[str, Any] = {"provenance": {"harvested_at", "content_hash"}}
-        if not self.source_code:  # records from before the field hash as they did
-            exclude["source_code"] = True
+        # Records from before a field was added hash as they did while it is empty.
+        for name in ("source_code", "source_terms"):
+            if not getattr(self, name):
+                exclude[name] = True
         blob = self.normalized().model_dump_json(exclude=exclude)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -91,8 +91,9 @@ def page_jsonld(svc: Services, rec: Any) -> str:
     rdf = record_rdf(rec.normalized(), base)
     iri = record_iri(base, rec.id)
     quads = ox.parse(rdf.ntriples(), format=ox.RdfFormat.N_TRIPLES)
-    # its own nodes, plus the shared profile (tasks, licence, formats …) and publisher it links to
-    keep = (iri, f"{DERIVED_BASE}profile/", f"{DERIVED_BASE}agent/")
+    # its own nodes, plus the shared profile (tasks, licence, formats …), the source terms it names and
+    # the publisher it links to
+    keep = (iri, f"{DERIVED_BASE}profile/", f"{DERIVED_BASE}agent/", f"{DERIVED_BASE}term/")
     mine = [t for t in quads if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(keep)]
     text = ox.serialize(mine, format=ox.RdfFormat.JSON_LD).decode()
     return text.replace("</", "<\\/")  # "</script>" inside a literal must not end the element

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     status      TEXT NOT NULL DEFAULT 'running',
     counts      TEXT NOT NULL DEFAULT '{}',
-    errors      TEXT NOT NULL DEFAULT '[]'
+    errors      TEXT NOT NULL DEFAULT '[]',
+    unknown_terms TEXT NOT NULL DEFAULT '{}'  -- names the KB does not know, by vocabulary (JobReport)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Records a projection (or the store) could not take because of their content: out of that outbox
@@ -150,6 +151,17 @@ class Job:
     status: str
     counts: dict[str, int]
     errors: list[dict[str, str]]
+    # Tasks and libraries the harvest met that the KB does not know: {vocabulary: {"records": n,
+    # "distinct": n, "top": {name: records}}} (modelport/unknown_terms.py), so the KB can grow.
+    unknown_terms: dict[str, Any] = field(default_factory=dict)
+
+
+_JOB_COLUMNS = "id, source, kind, mode, params, started_at, finished_at, status, counts, errors, unknown_terms"
+
+
+def _job(r: Any) -> Job:
+    return Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]), json.loads(r[9]),
+               json.loads(r[10] or "{}"))
 
 
 class Catalog:
@@ -168,6 +180,8 @@ class Catalog:
             self._conn.execute("UPDATE records SET graph_dirty=dirty")
         if "rev" not in cols:  # catalogs from before outbox flags were cleared by revision
             self._conn.execute("ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 1")
+        if "unknown_terms" not in {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}:
+            self._conn.execute("ALTER TABLE jobs ADD COLUMN unknown_terms TEXT NOT NULL DEFAULT '{}'")
         if "artifacts" not in {r[1] for r in self._conn.execute("PRAGMA table_info(verifications)")}:
             self._conn.execute("ALTER TABLE verifications ADD COLUMN artifacts TEXT")
         # Outboxes are read in id order (keyset paging): partial indexes on id hold exactly their rows.
@@ -440,14 +454,16 @@ class Catalog:
                 (source, kind, mode, json.dumps(params, default=str), _now()))
             return int(cur.lastrowid or 0)
 
-    def finish_job(self, job_id: int, status: str, counts: dict[str, int], errors: list[dict[str, str]]) -> None:
+    def finish_job(self, job_id: int, status: str, counts: dict[str, int], errors: list[dict[str, str]],
+                   unknown_terms: dict[str, Any] | None = None) -> None:
         with self._lock:
             self._conn.execute(
-                "UPDATE jobs SET finished_at=?, status=?, counts=?, errors=? WHERE id=?",
-                (_now(), status, json.dumps(counts), json.dumps(errors[:1000]), job_id))
+                "UPDATE jobs SET finished_at=?, status=?, counts=?, errors=?, unknown_terms=? WHERE id=?",
+                (_now(), status, json.dumps(counts), json.dumps(errors[:1000]), json.dumps(unknown_terms or {}),
+                 job_id))
 
     def jobs(self, source: str | None = None, limit: int = 50) -> list[Job]:
-        q, args = "SELECT * FROM jobs", []
+        q, args = f"SELECT {_JOB_COLUMNS} FROM jobs", []
         if source:
             q += " WHERE source=?"
             args.append(source)
@@ -455,14 +471,12 @@ class Catalog:
         args.append(limit)
         with self._lock:
             rows = self._conn.execute(q, args).fetchall()
-        return [Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]),
-                    json.loads(r[9])) for r in rows]
+        return [_job(r) for r in rows]
 
     def get_job(self, job_id: int) -> Job | None:
         with self._lock:
-            r = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return Job(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]),
-                   json.loads(r[9])) if r else None
+            r = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(r) if r else None
 
     # -- verification results (outlive re-harvests: they are merged in at enrichment) ------------
     def set_verifications(self, record_id: str, entries: list[CompatibilityEntry]) -> None:

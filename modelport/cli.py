@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from modelport.harvesters.base import HarvestMode, Source, SourceError
 from modelport.pipeline import JobReport, Pipeline
@@ -101,6 +102,13 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
         table.add_column(k, justify="right")
     table.add_row(*(str(v) for v in report.counts.values()))
     out.print(table)
+    unknown = report.unknown_terms.summary()
+    if unknown:
+        from modelport.unknown_terms import describe
+
+        # A source's names are its text, not rich markup.
+        out.print(f"names the KB does not know (source terms; see `modelport jobs`): {describe(unknown)}",
+                  markup=False)
     for err in report.errors[:20]:
         console.print(f"[yellow]  {err['ref']}: {err['reason']}[/]")
     if len(report.errors) > 20:
@@ -389,16 +397,29 @@ def reindex() -> None:
 def jobs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20) -> None:
     """Show the harvest job log, and the records set aside (quarantined) that are still aside."""
     from modelport.index.catalog import Catalog
+    from modelport.unknown_terms import TOP_N, describe
 
     catalog = Catalog(Settings().catalog_path)  # reading only: no lock, no stores opened
     try:
         table = Table(title="harvest jobs")
-        for col in ("id", "source", "mode", "started", "status", "counts", "errors"):
+        for col in ("id", "source", "mode", "started", "status", "counts", "errors", "unknown to the KB"):
             table.add_column(col)
-        for j in catalog.jobs(source, limit):
+        listed = catalog.jobs(source, limit)
+        for j in listed:
             table.add_row(str(j.id), j.source, j.mode or "", j.started_at[:19], j.status,
-                          json.dumps(j.counts), str(len(j.errors)))
+                          json.dumps(j.counts), str(len(j.errors)), Text(describe(j.unknown_terms)))
         out.print(table)
+        latest = next((j for j in listed if j.unknown_terms), None)
+        if latest is not None:
+            # The full list of the latest job that met some, so the KB can grow (GET /harvests has every job's).
+            t = Table(title=f"names job {latest.id} ({latest.source}) met that the KB does not know "
+                            f"(top {TOP_N} per vocabulary; records naming each)")
+            for col in ("vocabulary", "name", "records"):
+                t.add_column(col)
+            for vocabulary, info in latest.unknown_terms.items():
+                for name, n in info.get("top", {}).items():
+                    t.add_row(vocabulary, Text(name), str(n))  # a source's text, not rich markup
+            out.print(t)
         aside = catalog.quarantined(source, limit=200)
         if aside:
             q = Table(title="quarantined records (retried when they change, or on `modelport reindex`)")

@@ -38,6 +38,7 @@ from modelport.schema.rdf import record_rdf
 from modelport.schema.record import ModelRecord
 from modelport.schema.redact import install_log_redaction, redact_text, redact_url, scrub
 from modelport.settings import Settings
+from modelport.unknown_terms import UnknownTerms
 
 log = logging.getLogger("modelport.pipeline")
 
@@ -65,6 +66,8 @@ class JobReport:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped", "quarantined"), 0))
     errors: list[dict[str, str]] = field(default_factory=list)
+    # Tasks and libraries the records name that the KB does not know (their source terms), counted.
+    unknown_terms: UnknownTerms = field(default_factory=UnknownTerms)
 
     def error(self, ref: str, reason: str, **extra: str) -> None:
         # Error texts quote what failed, URLs included: never with their credentials.
@@ -367,6 +370,7 @@ class Pipeline:
                         record, text = self.prepare(source, ev)
                         stored[record.id] = text
                         batch.append(record)
+                        report.unknown_terms.add(record)
                     except (MalformedRecord, ValueError, RecursionError) as e:
                         # pydantic's ValidationError is a ValueError: a payload that does not fit
                         # the schema is one bad record, not a failed harvest; so is one nested too
@@ -435,7 +439,8 @@ class Pipeline:
             if close:
                 close()
             try:
-                self.catalog.finish_job(job_id, report.status, report.counts, report.errors)
+                self.catalog.finish_job(job_id, report.status, report.counts, report.errors,
+                                        report.unknown_terms.summary())
             except Exception as again:  # noqa: BLE001 — e.g. the disk is full: the job's own error goes on
                 log.error("could not record the end of job %s: %s", job_id, again)
         return report

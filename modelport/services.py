@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from modelport.index.catalog import Catalog
 from modelport.index.search import SearchQuery, SearchResult
 from modelport.pipeline import Pipeline
-from modelport.schema.record import ModelRecord
+from modelport.schema.record import ModelRecord, SourceTerm
 from modelport.settings import Settings
 
 
@@ -35,6 +35,8 @@ class RecordSummary(BaseModel):
     score: float
     url: str
     explain: dict[str, Any] | None = None  # with `explain=true`: why the hit ranks where it does
+    # Tasks and libraries the source names that the KB does not know (as the source wrote them).
+    source_terms: list[SourceTerm] = []
 
     @classmethod
     def of(cls, r: ModelRecord, score: float) -> RecordSummary:
@@ -46,7 +48,7 @@ class RecordSummary(BaseModel):
         return cls(id=r.id, iri=r.iri, name=r.name, version=r.version, source=r.source, description=desc,
                    tasks=r.tasks, frameworks=r.frameworks, formats=r.formats, license=r.license, aliases=r.aliases,
                    parameter_count=r.parameter_count, downloads=r.popularity.downloads, likes=r.popularity.likes,
-                   runtimes=runtimes, score=score, url=f"/models/{r.id}")
+                   runtimes=runtimes, score=score, url=f"/models/{r.id}", source_terms=r.source_terms)
 
 
 class SearchResponse(BaseModel):

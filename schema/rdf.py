@@ -20,7 +20,7 @@ from rdflib import Graph
 from modelport.schema.hardware_fit import ESTIMATE_SOURCE
 from modelport.schema.identity import record_iri
 from modelport.schema.kb import KB_BASE, ontology_dir
-from modelport.schema.record import CompatibilityEntry, ModelRecord, build
+from modelport.schema.record import CompatibilityEntry, ModelRecord, SourceTerm, build
 from modelport.schema.versions import VersionRange, parse_version
 
 SCHEMA = "http://schema.org/"
@@ -297,9 +297,11 @@ def _profile(record: ModelRecord, shared: dict[str, str]) -> str:
     Hub models come in a few hundred combinations of task, libraries, formats, licence and file layout
     (and so of derived matrix) per 100k: a record links to its profile with one triple."""
     cells = _derived_cells(record, shared)
+    terms = [_source_term(term, shared) for term in record.source_terms]  # shared nodes, added on every call
     key = (record.source_kind, record.access, record.provenance.harvester, record.provenance.harvester_version,
            record.license, tuple(record.tasks), tuple(record.frameworks), tuple(record.formats),
-           tuple(record.languages), record.architecture, tuple(record.training_datasets), tuple(cells))
+           tuple(record.languages), record.architecture, tuple(record.training_datasets), tuple(cells),
+           tuple(terms))
     hit = _PROFILES.get(key)
     if hit is None:
         sch = lambda n: f"<{SCHEMA}{n}>"  # noqa: E731
@@ -316,6 +318,8 @@ def _profile(record: ModelRecord, shared: dict[str, str]) -> str:
             t.add(s, f"<{FAIR4ML}mlTask>", _kb("task", task))
         for lib in record.frameworks:
             t.add(s, mp("library"), _kb("library", lib))
+        for term_iri in terms:
+            t.add(s, mp("sourceTerm"), term_iri)
         for fmt in record.formats:
             t.add(s, mp("format"), _kb("format", fmt))
         for lang in record.languages:
@@ -335,6 +339,32 @@ def _profile(record: ModelRecord, shared: dict[str, str]) -> str:
 
 
 _PROFILES: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
+def _source_term(term: SourceTerm, shared: dict[str, str]) -> str:
+    """A task or library the source names and the KB does not know, as a shared mp:SourceTerm node (a
+    schema:DefinedTerm): its vocabulary, the case-folded code that search filters match and the name
+    as the source wrote it. Query it as `mp:profile/mp:sourceTerm [ mp:vocabulary "task" ;
+    schema:termCode "image-to-3d" ]`; KB terms stay IRIs under fair4ml:mlTask and mp:library."""
+    key = (term.vocabulary, term.value, term.source_key)
+    hit = _TERMS.get(key)
+    if hit is None:
+        t = _Triples()
+        t.add(_SUBJ, f"<{RDF_TYPE}>", f"<{MP}SourceTerm>")
+        t.lit(_SUBJ, f"<{MP}vocabulary>", term.vocabulary)
+        t.lit(_SUBJ, f"<{SCHEMA}termCode>", term.key)
+        t.lit(_SUBJ, f"<{SCHEMA}name>", term.value)
+        t.lit(_SUBJ, f"<{MP}sourceKey>", term.source_key)
+        mine: dict[str, str] = {}
+        iri = _shared_node("term", t, mine)
+        if len(_TERMS) >= _NODE_CACHE_MAX:
+            _TERMS.clear()
+        hit = _TERMS[key] = (iri, mine[iri[1:-1]])
+    shared[hit[0][1:-1]] = hit[1]
+    return hit[0]
+
+
+_TERMS: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
 DERIVED_BASE = "https://w3id.org/modelport/derived/"

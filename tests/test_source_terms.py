@@ -124,3 +124,20 @@ def test_a_record_without_source_terms_hashes_as_before() -> None:
     assert r.compute_hash() == hashlib.sha256(before.encode()).hexdigest()
     with_term = r.model_copy(update={"source_terms": [term("task", "image-to-3d")]})
     assert with_term.compute_hash() != r.compute_hash()
+
+
+def test_the_shapes_check_source_term_nodes() -> None:
+    from pyshacl import validate
+    from rdflib import Graph
+
+    from modelport.schema.kb import ontology_dir
+    from modelport.schema.rdf import record_ntriples
+
+    shapes = Graph().parse(ontology_dir() / "shapes.ttl", format="turtle")
+    r = record("c", terms=[term("task", "image-to-3d"), term("library", "FairSeq")]).with_hash()
+    r.iri = "http://t/model/test/c"
+    good = record_ntriples(r, "http://t")
+    assert '"FairSeq"' in good and '"fairseq"' in good  # the name as written and the code filters match
+    assert validate(Graph().parse(data=good, format="nt"), shacl_graph=shapes, inference="none")[0]
+    bad = good.replace('"library"', '"licence"')
+    assert not validate(Graph().parse(data=bad, format="nt"), shacl_graph=shapes, inference="none")[0]

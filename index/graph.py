@@ -127,13 +127,17 @@ class GraphStore:
 def _delete_records(iris: list[str]) -> str:
     """A SPARQL update deleting records from the default graph: each record IRI's triples and those of
     the nodes it owns (`<IRI>#…`, reached from the record in one or two steps: a verified cell's run and
-    evidence hang off the cell)."""
-    values = " ".join(f"<{iri}>" for iri in iris)
-    return ("DELETE { ?s ?p ?o } WHERE { VALUES ?m { " + values + " } "
-            "{ BIND(?m AS ?s) ?s ?p ?o } UNION "
-            "{ ?m ?q ?s . FILTER(isIRI(?s) && STRSTARTS(STR(?s), CONCAT(STR(?m), \"#\"))) ?s ?p ?o } UNION "
-            "{ ?m ?q ?x . FILTER(isIRI(?x) && STRSTARTS(STR(?x), CONCAT(STR(?m), \"#\"))) ?x ?r ?s . "
-            "FILTER(isIRI(?s) && STRSTARTS(STR(?s), CONCAT(STR(?m), \"#\"))) ?s ?p ?o } }")
+    evidence hang off the cell).
+
+    Each branch of the UNION carries its own VALUES. SPARQL evaluates a group bottom-up, so a variable
+    bound only outside a group is unbound inside it: `VALUES ?m {…} { BIND(?m AS ?s) ?s ?p ?o }`
+    matches every triple of the store, and deleted every other record whenever one was replaced."""
+    values = "VALUES ?m { " + " ".join(f"<{iri}>" for iri in iris) + " }"
+    owned = "FILTER(isIRI({v}) && STRSTARTS(STR({v}), CONCAT(STR(?m), \"#\")))"
+    return ("DELETE { ?s ?p ?o } WHERE { "
+            f"{{ {values} ?m ?p ?o . BIND(?m AS ?s) }} UNION "
+            f"{{ {values} ?m ?q ?s . {owned.format(v='?s')} ?s ?p ?o }} UNION "
+            f"{{ {values} ?m ?q ?x . {owned.format(v='?x')} ?x ?r ?s . {owned.format(v='?s')} ?s ?p ?o }} }}")
 
 
 def _nquads(items: Iterable[tuple[str, str]]) -> bytes:

@@ -41,6 +41,20 @@ def test_the_graph_follows_the_harvest_batch_by_batch(pipeline: Pipeline) -> Non
     assert pipeline.catalog.dirty_count("graph") == 0 and pipeline.graph_lag_s() == 0.0
 
 
+def test_a_record_changed_upstream_replaces_only_itself_in_the_graph(pipeline: Pipeline) -> None:
+    """An update is a replace in the graph: it must leave every other record there. (A delete that
+    matched every triple of the default graph once emptied it of all the records not in the batch.)"""
+    registry = items(9)
+    pipeline.harvest(ScriptedSource(registry), mode="full")
+    registry[4] = {**registry[4], "desc": "a model number 4, now with a better card"}
+    report = pipeline.harvest(ScriptedSource(registry), mode="full")
+    assert report.counts["updated"] == 1 and report.counts["unchanged"] == 8
+    assert graph_ids(pipeline) == {f"scripted:org/m{i}" for i in range(9)}
+    answer = pipeline.graph.query('ASK { ?m schema:identifier "scripted:org/m4" ; '
+                                  'schema:description "a model number 4, now with a better card" }')
+    assert answer.result.askAnswer
+
+
 def test_health_shows_the_graph_lag(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from modelport.api.app import create_app
 

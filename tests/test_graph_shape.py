@@ -161,19 +161,40 @@ def test_a_hub_record_owns_few_triples_and_shares_the_rest(records: list[ModelRe
 
 
 def test_records_replace_and_remove_as_a_whole(records: list[ModelRecord]) -> None:
-    """A record's own nodes (artifacts, evaluations, verified cells and their runs) go with it."""
+    """A record's own nodes (artifacts, evaluations, verified cells and their runs) go with it, and
+    nothing of any other record does: replacing or removing one record leaves its neighbours' triples
+    exactly as they were (a delete once matched every triple of the default graph)."""
     r = next(x for x in records if any(c.status == "verified" for c in x.compatibility) and x.artifacts
              and x.evaluations)
+    others = [x for x in records if x.id != r.id][:5]
     g = GraphStore(None)
     x = record_rdf(r, BASE)
     g.add_shared(x.shared)
     g.add_new([(r.iri, x.own)])
     shared_quads = len(g.store) - x.own.count("\n")
+    for o in others:
+        y = record_rdf(o, BASE)
+        g.add_shared(y.shared)
+        g.add_new([(o.iri, y.own)])
+
+    def neighbours() -> set[ox.Quad]:
+        return {q for q in g.store.quads_for_pattern(None, None, None, ox.DefaultGraph())
+                if any(str(q.subject.value).startswith(o.iri) for o in others)}
+
+    before = neighbours()
+    assert len(before) == sum(record_rdf(o, BASE).own.count("\n") for o in others)
     g.replace([(r.iri, record_rdf(r.model_copy(update={"evaluations": [], "artifacts": []}), BASE).own)])
-    assert not list(g.store.quads_for_pattern(None, ox.NamedNode(PREFIXES["schema"] + "value"), None))
+    assert not [q for q in g.store.quads_for_pattern(None, ox.NamedNode(PREFIXES["schema"] + "value"), None)
+                if str(q.subject.value).startswith(r.iri + "#")]  # its evaluations went with the old version
     assert g.has_record(r.iri)
+    assert neighbours() == before and all(g.has_record(o.iri) for o in others)
     g.remove([r.iri])
-    assert not g.has_record(r.iri) and len(g.store) == shared_quads  # shared nodes stay, nothing else
+    assert not g.has_record(r.iri) and neighbours() == before
+    g.remove([o.iri for o in others])
+    # no record triple is left; every shared node stays, whole
+    assert not list(g.store.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+    shared = {k: v for y in [x, *(record_rdf(o, BASE) for o in others)] for k, v in y.shared.items()}
+    assert len(g.store) == sum(nt.count("\n") for nt in shared.values()) and shared_quads > 0
 
 
 def test_the_shapes_accept_the_lean_records(records: list[ModelRecord]) -> None:

@@ -110,6 +110,21 @@ class SearchProjection:
     def clear(self) -> None:
         self.backend.clear()
 
+    @property
+    def stages_rebuild(self) -> bool:
+        """Whether the backend rebuilds into a new index that searches see only once complete (a
+        search server, whose readers are other processes); the embedded index is emptied instead."""
+        return callable(getattr(self.backend, "begin_rebuild", None))
+
+    def begin_rebuild(self) -> None:
+        self.backend.begin_rebuild()
+
+    def finish_rebuild(self) -> None:
+        self.backend.finish_rebuild()
+
+    def abort_rebuild(self) -> None:
+        self.backend.abort_rebuild()
+
 
 @dataclass
 class GraphBatch:
@@ -552,15 +567,19 @@ class Pipeline:
     def project(self, batch: int = 1000, graph: bool = True) -> int:
         """Bring the projections up to date with the catalog (the graph too unless `graph` is false);
         returns how many records moved."""
+        moved = self._project_search(batch)
+        if graph:
+            moved.update(self.project_graph())
+        return len(moved)
+
+    def _project_search(self, batch: int) -> set[str]:
         moved: set[str] = set()
         for items, live, gone in self._outbox("search", batch):
             # commits every search_commit_interval_s
             self._project_records(live, gone, [(rid, rev) for rid, _, rev in items], commit=False)
             moved.update(rid for rid, _, _ in items)
         self._commit_pending()
-        if graph:
-            moved.update(self.project_graph())
-        return len(moved)
+        return moved
 
     def project_graph(self, batch: int = 1000) -> set[str]:
         """Drain the graph's outbox. Serializing a batch (Python) runs while the previous one is
@@ -657,14 +676,34 @@ class Pipeline:
             self._pending = []
         self._last_commit = time.monotonic()
 
-    def reindex(self) -> int:
-        """Rebuild every projection from the catalog."""
-        for p in [*self.projections, self.graph_projection]:
-            p.clear()
-        self.catalog.clear_quarantine()  # every quarantined record gets another try
-        self.catalog.mark_all_dirty()
-        self.catalog.set_meta("reindexed_at", datetime.now(UTC).isoformat())
-        return self.project()
+    def reindex(self, batch: int = 1000) -> int:
+        """Rebuild every projection from the catalog. A search server's index is rebuilt beside the one
+        it serves and switched to atomically at the end, so its searches never see a half-built index;
+        if the rebuild fails, the old index keeps serving and the records stay in the outbox."""
+        staged = [p for p in self.projections if isinstance(p, SearchProjection) and p.stages_rebuild]
+        begun: list[SearchProjection] = []
+        try:
+            for p in staged:
+                p.begin_rebuild()
+                begun.append(p)
+            for q in [*self.projections, self.graph_projection]:
+                if q not in staged:
+                    q.clear()
+            self.catalog.clear_quarantine()  # every quarantined record gets another try
+            self.catalog.mark_all_dirty()
+            self.catalog.set_meta("reindexed_at", datetime.now(UTC).isoformat())
+            # The search outbox first, up to the switch; its flags are cleared as batches reach the
+            # new index, so a failure restores them (below) for the old index to catch up from.
+            moved = self._project_search(batch)
+            for p in staged:
+                p.finish_rebuild()
+        except BaseException:
+            for p in begun:
+                p.abort_rebuild()
+            if begun:
+                self.catalog.mark_all_dirty("search")
+            raise
+        return len(moved | self.project_graph())
 
 
 class _GraphFeeder:

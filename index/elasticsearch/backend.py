@@ -86,6 +86,9 @@ class ElasticsearchBackend(IndexLifecycle):
         self._lineage_memo: dict[tuple[Any, ...], tuple[float, Tree]] = {}
         self._opened = False
         self._needs_rebuild = False
+        # The index a rebuild is writing (begin_rebuild .. finish_rebuild): writes go there while
+        # searches keep reading the alias.
+        self._staging: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="es-facets")
         self._closed = False
 
@@ -147,24 +150,31 @@ class ElasticsearchBackend(IndexLifecycle):
                                               max_retries=self.bulk_retries, initial_backoff=self.bulk_backoff_s,
                                               max_backoff=30.0))
 
+    def _target(self) -> str:
+        """Where writes go: the index a rebuild is filling, else the alias."""
+        return self._staging or self.index_name
+
     def upsert(self, records: list[ModelRecord]) -> None:
         if not records:
             return
         self._open()
-        self._index_into(self.index_name, records)
+        self._index_into(self._target(), records)
 
     def delete(self, ids: list[str]) -> None:
         if not ids:
             return
         self._open()
+        target = self._target()
         # A record the index never held is already gone (404 is not an error here).
         self._bulk(f"deleting {len(ids)} record(s)",
-                   ({"_op_type": "delete", "_index": self.index_name, "_id": i} for i in ids), ignore_status=(404,))
+                   ({"_op_type": "delete", "_index": target, "_id": i} for i in ids), ignore_status=(404,))
 
     def commit(self) -> None:
-        """Make every write so far searchable (an index refresh)."""
+        """Make every write so far searchable (an index refresh; during a rebuild, of the new index,
+        which searches do not read until `finish_rebuild`)."""
         self._open()
-        self._call("refreshing the index", lambda: self._client.indices.refresh(index=self.index_name))
+        target = self._target()
+        self._call("refreshing the index", lambda: self._client.indices.refresh(index=target))
 
     def clear(self) -> None:
         """Empty at once: the alias moves to a new empty index (one atomic switch)."""
@@ -188,24 +198,21 @@ class ElasticsearchBackend(IndexLifecycle):
     def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
         """Index `records` (the catalog's live records) into a new index while searches keep reading
         the current one, then switch the alias to it and drop the old one atomically."""
-        self._open()
-        new = self._create()
+        self.begin_rebuild()
         n = 0
         try:
             buf: list[ModelRecord] = []
             for r in records:
                 buf.append(r)
                 if len(buf) >= batch:
-                    n += self._index_into(new, buf)
-                    buf = []
-            n += self._index_into(new, buf)
-            self._call("refreshing the new index", lambda: self._client.indices.refresh(index=new))
+                    self.upsert(buf)
+                    n, buf = n + len(buf), []
+            self.upsert(buf)
+            n += len(buf)
         except BaseException:
-            self._drop(new)  # the old index still serves; nothing half-built is left behind
+            self.abort_rebuild()  # the old index still serves; nothing half-built is left behind
             raise
-        with self._lock:
-            self._switch_to(new, self._concrete())
-            self._needs_rebuild = False
+        self.finish_rebuild()
         return n
 
     def _index_into(self, index: str, records: list[ModelRecord]) -> int:

@@ -1,11 +1,13 @@
 """The index behind the backend's name: the name is an alias over one concrete index
 (`<name>-<12 hex>`), so a rebuild writes a new index while searches read the old one, then moves the
-alias and drops the old index in one atomic `_aliases` request. Here too: refusing an index that
+alias and drops the old index in one atomic `_aliases` request (`begin_rebuild` .. `finish_rebuild`,
+which `modelport reindex` uses). Here too: refusing an index that
 ModelPort did not create, and a mapping that conflicts with this version's."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,6 +54,11 @@ class IndexLifecycle:
     shards: int
     replicas: int | None
     _needs_rebuild: bool
+    _staging: str | None  # the index a rebuild is filling (writes go there), None otherwise
+    _lock: threading.Lock
+
+    def _open(self) -> None:  # pragma: no cover - provided by the backend
+        raise NotImplementedError
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:  # pragma: no cover - provided by the backend
         raise NotImplementedError
@@ -133,6 +140,39 @@ class IndexLifecycle:
         actions: list[dict[str, Any]] = [{"add": {"index": new, "alias": self.index_name, "is_write_index": True}}]
         actions += [{"remove_index": {"index": o}} for o in old]
         self._call("switching the alias", lambda: self._client.indices.update_aliases(actions=actions))
+
+    def begin_rebuild(self) -> None:
+        """From here on writes (`upsert`, `delete`, `commit`) go to a new, empty index while searches
+        keep reading the current one; `finish_rebuild` switches the alias to it, `abort_rebuild`
+        drops it. `modelport reindex` (Pipeline.reindex) rebuilds this way."""
+        self._open()
+        with self._lock:
+            if self._staging is not None:
+                raise self._error("starting a rebuild", f"a rebuild into {self._staging!r} is already running")
+            self._staging = self._create()
+
+    def finish_rebuild(self) -> None:
+        """Make the new index searchable, then point the alias at it and drop the old one in one atomic
+        change: a search sees the old index or the new one, never a half-built one. If this fails the
+        new index is dropped and the old one still serves."""
+        with self._lock:
+            new, self._staging = self._staging, None
+            if new is None:
+                raise self._error("finishing a rebuild", "no rebuild is running")
+            try:
+                self._call("refreshing the new index", lambda: self._client.indices.refresh(index=new))
+                self._switch_to(new, [c for c in self._concrete() if c != new])
+            except BaseException:
+                self._drop(new)
+                raise
+            self._needs_rebuild = False
+
+    def abort_rebuild(self) -> None:
+        """Drop the index a rebuild was filling (if any); the old one still serves, unchanged."""
+        with self._lock:
+            new, self._staging = self._staging, None
+        if new is not None:
+            self._drop(new)
 
     def _drop(self, index: str) -> None:
         self._call("deleting an unfinished index", lambda: self._client.options(ignore_status=404).indices.delete(

@@ -137,19 +137,12 @@ class HybridSearcher:
     # -- entry point ------------------------------------------------------------------------------
     def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
         start = time.monotonic()
-        text = q.text.strip()
-        if not text or q.sort != "relevance" or mode == "bm25":
-            return self.backend.search(q)
-        reason = self.why_not()
-        if reason:
-            return self._fallback(q, reason)
+        unranked = self._not_hybrid(q, mode)
+        if unranked is not None:
+            return unranked
         assert self.vectors is not None
-        cursor = decode_cursor(q)
-        if cursor is not None and cursor["a"] != [_CURSOR_TAG]:
-            # A BM25 cursor from a time vectors were unavailable: page on by position.
-            cursor = {"n": int(cursor.get("n", 0))}
-        first = int(cursor["n"]) if cursor else q.offset
-        want = first + q.limit
+        text = q.text.strip()
+        first, want = self._page_bounds(q)
         depth = max(DEPTH, want)
         if mode == "vector":
             return self._vector_only(q, first, want, start)
@@ -178,10 +171,44 @@ class HybridSearcher:
             missing = [rid for rid, _ in bm_list if rid not in known]
             known.update(self.vectors.index.similarities(qvec, missing))
             dense = sorted(known.items(), key=lambda kv: -kv[1])
-        fused = self._fuse(bm_list, dense, exact, alpha_for(text, self.score_alpha))
+        return self._fused_page(q, bm, dense, exact, first, want, start)
+
+    # -- shared with the Elasticsearch hybrid (index/elasticsearch/hybrid.py) ------------------------
+    def _not_hybrid(self, q: SearchQuery, mode: Mode) -> SearchResult | None:
+        """The answer of a query the hybrid does not rank (no text, another sort, BM25 asked for, or
+        dense vectors unavailable: then BM25 with a notice saying why); None for one it ranks."""
+        if not q.text.strip() or q.sort != "relevance" or mode == "bm25":
+            return self.backend.search(q)
+        reason = self.why_not()
+        return self._fallback(q, reason) if reason else None
+
+    @staticmethod
+    def _page_bounds(q: SearchQuery) -> tuple[int, int]:
+        """The requested page's first position and the position after its end."""
+        cursor = decode_cursor(q)
+        if cursor is not None and cursor["a"] != [_CURSOR_TAG]:
+            # A BM25 cursor from a time vectors were unavailable: page on by position.
+            cursor = {"n": int(cursor.get("n", 0))}
+        first = int(cursor["n"]) if cursor else q.offset
+        return first, first + q.limit
+
+    def _dense_page(self, q: SearchQuery, dense: list[tuple[str, float]], first: int, want: int,
+                    start: float) -> SearchResult:
+        """A page of dense similarity alone (`mode="vector"`), with the constraint query's facets."""
+        res = self.backend.search(q.model_copy(update={"text": "", "limit": 1, "offset": 0, "cursor": None}))
+        hits = [Hit(id=rid, score=s) for rid, s in dense[first:want]]
+        return SearchResult(total=len(dense), hits=hits, facets=res.facets,
+                            took_ms=(time.monotonic() - start) * 1000, notices=res.notices)
+
+    def _fused_page(self, q: SearchQuery, bm: SearchResult, dense: list[tuple[str, float]], exact: list[str],
+                    first: int, want: int, start: float) -> SearchResult:
+        """The page of the fused ranking: BM25's hits (`bm`, with its facets and notices) fused with the
+        dense list, exact id/name matches first, evidence and lineage boosts added."""
+        bm_list = [(h.id, h.score) for h in bm.hits]
+        fused = self._fuse(bm_list, dense, exact, alpha_for(q.text.strip(), self.score_alpha))
         parts: dict[str, dict[str, Any]] = {}
         if q.has_boosts() or q.explain:
-            fused, parts = self._boosted(q, fused, bm_list, dense, exact, depth)
+            fused, parts = self._boosted(q, fused, bm_list, dense, exact, max(DEPTH, want))
         hits = [Hit(id=rid, score=s, explain=parts.get(rid) if q.explain else None) for rid, s in fused[first:want]]
         # BM25's total counts the lexical matches; records found only by meaning add to it.
         total = max(bm.total, len(fused))
@@ -218,11 +245,7 @@ class HybridSearcher:
     def _vector_only(self, q: SearchQuery, first: int, want: int, start: float) -> SearchResult:
         """Dense similarity alone within the constraints (for comparisons: bench/relevance.py)."""
         qvec = self._embed_query(q.text.strip())
-        dense = self._dense(q, qvec, want)
-        res = self.backend.search(q.model_copy(update={"text": "", "limit": 1, "offset": 0, "cursor": None}))
-        hits = [Hit(id=rid, score=s) for rid, s in dense[first:want]]
-        return SearchResult(total=len(dense), hits=hits, facets=res.facets,
-                            took_ms=(time.monotonic() - start) * 1000, notices=res.notices)
+        return self._dense_page(q, self._dense(q, qvec, want), first, want, start)
 
     def _fallback(self, q: SearchQuery, reason: str) -> SearchResult:
         if reason not in self._noticed:

@@ -21,12 +21,11 @@ import numpy as np
 
 from modelport.index.elasticsearch.query import es_query
 from modelport.index.embeddings import CachedEmbedder, EmbeddingsUnavailable
-from modelport.index.hybrid import DENSE_DEPTH, DEPTH, HybridSearcher, Mode, alpha_for
-from modelport.index.search import Hit, SearchQuery, SearchResult, decode_cursor, encode_cursor
+from modelport.index.hybrid import DENSE_DEPTH, DEPTH, HybridSearcher, Mode
+from modelport.index.search import SearchQuery, SearchResult
 
 log = logging.getLogger(__name__)
 
-_CURSOR_TAG = "hybrid"
 _CANDIDATES = 4  # HNSW candidates per wanted neighbour (num_candidates = k * this, at most 10,000)
 
 
@@ -58,28 +57,18 @@ class ElasticsearchHybrid(HybridSearcher):
 
     def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
         start = time.monotonic()
+        unranked = self._not_hybrid(q, mode)
+        if unranked is not None:
+            return unranked
         text = q.text.strip()
-        if not text or q.sort != "relevance" or mode == "bm25":
-            return self.backend.search(q)
-        reason = self.why_not()
-        if reason:
-            return self._fallback(q, reason)
-        cursor = decode_cursor(q)
-        if cursor is not None and cursor["a"] != [_CURSOR_TAG]:
-            cursor = {"n": int(cursor.get("n", 0))}
-        first = int(cursor["n"]) if cursor else q.offset
-        want = first + q.limit
+        first, want = self._page_bounds(q)
         try:
             qvec = self._embed_query(text)
         except EmbeddingsUnavailable as e:
             return self._fallback(q, str(e))
         constraints = es_query(q.model_copy(update={"text": "", "rank_boosts": False}), self.backend.lineage)
         if mode == "vector":
-            dense = self.backend.knn(qvec, constraints, want)
-            res = self.backend.search(q.model_copy(update={"text": "", "limit": 1, "offset": 0, "cursor": None}))
-            hits = [Hit(id=rid, score=s) for rid, s in dense[first:want]]
-            return SearchResult(total=len(dense), hits=hits, facets=res.facets,
-                                took_ms=(time.monotonic() - start) * 1000, notices=res.notices)
+            return self._dense_page(q, self.backend.knn(qvec, constraints, want), first, want, start)
         bm_f = self._pool.submit(self.backend.search,
                                  q.model_copy(update={"limit": min(max(DEPTH, want), 10_000), "offset": 0,
                                                       "cursor": None, "rank_boosts": False, "explain": False}))
@@ -94,16 +83,7 @@ class ElasticsearchHybrid(HybridSearcher):
             if missing:
                 known.update(self.backend.knn(qvec, constraints, len(missing), ids=missing))
             dense = sorted(known.items(), key=lambda kv: -kv[1])
-        fused = self._fuse(bm_list, dense, exact, alpha_for(text, self.score_alpha))
-        parts: dict[str, dict[str, Any]] = {}
-        if q.has_boosts() or q.explain:  # evidence and lineage boosts, as in HybridSearcher
-            fused, parts = self._boosted(q, fused, bm_list, dense, exact, max(DEPTH, want))
-        hits = [Hit(id=rid, score=s, explain=parts.get(rid) if q.explain else None) for rid, s in fused[first:want]]
-        total = max(bm.total, len(fused))
-        position = first + len(hits)
-        next_cursor = encode_cursor(q, [_CURSOR_TAG], position) if hits and position < total else None
-        return SearchResult(total=total, hits=hits, facets=bm.facets, took_ms=(time.monotonic() - start) * 1000,
-                            notices=bm.notices, next_cursor=next_cursor)
+        return self._fused_page(q, bm, dense, exact, first, want, start)
 
 
 def knn_body(qvec: np.ndarray, constraints: dict[str, Any], k: int, ids: list[str] | None = None

@@ -214,6 +214,52 @@ def test_preferred_format_ranks_native_first(backend: Any) -> None:
     assert hits[0].explain and hits[0].explain["evidence"] == {"format:gguf": "native"}
 
 
+def _score_groups(backend: Any, q: SearchQuery) -> list[tuple[float, frozenset[str]]]:
+    """The whole ranking as (score, the records at that score), best first. Among equal scores each
+    engine has its own order: with text, Tantivy's by segment and document, Elasticsearch's by id;
+    without text, both by downloads, Tantivy in quarter-decade buckets added to the score (at most
+    4.3e-4, tantivy_backend._DOWNLOAD_STEP), Elasticsearch exactly as a second sort key. So scores
+    within 1e-3 of the one before count as equal (the boosts differ by 5e-3 and more)."""
+    hits = backend.search(q.model_copy(update={"limit": 1000})).hits
+    out: list[tuple[float, frozenset[str]]] = []
+    last = math.inf
+    for h in hits:
+        close, last = abs(last - h.score) < 1e-3, h.score
+        if close:
+            out[-1] = (out[-1][0], out[-1][1] | {h.id})
+        else:
+            out.append((h.score, frozenset({h.id})))
+    return out
+
+
+@pytest.mark.elasticsearch
+def test_evidence_and_lineage_boosts_rank_alike_on_both_backends(tmp_path: Path, elasticsearch_url: str) -> None:
+    """The boosts (search.py: EVIDENCE_BOOST, LINEAGE_BOOST, BM25_BOOST_SCALE) are the same clauses on
+    both backends: with and without text, every record gets the same score and so the same place,
+    up to the order among equal scores."""
+    from modelport.index.elasticsearch_backend import ElasticsearchBackend, unique_index_name
+
+    tantivy = TantivyBackend(tmp_path / "t")
+    es = ElasticsearchBackend(elasticsearch_url, index_name=unique_index_name(), replicas=0)
+    try:
+        for b in (tantivy, es):
+            b.upsert(RECORDS)
+            b.commit()
+        for text in ("llama 2 7b chat gguf", "a TFLite classifier for phones", "pose detection in the browser with "
+                     "TF.js", f"base:{LLAMA}", "runtime:onnxruntime", "prefer:format=gguf target:mobile",
+                     f"chat base:{LLAMA} prefer:format=gguf"):
+            q, _ = compile_query(text)
+            assert q.has_boosts(), text
+            a, b = _score_groups(tantivy, q), _score_groups(es, q)
+            assert len(a) > 1, text  # the boosts separate records
+            assert [ids for _, ids in a] == [ids for _, ids in b], text
+            assert [s for s, _ in a] == pytest.approx([s for s, _ in b], abs=1e-3), text
+    finally:
+        es.delete_index()
+        es.close()
+        tantivy.close()
+
+
 def test_format_phrased_as_a_requirement_constrains(backend: Any) -> None:
     q, _ = compile_query("sentence embeddings in ONNX format")
     assert q.to_syntax() == "sentence embeddings format:onnx"

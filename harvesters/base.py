@@ -67,9 +67,15 @@ class MalformedRecord(ValueError):
 class Source(Protocol):
     """A configured source. `name` is unique per catalog ("huggingface", "mlflow-prod", …)."""
 
-    name: str
-    kind: str  # harvester kind: "mlflow", "huggingface", "tfhub", "kaggle"
-    harvester_version: str
+    # Read-only members: a source may set them per instance or per class.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...  # harvester kind: "mlflow", "huggingface", "tfhub", "kaggle"
+
+    @property
+    def harvester_version(self) -> str: ...
 
     def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]: ...
 

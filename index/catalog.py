@@ -463,7 +463,7 @@ class Catalog:
                  job_id))
 
     def jobs(self, source: str | None = None, limit: int = 50) -> list[Job]:
-        q, args = f"SELECT {_JOB_COLUMNS} FROM jobs", []
+        q, args = f"SELECT {_JOB_COLUMNS} FROM jobs", list[str | int]()
         if source:
             q += " WHERE source=?"
             args.append(source)

@@ -179,7 +179,8 @@ class SentenceTransformerEmbedder:
             torch.set_num_threads(1)
             if cls._query_encoder is None:
                 cls._query_encoder = QueryEncoder(model)
-            return cls._query_encoder(text)
+            vec: np.ndarray = cls._query_encoder(text)
+            return vec
 
     def _encode(self, texts: Sequence[str], threads: int | None) -> np.ndarray:
         if not texts:

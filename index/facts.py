@@ -37,7 +37,7 @@ def float_code(x: float) -> int:
     (negatives reversed), truncated to sign + exponent + 32 mantissa bits (≈ 10 significant digits:
     values closer than that compare as equal)."""
     # + 0.0 turns -0.0 into 0.0, which must compare equal to it.
-    u = struct.unpack(">Q", struct.pack(">d", float(x) + 0.0))[0]
+    u: int = struct.unpack(">Q", struct.pack(">d", float(x) + 0.0))[0]
     u = (~u & 0xFFFF_FFFF_FFFF_FFFF) if u >> 63 else u | (1 << 63)
     return u >> (64 - CODE_BITS)
 

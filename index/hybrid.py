@@ -17,23 +17,23 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
-import tantivy
 
-from modelport.index.embeddings import EmbeddingsUnavailable
+from modelport.index.embeddings import Embedder, EmbeddingsUnavailable
 from modelport.index.lineage import generation_weight
 from modelport.index.search import (
     EVIDENCE_BOOST,
     LINEAGE_BOOST,
     Hit,
+    SearchBackend,
     SearchQuery,
     SearchResult,
     decode_cursor,
     encode_cursor,
 )
-from modelport.index.vectors import VectorProjection
+from modelport.index.vectors import VectorIndex, VectorProjection
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +82,61 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+class ConstraintSet(Protocol):
+    """The records one query's hard constraints select, on one snapshot of the search index: what the
+    dense side needs from a backend whose row numbers the vector index shares (the embedded one:
+    index/tantivy_backend.py `ConstraintMatches`)."""
+
+    n_all: int  # records in the snapshot
+
+    def count(self) -> int: ...
+
+    def rows(self, limit: int) -> np.ndarray: ...
+
+    def ids(self, limit: int) -> list[str]: ...
+
+    def rows_among(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def ids_among(self, ids: list[str]) -> list[str]: ...
+
+    def exact(self, text: str) -> list[str]: ...
+
+
+class RowBackend(SearchBackend, Protocol):
+    """A search backend that can hand the dense side the records a query's constraints select."""
+
+    def constraint_matches(self, q: SearchQuery) -> ConstraintSet: ...
+
+
+class HybridSearch(Protocol):
+    """What the read side (modelport/services.py) asks of a hybrid searcher, whichever backend."""
+
+    def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult: ...
+
+    def why_not(self) -> str | None: ...
+
+    def warm(self) -> None: ...
+
+
 @dataclass
 class _Plan:
-    searcher: Any
-    cq: Any
+    matches: ConstraintSet
     n_match: int
     n_all: int
     rows: np.ndarray | None  # listed candidate rows, or None: rank all and ask
 
 
-class HybridSearcher:
-    """Answers `SearchQuery`s over the Tantivy backend plus (when present) the vector projection."""
+B = TypeVar("B", bound=SearchBackend)
 
-    def __init__(self, backend: Any, vectors: VectorProjection | None, unavailable: str | None = None,
-                 fusion: Fusion = "score", score_alpha: float = SCORE_ALPHA, dense_weight: float = 1.0,
-                 dense_strategy: DenseStrategy = "auto") -> None:
+
+class FusedSearcher(Generic[B]):
+    """What both hybrid searchers share (this module's `HybridSearcher`, the Elasticsearch one): the
+    fusion of a BM25 list with a dense list, the evidence and lineage boosts, the memoised query
+    embedding and the BM25 fallback with its notice. Each says where its dense list comes from."""
+
+    def __init__(self, backend: B, unavailable: str | None = None, fusion: Fusion = "score",
+                 score_alpha: float = SCORE_ALPHA, dense_weight: float = 1.0) -> None:
         self.backend = backend
-        self.dense_strategy: DenseStrategy = dense_strategy
-        self.vectors = vectors
         self.unavailable = unavailable
         self.fusion: Fusion = fusion
         self.score_alpha = score_alpha
@@ -108,22 +145,17 @@ class HybridSearcher:
         self._qlock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hybrid")
         self._noticed: set[str] = set()
-        if vectors is not None:
-            _one_blas_thread()
 
     def why_not(self) -> str | None:
         """Why a text query is ranked by BM25 alone right now (None when hybrid is available)."""
-        if self.vectors is None:
-            return self.unavailable or "dense vectors are not available"
-        if not hasattr(self.backend, "build_query"):
-            return "dense vectors work with the embedded search backend only; results are ranked by BM25"
-        if not self.vectors.in_step():
-            return ("the vector index is out of step with the search index (it was rebuilt on its own); "
-                    "results are ranked by BM25 until `modelport reindex`")
-        if len(self.vectors.index) == 0 and self.backend.index.searcher().num_docs > 0:
-            return ("no record has a vector yet (embeddings were off when they were indexed); results are "
-                    "ranked by BM25 until `modelport reindex` embeds the catalog")
-        return None
+        raise NotImplementedError
+
+    def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
+        raise NotImplementedError
+
+    def _query_model(self) -> Embedder:
+        """The embedder that turns a query into a vector."""
+        raise NotImplementedError
 
     def warm(self) -> None:
         """Load the embedding model now (a few seconds) rather than on the first text query;
@@ -134,46 +166,55 @@ class HybridSearcher:
             except EmbeddingsUnavailable as e:
                 log.warning("embedding model not loaded: %s", e)
 
-    # -- entry point ------------------------------------------------------------------------------
-    def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
-        start = time.monotonic()
-        unranked = self._not_hybrid(q, mode)
-        if unranked is not None:
-            return unranked
-        assert self.vectors is not None
-        text = q.text.strip()
-        first, want = self._page_bounds(q)
-        depth = max(DEPTH, want)
-        if mode == "vector":
-            return self._vector_only(q, first, want, start)
-        # BM25 + facets, the constraint side of the dense search and the exact-name lookup run
-        # beside the query embedding: Tantivy, torch and numpy all release the GIL.
-        bm_f = self._pool.submit(self.backend.search,
-                                 q.model_copy(update={"limit": min(depth, 10_000), "offset": 0, "cursor": None,
-                                                      "rank_boosts": False, "explain": False}))
-        self.vectors.index.refresh()
-        k = max(DENSE_DEPTH, want)
-        plan_f = self._pool.submit(self._dense_plan, q, k)
-        exact_f = self._pool.submit(self._exact, q)
-        try:
-            qvec = self._embed_query(text)
-        except EmbeddingsUnavailable as e:
-            for f in (bm_f, plan_f, exact_f):
-                f.cancel()
-            return self._fallback(q, str(e))
-        dense = self._dense_rank(plan_f.result(), qvec, k)
-        exact = exact_f.result()
-        bm = bm_f.result()
-        bm_list = [(h.id, h.score) for h in bm.hits]
-        if self.fusion == "score":
-            # Every candidate gets its exact cosine, not only those in the dense top list.
-            known = dict(dense)
-            missing = [rid for rid, _ in bm_list if rid not in known]
-            known.update(self.vectors.index.similarities(qvec, missing))
-            dense = sorted(known.items(), key=lambda kv: -kv[1])
-        return self._fused_page(q, bm, dense, exact, first, want, start)
+    def _boosted(self, q: SearchQuery, fused: list[tuple[str, float]], bm25: list[tuple[str, float]],
+                 dense: list[tuple[str, float]], exact: list[str], depth: int
+                 ) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
+        """The fused list with each candidate's evidence and lineage boosts added (search.py:
+        EVIDENCE_BOOST, LINEAGE_BOOST), and the parts of every score for `explain`."""
+        head = fused[:depth]
+        boosts = self.backend.boosts_of(q, [rid for rid, _ in head])
+        bm_raw, dense_raw = dict(bm25), dict(dense)
+        blend = dict(head)
+        chosen = set(exact)
+        out: list[tuple[str, float]] = []
+        parts: dict[str, dict[str, Any]] = {}
+        for rid, score in head:
+            b = boosts.get(rid, {})
+            ev = EVIDENCE_BOOST * float(b.get("evidence_score", 0.0))
+            lin = LINEAGE_BOOST * generation_weight(int(b["generation"])) if "generation" in b else 0.0
+            total = score + (0.0 if rid in chosen else ev + lin)
+            out.append((rid, total))
+            parts[rid] = {"bm25": bm_raw.get(rid), "cosine": dense_raw.get(rid),
+                          "fusion": self.fusion, "blend": round(blend[rid], 6), "exact_match": rid in chosen,
+                          "evidence": b.get("evidence", {}), "evidence_boost": round(ev, 6),
+                          "generation": b.get("generation"), "lineage_boost": round(lin, 6), "score": round(total, 6)}
+        out.sort(key=lambda kv: (kv[0] not in chosen, -kv[1], kv[0]))
+        return out + fused[depth:], parts
 
-    # -- shared with the Elasticsearch hybrid (index/elasticsearch/hybrid.py) ------------------------
+    def _fallback(self, q: SearchQuery, reason: str) -> SearchResult:
+        if reason not in self._noticed:
+            log.warning("search without dense vectors: %s", reason)
+            self._noticed.add(reason)
+        res = self.backend.search(q)
+        if reason not in res.notices:
+            res.notices.append(reason)
+        return res
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        """Query vectors are memoised: paging through one query must not run the model again."""
+        with self._qlock:
+            vec = self._qcache.get(text)
+            if vec is not None:
+                self._qcache.move_to_end(text)
+                return vec
+        vec = self._query_model().embed_query(text)
+        with self._qlock:
+            self._qcache[text] = vec
+            if len(self._qcache) > _QUERY_CACHE:
+                self._qcache.popitem(last=False)
+        return vec
+
+    # -- pages ------------------------------------------------------------------------------------------
     def _not_hybrid(self, q: SearchQuery, mode: Mode) -> SearchResult | None:
         """The answer of a query the hybrid does not rank (no text, another sort, BM25 asked for, or
         dense vectors unavailable: then BM25 with a notice saying why); None for one it ranks."""
@@ -217,156 +258,6 @@ class HybridSearcher:
         return SearchResult(total=total, hits=hits, facets=bm.facets, took_ms=(time.monotonic() - start) * 1000,
                             notices=bm.notices, next_cursor=next_cursor)
 
-    def _boosted(self, q: SearchQuery, fused: list[tuple[str, float]], bm25: list[tuple[str, float]],
-                 dense: list[tuple[str, float]], exact: list[str], depth: int
-                 ) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
-        """The fused list with each candidate's evidence and lineage boosts added (search.py:
-        EVIDENCE_BOOST, LINEAGE_BOOST), and the parts of every score for `explain`."""
-        head = fused[:depth]
-        boosts = self.backend.boosts_of(q, [rid for rid, _ in head]) if hasattr(self.backend, "boosts_of") else {}
-        bm_raw, dense_raw = dict(bm25), dict(dense)
-        blend = dict(head)
-        chosen = set(exact)
-        out: list[tuple[str, float]] = []
-        parts: dict[str, dict[str, Any]] = {}
-        for rid, score in head:
-            b = boosts.get(rid, {})
-            ev = EVIDENCE_BOOST * float(b.get("evidence_score", 0.0))
-            lin = LINEAGE_BOOST * generation_weight(int(b["generation"])) if "generation" in b else 0.0
-            total = score + (0.0 if rid in chosen else ev + lin)
-            out.append((rid, total))
-            parts[rid] = {"bm25": bm_raw.get(rid), "cosine": dense_raw.get(rid),
-                          "fusion": self.fusion, "blend": round(blend[rid], 6), "exact_match": rid in chosen,
-                          "evidence": b.get("evidence", {}), "evidence_boost": round(ev, 6),
-                          "generation": b.get("generation"), "lineage_boost": round(lin, 6), "score": round(total, 6)}
-        out.sort(key=lambda kv: (kv[0] not in chosen, -kv[1], kv[0]))
-        return out + fused[depth:], parts
-
-    def _vector_only(self, q: SearchQuery, first: int, want: int, start: float) -> SearchResult:
-        """Dense similarity alone within the constraints (for comparisons: bench/relevance.py)."""
-        qvec = self._embed_query(q.text.strip())
-        return self._dense_page(q, self._dense(q, qvec, want), first, want, start)
-
-    def _fallback(self, q: SearchQuery, reason: str) -> SearchResult:
-        if reason not in self._noticed:
-            log.warning("search without dense vectors: %s", reason)
-            self._noticed.add(reason)
-        res = self.backend.search(q)
-        if reason not in res.notices:
-            res.notices.append(reason)
-        return res
-
-    def _embed_query(self, text: str) -> np.ndarray:
-        """Query vectors are memoised: paging through one query must not run the model again."""
-        with self._qlock:
-            vec = self._qcache.get(text)
-            if vec is not None:
-                self._qcache.move_to_end(text)
-                return vec
-        vec = self._query_model().embed_query(text)
-        with self._qlock:
-            self._qcache[text] = vec
-            if len(self._qcache) > _QUERY_CACHE:
-                self._qcache.popitem(last=False)
-        return vec
-
-    def _query_model(self) -> Any:
-        """The embedder that turns a query into a vector (the vector index's; other backends say theirs)."""
-        assert self.vectors is not None
-        return self.vectors.embedder.embedder
-
-    # -- dense side, within the constraints ----------------------------------------------------------
-    def _constraint_query(self, q: SearchQuery) -> Any:
-        """The backend's query for the hard constraints alone (the text only ranks)."""
-        return self.backend.build_query(q.model_copy(update={"text": "", "rank_boosts": False}))
-
-    def _dense(self, q: SearchQuery, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The k records most similar to the query among those satisfying every constraint."""
-        return self._dense_rank(self._dense_plan(q, k), qvec, k)
-
-    def _dense_plan(self, q: SearchQuery, k: int) -> _Plan:
-        """The constraint side of the dense search, which needs no query vector (so it runs while
-        the model embeds the query): how many records match, and their rows when listing them is
-        cheaper than asking about the best-ranked rows."""
-        assert self.vectors is not None
-        searcher = self.backend.index.searcher()
-        cq = self._constraint_query(q)
-        n_all = searcher.num_docs
-        n_match = searcher.search(cq, limit=1, count=True).count or 0
-        if n_match == 0 or n_match >= n_all:  # nothing, or no constraint excludes anything
-            return _Plan(searcher, cq, n_match, n_all, None)
-        if self._list_first(self.vectors.index, n_match, n_all, k):
-            return _Plan(searcher, cq, n_match, n_all, self._matching_rows(searcher, cq, n_match))
-        return _Plan(searcher, cq, n_match, n_all, None)
-
-    def _dense_rank(self, plan: _Plan, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
-        assert self.vectors is not None
-        index = self.vectors.index
-        if plan.n_match == 0:
-            return []
-        if plan.n_match >= plan.n_all:
-            return index.search(qvec, k)
-        if plan.rows is not None:
-            return index.search(qvec, k, plan.rows)
-        # Broad constraints: rank all rows and ask the constraint query about the best of them.
-        rows, scores = index.search_filtered(qvec, k, lambda r: self._satisfying(plan.searcher, plan.cq, r),
-                                             plan.n_match / plan.n_all)
-        return list(zip(index.ids_of(rows), scores.tolist(), strict=True))
-
-    def _list_first(self, index: Any, n_match: int, n_all: int, k: int) -> bool:
-        if self.dense_strategy != "auto":
-            return self.dense_strategy == "list"
-        if n_match <= LIST_ALWAYS:
-            return True
-        scan_us, gather_us = index.cost_per_row_us()
-        listing = n_match * (LIST_US + gather_us)
-        asking = n_all * scan_us + (2 * k * n_all / n_match + 64) * ASK_US
-        return listing <= asking
-
-    def _matching_rows(self, searcher: tantivy.Searcher, cq: Any, n: int) -> np.ndarray:
-        """Vector rows of the records the constraint query matches."""
-        assert self.vectors is not None
-        res = searcher.search(cq, limit=max(n, 1), count=False)
-        addrs = [a for _, a in res.hits]
-        if self.vectors.rows_from is not None:  # shared row numbers: read them, no documents loaded
-            return np.asarray(searcher.fast_field_values("row", addrs), dtype=np.int64)
-        return self.vectors.index.rows_of([searcher.doc(a)["id"][0] for a in addrs])
-
-    def _satisfying(self, searcher: tantivy.Searcher, cq: Any, rows: np.ndarray) -> np.ndarray:
-        """Which of the given vector rows belong to records the constraint query matches."""
-        assert self.vectors is not None
-        if len(rows) == 0:
-            return rows
-        schema = self.backend.schema
-        if self.vectors.rows_from is not None:
-            member = tantivy.Query.term_set_query(schema, "row", [int(r) for r in rows])
-        else:
-            member = tantivy.Query.term_set_query(schema, "id", self.vectors.index.ids_of(rows))
-        both = tantivy.Query.boolean_query([(tantivy.Occur.Must, cq), (tantivy.Occur.Must, member)])
-        res = searcher.search(both, limit=len(rows), count=False)
-        addrs = [a for _, a in res.hits]
-        if self.vectors.rows_from is not None:
-            return np.asarray(searcher.fast_field_values("row", addrs), dtype=np.int64)
-        return self.vectors.index.rows_of([searcher.doc(a)["id"][0] for a in addrs])
-
-    def _exact(self, q: SearchQuery) -> list[str]:
-        """Records whose id or name is exactly the query text (case-insensitive), within the constraints."""
-        text = q.text.strip().strip('"').lower()
-        schema = self.backend.schema
-        clauses = []
-        for field in ("id_lc", "name_lc"):
-            try:
-                clauses.append((tantivy.Occur.Should, tantivy.Query.term_set_query(schema, field, [text])))
-            except ValueError:  # the backend's schema has no such field
-                continue
-        if not clauses:
-            return []
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.boolean_query(clauses)),
-                                             (tantivy.Occur.Must, self._constraint_query(q))])
-        searcher = self.backend.index.searcher()
-        res = searcher.search(query, limit=10, count=False)
-        return sorted(searcher.doc(addr)["id"][0] for _, addr in res.hits)
-
     # -- fusion ---------------------------------------------------------------------------------------
     def _fuse(self, bm25: list[tuple[str, float]], dense: list[tuple[str, float]],
               exact: list[str], alpha: float | None = None) -> list[tuple[str, float]]:
@@ -384,6 +275,146 @@ class HybridSearcher:
             top = max((s for _, s in ranked), default=0.0) + 1.0
             ranked = [(rid, top + len(exact) - i) for i, rid in enumerate(exact)] + ranked
         return ranked
+
+
+class HybridSearcher(FusedSearcher[RowBackend]):
+    """Answers `SearchQuery`s over the embedded backend plus (when present) the vector projection."""
+
+    def __init__(self, backend: RowBackend, vectors: VectorProjection | None, unavailable: str | None = None,
+                 fusion: Fusion = "score", score_alpha: float = SCORE_ALPHA, dense_weight: float = 1.0,
+                 dense_strategy: DenseStrategy = "auto") -> None:
+        super().__init__(backend, unavailable, fusion, score_alpha, dense_weight)
+        self.dense_strategy: DenseStrategy = dense_strategy
+        self.vectors = vectors
+        if vectors is not None:
+            _one_blas_thread()
+
+    def why_not(self) -> str | None:
+        if self.vectors is None:
+            return self.unavailable or "dense vectors are not available"
+        if not self.vectors.in_step():
+            return ("the vector index is out of step with the search index (it was rebuilt on its own); "
+                    "results are ranked by BM25 until `modelport reindex`")
+        if len(self.vectors.index) == 0 and self.backend.count() > 0:
+            return ("no record has a vector yet (embeddings were off when they were indexed); results are "
+                    "ranked by BM25 until `modelport reindex` embeds the catalog")
+        return None
+
+    # -- entry point ------------------------------------------------------------------------------
+    def search(self, q: SearchQuery, mode: Mode = "hybrid") -> SearchResult:
+        start = time.monotonic()
+        unranked = self._not_hybrid(q, mode)
+        if unranked is not None:
+            return unranked
+        assert self.vectors is not None
+        text = q.text.strip()
+        first, want = self._page_bounds(q)
+        depth = max(DEPTH, want)
+        if mode == "vector":
+            return self._vector_only(q, first, want, start)
+        # BM25 + facets, the constraint side of the dense search and the exact-name lookup run
+        # beside the query embedding: Tantivy, torch and numpy all release the GIL.
+        bm_f = self._pool.submit(self.backend.search,
+                                 q.model_copy(update={"limit": min(depth, 10_000), "offset": 0, "cursor": None,
+                                                      "rank_boosts": False, "explain": False}))
+        self.vectors.index.refresh()
+        k = max(DENSE_DEPTH, want)
+        plan_f = self._pool.submit(self._dense_plan, q, k)
+        exact_f = self._pool.submit(self._exact, q)
+        try:
+            qvec = self._embed_query(text)
+        except EmbeddingsUnavailable as e:
+            for f in (bm_f, plan_f, exact_f):
+                f.cancel()
+            return self._fallback(q, str(e))
+        dense = self._dense_rank(plan_f.result(), qvec, k)
+        exact = exact_f.result()
+        bm = bm_f.result()
+        bm_list = [(h.id, h.score) for h in bm.hits]
+        if self.fusion == "score":
+            # Every candidate gets its exact cosine, not only those in the dense top list.
+            known = dict(dense)
+            missing = [rid for rid, _ in bm_list if rid not in known]
+            known.update(self.vectors.index.similarities(qvec, missing))
+            dense = sorted(known.items(), key=lambda kv: -kv[1])
+        return self._fused_page(q, bm, dense, exact, first, want, start)
+
+    def _vector_only(self, q: SearchQuery, first: int, want: int, start: float) -> SearchResult:
+        """Dense similarity alone within the constraints (for comparisons: bench/relevance.py)."""
+        qvec = self._embed_query(q.text.strip())
+        return self._dense_page(q, self._dense(q, qvec, want), first, want, start)
+
+    def _query_model(self) -> Embedder:
+        """The vector index's embedder."""
+        assert self.vectors is not None
+        return self.vectors.embedder.embedder
+
+    # -- dense side, within the constraints ----------------------------------------------------------
+    def _constraints(self, q: SearchQuery) -> ConstraintSet:
+        """The records the hard constraints select (the text only ranks)."""
+        return self.backend.constraint_matches(q.model_copy(update={"text": "", "rank_boosts": False}))
+
+    def _dense(self, q: SearchQuery, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The k records most similar to the query among those satisfying every constraint."""
+        return self._dense_rank(self._dense_plan(q, k), qvec, k)
+
+    def _dense_plan(self, q: SearchQuery, k: int) -> _Plan:
+        """The constraint side of the dense search, which needs no query vector (so it runs while
+        the model embeds the query): how many records match, and their rows when listing them is
+        cheaper than asking about the best-ranked rows."""
+        assert self.vectors is not None
+        matches = self._constraints(q)
+        n_all = matches.n_all
+        n_match = matches.count()
+        if n_match == 0 or n_match >= n_all:  # nothing, or no constraint excludes anything
+            return _Plan(matches, n_match, n_all, None)
+        if self._list_first(self.vectors.index, n_match, n_all, k):
+            return _Plan(matches, n_match, n_all, self._matching_rows(matches, n_match))
+        return _Plan(matches, n_match, n_all, None)
+
+    def _dense_rank(self, plan: _Plan, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
+        assert self.vectors is not None
+        index = self.vectors.index
+        if plan.n_match == 0:
+            return []
+        if plan.n_match >= plan.n_all:
+            return index.search(qvec, k)
+        if plan.rows is not None:
+            return index.search(qvec, k, plan.rows)
+        # Broad constraints: rank all rows and ask the constraint query about the best of them.
+        rows, scores = index.search_filtered(qvec, k, lambda r: self._satisfying(plan.matches, r),
+                                             plan.n_match / plan.n_all)
+        return list(zip(index.ids_of(rows), scores.tolist(), strict=True))
+
+    def _list_first(self, index: VectorIndex, n_match: int, n_all: int, k: int) -> bool:
+        if self.dense_strategy != "auto":
+            return self.dense_strategy == "list"
+        if n_match <= LIST_ALWAYS:
+            return True
+        scan_us, gather_us = index.cost_per_row_us()
+        listing = n_match * (LIST_US + gather_us)
+        asking = n_all * scan_us + (2 * k * n_all / n_match + 64) * ASK_US
+        return listing <= asking
+
+    def _matching_rows(self, matches: ConstraintSet, n: int) -> np.ndarray:
+        """Vector rows of the records the constraint query matches."""
+        assert self.vectors is not None
+        if self.vectors.rows_from is not None:  # shared row numbers: read them, no documents loaded
+            return matches.rows(n)
+        return self.vectors.index.rows_of(matches.ids(n))
+
+    def _satisfying(self, matches: ConstraintSet, rows: np.ndarray) -> np.ndarray:
+        """Which of the given vector rows belong to records the constraint query matches."""
+        assert self.vectors is not None
+        if len(rows) == 0:
+            return rows
+        if self.vectors.rows_from is not None:
+            return matches.rows_among(rows)
+        return self.vectors.index.rows_of(matches.ids_among(self.vectors.index.ids_of(rows)))
+
+    def _exact(self, q: SearchQuery) -> list[str]:
+        """Records whose id or name is exactly the query text (case-insensitive), within the constraints."""
+        return self._constraints(q).exact(q.text.strip().strip('"').lower())
 
 
 def rrf(bm25: list[tuple[str, float]], dense: list[tuple[str, float]], dense_weight: float = 1.0,

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -28,16 +29,19 @@ from modelport.index.search import (
     LineageConstraint,
     MemoryConstraint,
     MetricConstraint,
+    Op,
     ParamsConstraint,
     Preference,
     RuntimeConstraint,
     SizeConstraint,
+    Status,
     TargetConstraint,
 )
 from modelport.index.vocab import Vocab, get_vocab
 
 # Comparison phrases → operator. "better/worse than" depend on the metric's direction.
-_CMP = {
+Relative = Literal["better", "worse"]
+_CMP: dict[str, Op | Relative] = {
     ">": ">", ">=": ">=", "≥": ">=", "=>": ">=", "<": "<", "<=": "<=", "≤": "<=", "=<": "<=",
     "more than": ">", "greater than": ">", "higher than": ">", "larger than": ">", "bigger than": ">",
     "over": ">", "above": ">", "exceeding": ">", "at least": ">=", "no less than": ">=", "minimum": ">=",
@@ -46,7 +50,8 @@ _CMP = {
     "faster than": "<", "at most": "<=", "no more than": "<=", "up to": "<=", "within": "<=", "max": "<=",
     "maximum": "<=", "sub": "<", "sub-": "<", "not more than": "<=", "not over": "<=",
 }
-_TRAILING_CMP = {"or more": ">=", "or higher": ">=", "or better": ">=", "or above": ">=", "or greater": ">=",
+_TRAILING_CMP: dict[str, Op] = {
+                 "or more": ">=", "or higher": ">=", "or better": ">=", "or above": ">=", "or greater": ">=",
                  "or larger": ">=", "+": ">=", "or less": "<=", "or fewer": "<=", "or lower": "<=",
                  "or smaller": "<=", "or below": "<=", "or under": "<=", "max": "<=", "maximum": "<=",
                  "at most": "<=", "at least": ">=", "min": ">=", "minimum": ">="}
@@ -113,13 +118,17 @@ class _Pattern:
     build: Callable[[re.Match[str], Vocab], list[Constraint]]
 
 
-def _norm_cmp(raw: str | None) -> str | None:
+# Words that ask for a runtime at an evidence level ("runs natively on …").
+_STATUS_WORDS: dict[str, Status] = {"natively": "native", "native": "native", "verified": "verified"}
+
+
+def _norm_cmp(raw: str | None) -> Op | Relative | None:
     if raw is None:
         return None
     return _CMP.get(re.sub(r"\s+", " ", raw.strip().lower()))
 
 
-def _direction(op: str | None, metric: str, vocab: Vocab) -> str:
+def _direction(op: Op | Relative | None, metric: str, vocab: Vocab) -> Op:
     """The operator of a metric phrase; with no comparison word, "at least" for metrics where
     higher is better, "at most" for the others (a "5 % WER" model)."""
     hib = vocab.higher_is_better.get(metric, True)
@@ -142,7 +151,7 @@ def _runtime_version(m: re.Match[str], v: Vocab) -> list[Constraint]:
     if rid is None:
         return []
     and_newer = bool(m["plus"] or m["ge"])
-    status = {"natively": "native", "native": "native", "verified": "verified"}.get((m["st"] or "").lower())
+    status = _STATUS_WORDS.get((m["st"] or "").lower())
     return [RuntimeConstraint(runtime=rid, version=m["ver"], and_newer=and_newer, min_status=status)]
 
 
@@ -159,8 +168,10 @@ def _metric(m: re.Match[str], v: Vocab) -> list[Constraint]:
 
 
 def _latency(m: re.Match[str], v: Vocab) -> list[Constraint]:
-    op = _norm_cmp(m["cmp"]) if m["cmp"] else "<="
-    op = {"better": "<", "worse": ">"}.get(op or "<=", op)  # a better latency is a lower one
+    cmp = _norm_cmp(m["cmp"]) if m["cmp"] else "<="
+    op = "<" if cmp == "better" else ">" if cmp == "worse" else cmp  # a better latency is a lower one
+    if op is None:
+        return []
     unit = m["unit"].lower()
     hw = v.hardware_profile(m["hw"]) if m["hw"] else None
     return [LatencyConstraint(hardware=hw, op=op, ms=_num(m["num"]) * _TIME_UNITS[unit],
@@ -169,7 +180,7 @@ def _latency(m: re.Match[str], v: Vocab) -> list[Constraint]:
 
 def _memory(m: re.Match[str], v: Vocab) -> list[Constraint]:
     op = _norm_cmp(m["cmp"]) if "cmp" in m.re.groupindex and m["cmp"] else "<="
-    if op in ("better", "worse"):
+    if op is None or op == "better" or op == "worse":
         return []
     unit = m["unit"].lower()
     hw = v.hardware_profile(m["hw"]) if "hw" in m.re.groupindex and m["hw"] else None
@@ -180,7 +191,7 @@ def _params(m: re.Match[str], v: Vocab) -> list[Constraint]:
     op = _norm_cmp(m["cmp"]) if "cmp" in m.re.groupindex and m["cmp"] else None
     if "tail" in m.re.groupindex and m["tail"]:
         op = _TRAILING_CMP.get(re.sub(r"\s+", " ", m["tail"].strip().lower()))
-    if op is None or op in ("better", "worse"):
+    if op is None or op == "better" or op == "worse":
         return []
     return [ParamsConstraint(op=op, value=_num(m["num"]) * _COUNT_UNITS[m["unit"].lower()])]
 
@@ -351,7 +362,8 @@ def _lineage(m: re.Match[str], v: Vocab, items: list[tuple[str, str, str | None]
             or key in _NOT_NAMES:
         return []
     relation = next(items[int(g[1:])][2] for g, val in m.groupdict().items() if g.startswith("p") and val)
-    return [LineageConstraint(base=name, relations=[relation] if relation else [])]
+    # (validated from a dict: the relation is a KB name the model's validator turns into its id)
+    return [LineageConstraint.model_validate({"base": name, "relations": [relation] if relation else []})]
 
 
 def _format_constraint(m: re.Match[str], v: Vocab) -> list[Constraint]:
@@ -362,7 +374,7 @@ def _format_constraint(m: re.Match[str], v: Vocab) -> list[Constraint]:
 def _size_any(m: re.Match[str], v: Vocab) -> list[Constraint]:
     raw = m["cmp"] or m["cmp2"]
     op = _norm_cmp(raw) if raw else "<="
-    if op in (None, "better", "worse"):
+    if op is None or op == "better" or op == "worse":
         return []
     return [SizeConstraint(op=op, value=_num(m["num"]) * _BYTE_UNITS[m["unit"].lower()])]
 
@@ -378,7 +390,7 @@ def _runtime_any(m: re.Match[str], v: Vocab) -> list[Constraint]:
     rid = v.runtime(m["rt"] or m["rt2"])
     if rid is None:
         return []
-    status = {"natively": "native", "native": "native", "verified": "verified"}.get((m["st"] or "").lower())
+    status = _STATUS_WORDS.get((m["st"] or "").lower())
     return [RuntimeConstraint(runtime=rid, min_status=status)]
 
 

@@ -107,11 +107,14 @@ class QueryEncoder:
         example = self._ids(PROBES[1])
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notices
-            traced = torch.jit.freeze(torch.jit.trace(Body(auto), (example,), check_trace=False, strict=False).eval())
+            # (torch.jit.trace carries no annotations in torch 2.13)
+            traced = torch.jit.freeze(torch.jit.trace(  # type: ignore[no-untyped-call]
+                Body(auto), (example,), check_trace=False, strict=False).eval())
 
         def run(text: str) -> np.ndarray:
             with torch.no_grad():
-                return traced(self._ids(text)).numpy()[0].astype(np.float32, copy=False)
+                vec: np.ndarray = traced(self._ids(text)).numpy()[0].astype(np.float32, copy=False)
+                return vec
 
         return run
 

@@ -17,9 +17,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modelport.index.search import (
     AnyOf,
@@ -275,9 +275,12 @@ def _known(kind: str, name: str, tok: _Token) -> str:
     return hit
 
 
-def _build(cls: type, tok: _Token, **kw: Any) -> Constraint:
+_C = TypeVar("_C", bound=BaseModel)
+
+
+def _build(cls: type[_C], tok: _Token, **kw: Any) -> _C:
     try:
-        return cls(**kw)  # type: ignore[no-any-return]
+        return cls(**kw)
     except ValidationError as e:
         msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise QuerySyntaxError(msg, tok.raw, tok.pos) from None
@@ -393,7 +396,7 @@ def _prefer(tok: _Token, raw_name: str, at: str | None, sep: str, value: str) ->
     if tok.negate:
         raise QuerySyntaxError(f"{raw_name}: a preference cannot be negated", tok.raw, tok.pos, hint=hint)
     try:
-        pref = Preference(kind=kind.strip().lower(), value=_unquote(name))  # type: ignore[arg-type]
+        pref = Preference.model_validate({"kind": kind.strip().lower(), "value": _unquote(name)})
     except ValidationError as e:
         msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise QuerySyntaxError(msg, tok.raw, tok.pos, hint=hint) from None
@@ -637,12 +640,13 @@ def compile_query(q: str, *, nl: bool = True, base: SearchQuery | None = None,
     return query, interpretation
 
 
-def _interpreted(c: Constraint | Preference, source: str, via: str, q: str) -> InterpretedConstraint:
+def _interpreted(c: Constraint | Preference, source: str, via: Literal["syntax", "nl"], q: str
+                 ) -> InterpretedConstraint:
     """One part of the reading, reported alike for every kind (what the web page's removable chips
     need): its syntax, the words it came from, a label, and `q` without those words."""
     label = c.label() if hasattr(c, "label") else c.to_syntax()
     kind = "preference" if isinstance(c, Preference) else c.kind
-    return InterpretedConstraint(syntax=c.to_syntax(), source=source, via=via, kind=kind,  # type: ignore[arg-type]
+    return InterpretedConstraint(syntax=c.to_syntax(), source=source, via=via, kind=kind,
                                  label=label, remove=_without(q, source))
 
 

@@ -14,11 +14,13 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import math
 import os
 import re
 import secrets
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Union, get_args
 
@@ -28,6 +30,8 @@ from modelport.index.facts import keyword_values as _keyword_values
 from modelport.index.vocab import STATUS_ORDER, get_vocab
 from modelport.schema.record import ModelRecord
 from modelport.schema.versions import parse_version
+
+log = logging.getLogger(__name__)
 
 # Keyword fields a query may filter and facet on; every backend indexes each of them.
 FILTER_FIELDS = ("source", "task", "framework", "format", "license", "language", "publisher", "tag",
@@ -100,14 +104,15 @@ class FieldFilter(_Constraint):
         """Names as the index stores them: licence aliases → SPDX, task / framework / runtime
         names → KB ids. Values the KB does not know stay as written."""
         vocab = get_vocab()
-        norm = {
+        normalisers: dict[str, Callable[[str], str]] = {
             "license": lambda v: v if v.strip().lower() == "permissive" else vocab.license(v),
             "task": vocab.task,
             "framework": vocab.framework,
             "runtime": lambda v: vocab.runtime(v) or v,
             "target": lambda v: vocab.target(v) or v,
             "hardware": lambda v: vocab.hardware_profile(v) or v,
-        }.get(self.field)
+        }
+        norm = normalisers.get(self.field)
         if norm is not None:
             self.values = list(dict.fromkeys(norm(v) for v in self.values))
         return self
@@ -410,6 +415,8 @@ Constraint = Annotated[
 AnyOf.model_rebuild()
 
 COMPAT_KINDS = ("runtime", "target", "hardware")
+# Filter fields whose values the evidence ranking also prefers (a filter on them names what to rank by).
+_PREFERRED_FIELDS: dict[str, PreferenceKind] = {"format": "format", "runtime": "runtime", "target": "target"}
 
 
 def _fmt_count(x: float) -> str:
@@ -455,8 +462,11 @@ class SearchQuery(BaseModel):
     def hard_constraints(self) -> list[Constraint]:
         """Filters, exclusions and constraints as one list (all must hold), with `min_status`
         pushed into the compatibility constraints that do not set their own level."""
-        out: list[Constraint] = [FieldFilter(field=k, values=v) for k, v in self.filters.items() if v]  # type: ignore[arg-type]
-        out += [FieldFilter(field=k, values=v, negate=True) for k, v in self.exclude.items() if v]  # type: ignore[arg-type]
+        # (model_validate: the keys are field names checked by `_fields`, typed as plain strings)
+        out: list[Constraint] = [FieldFilter.model_validate({"field": k, "values": v})
+                                 for k, v in self.filters.items() if v]
+        out += [FieldFilter.model_validate({"field": k, "values": v, "negate": True})
+                for k, v in self.exclude.items() if v]
         out += [_with_status(c, self.min_status) for c in self.constraints]
         if self.min_status and not any(_has_compat(c) for c in self.constraints):
             out.append(StatusConstraint(min_status=self.min_status))
@@ -467,7 +477,7 @@ class SearchQuery(BaseModel):
         format the constraints name (positively), once each."""
         out = list(self.prefer)
 
-        def visit(c: Any) -> None:
+        def visit(c: Constraint) -> None:
             if c.negate:
                 return
             if isinstance(c, AnyOf):
@@ -477,10 +487,10 @@ class SearchQuery(BaseModel):
                 out.append(Preference(kind="runtime", value=c.runtime))
             elif isinstance(c, TargetConstraint):
                 out.append(Preference(kind="target", value=c.target))
-            elif isinstance(c, FieldFilter) and c.field in ("format", "runtime", "target"):
+            elif isinstance(c, FieldFilter) and c.field in _PREFERRED_FIELDS:
                 for v in c.values:
                     try:
-                        out.append(Preference(kind=c.field, value=v))  # type: ignore[arg-type]
+                        out.append(Preference(kind=_PREFERRED_FIELDS[c.field], value=v))
                     except ValueError:
                         continue
         for c in self.hard_constraints():
@@ -523,23 +533,23 @@ def evidence_of(q: SearchQuery, tokens: set[str]) -> dict[str, Any]:
     return {"evidence": found, "evidence_score": score}
 
 
-def _has_compat(c: Any) -> bool:
+def _has_compat(c: Constraint) -> bool:
     if isinstance(c, AnyOf):
         return any(_has_compat(x) for x in c.of)
     return c.kind in (*COMPAT_KINDS, "status")
 
 
-def _with_status(c: Any, level: str | None) -> Any:
+def _with_status(c: Constraint, level: Status | None) -> Constraint:
     if level is None:
         return c
     if isinstance(c, AnyOf):
         return c.model_copy(update={"of": [_with_status(x, level) for x in c.of]})
-    if c.kind in COMPAT_KINDS and c.min_status is None:
+    if isinstance(c, RuntimeConstraint | TargetConstraint | HardwareConstraint) and c.min_status is None:
         return c.model_copy(update={"min_status": level})
     return c
 
 
-def rebuild_in_batches(backend: Any, records: Iterable[ModelRecord], batch: int = 1000) -> int:
+def rebuild_in_batches(backend: SearchBackend, records: Iterable[ModelRecord], batch: int = 1000) -> int:
     """A backend's `rebuild_from`: empty it, index `records` (the catalog's live records) in batches,
     commit; returns how many."""
     backend.clear()
@@ -634,7 +644,7 @@ def decode_cursor(query: SearchQuery) -> dict[str, Any] | None:
     ok = (isinstance(data, dict) and data.get("v") == 1 and isinstance(data.get("h"), str)
           and isinstance(data.get("a"), list) and len(data["a"]) <= 4 and all(_scalar(x) for x in data["a"])
           and isinstance(data.get("n"), int) and not isinstance(data["n"], bool) and 0 <= data["n"] <= _MAX_POSITION)
-    if not ok:
+    if not ok or not isinstance(data, dict):  # (the second test only tells the type checker)
         raise CursorError(malformed)
     if data.get("h") != query.fingerprint():
         raise CursorError("this cursor belongs to another query (text, constraints or sort changed)")
@@ -701,21 +711,70 @@ class Interpretation(BaseModel):
 
 
 class SearchBackend(Protocol):
-    name: str
+    """What every search backend does (the embedded Tantivy one, Elasticsearch); the pipeline, the
+    read side, the hybrid ranking, the API and the CLI use a backend only through this. A new backend
+    implements all of it (CONTRIBUTING.md) and the type checker in `make test` holds it to that."""
 
+    name: str  # "embedded", "elasticsearch": what `search_backend` in the settings names
+    # True when the backend was emptied on open (built by another layout, facts encoding or KB):
+    # `ensure_current` then rebuilds every projection from the catalog.
+    needs_rebuild: bool
+
+    # -- writes (the search projection; committed per batch) --
     def upsert(self, records: list[ModelRecord]) -> None: ...
 
     def delete(self, ids: list[str]) -> None: ...
 
     def commit(self) -> None: ...
 
-    def search(self, query: SearchQuery) -> SearchResult: ...
-
-    def count(self) -> int: ...
-
     def clear(self) -> None: ...
 
+    def rebuild_from(self, records: Iterable[ModelRecord], batch: int = 1000) -> int:
+        """Empty the index and index `records` (the catalog's live records) again; returns how many."""
+        ...
+
     def close(self) -> None: ...
+
+    # -- reads --
+    def count(self) -> int: ...
+
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def count_matching(self, q: SearchQuery) -> int:
+        """How many records satisfy the hard constraints (free text ignored)."""
+        ...
+
+    def matching_ids(self, q: SearchQuery) -> list[str]:
+        """The ids of every record satisfying the hard constraints (free text ignored), sorted."""
+        ...
+
+    def boosts_of(self, q: SearchQuery, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each record's evidence (`evidence`: preference → level, `evidence_score` 0..1) and lineage
+        `generation` for `q`: what the hybrid fusion adds and `explain` shows."""
+        ...
+
+
+_REBUILD_LOCK = threading.Lock()
+
+
+def _still_needs_rebuild(backend: SearchBackend) -> bool:
+    # (a call, so a type checker does not carry the test above past the lock: another thread may clear it)
+    return backend.needs_rebuild
+
+
+def ensure_current(backend: SearchBackend, reindex: Callable[[], object]) -> bool:
+    """Run `reindex` (the pipeline's rebuild of every projection from the catalog) when the search
+    backend was emptied on open because its layout, facts encoding or KB changed (`needs_rebuild`);
+    returns whether it ran. Concurrent callers wait for the one rebuild."""
+    if not backend.needs_rebuild:
+        return False
+    with _REBUILD_LOCK:
+        if not _still_needs_rebuild(backend):  # another caller rebuilt it while this one waited
+            return False
+        log.warning("the search index was built by another version; rebuilding every projection from the catalog")
+        reindex()
+        backend.needs_rebuild = False
+        return True
 
 
 def keyword_values(record: ModelRecord) -> dict[str, list[str]]:
@@ -743,4 +802,4 @@ __all__ = ["FILTER_FIELDS", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "So
            "EVIDENCE_BOOST", "LINEAGE_BOOST", "BM25_BOOST_SCALE",
            "Hit", "FacetCounts", "SearchResult", "Interpretation",
            "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor", "evidence_of",
-           "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for"]
+           "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for", "ensure_current"]

@@ -13,10 +13,12 @@ from oxrdflib._converter import from_ox
 from rdflib import XSD, Graph, Variable
 from rdflib import Literal as RdfLiteral
 from rdflib.query import Result
+from rdflib.term import Identifier
 
 from modelport.index.sparql_text import inspect
 
 QueryKind = Literal["SELECT", "ASK", "CONSTRUCT", "DESCRIBE"]
+_FORMS: dict[str, QueryKind] = {"SELECT": "SELECT", "ASK": "ASK", "CONSTRUCT": "CONSTRUCT", "DESCRIBE": "DESCRIBE"}
 
 # Result formats: key → media type. SELECT offers all four, ASK json and xml, graphs the RDF ones.
 RESULT_MEDIA = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml",
@@ -53,7 +55,10 @@ def check(text: str) -> QueryKind:
         raise SparqlError(FEDERATION_OFF)
     if shape.form is None:
         raise SparqlError("not a SPARQL query: expected SELECT, ASK, CONSTRUCT or DESCRIBE")
-    return shape.form  # type: ignore[return-value]
+    kind = _FORMS.get(shape.form)
+    if kind is None:  # (an update keyword was refused above)
+        raise SparqlError("not a SPARQL query: expected SELECT, ASK, CONSTRUCT or DESCRIBE")
+    return kind
 
 
 def execute(store: ox.Store, text: str, prefixes: dict[str, str], timeout_s: float = 10.0,
@@ -76,15 +81,15 @@ def execute(store: ox.Store, text: str, prefixes: dict[str, str], timeout_s: flo
     elif isinstance(res, ox.QuerySolutions):
         out = Result("SELECT")
         out.vars = [Variable(v.value) for v in res.variables]
-        rows = []
+        rows: list[dict[Variable, Identifier]] = []
         for i, sol in enumerate(res):
             if i >= max_rows:
                 truncated = True
                 break
             if i % 256 == 0 and time.monotonic() > deadline:
                 raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
-            rows.append({v: from_ox(val) for v, val in zip(out.vars, sol, strict=True) if val is not None})
-        out.bindings = rows
+            rows.append({v: _bound(val) for v, val in zip(out.vars, sol, strict=True) if val is not None})
+        out.bindings = list(rows)
         kind = "SELECT"
     else:
         out = Result("CONSTRUCT")
@@ -97,7 +102,9 @@ def execute(store: ox.Store, text: str, prefixes: dict[str, str], timeout_s: flo
                 break
             if i % 256 == 0 and time.monotonic() > deadline:
                 raise SparqlTimeout(f"query ran past its {timeout_s:g} s limit")
-            g.add(from_ox(t))
+            triple = from_ox(t)
+            assert isinstance(triple, tuple)  # a CONSTRUCT/DESCRIBE answer yields triples only
+            g.add(triple)
         out.graph = g
         kind = "DESCRIBE" if form == "DESCRIBE" else "CONSTRUCT"
     if time.monotonic() > deadline:
@@ -105,12 +112,24 @@ def execute(store: ox.Store, text: str, prefixes: dict[str, str], timeout_s: flo
     return SparqlAnswer(kind, out, truncated, (time.monotonic() - start) * 1000)
 
 
+def _bound(val: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple) -> Identifier:
+    """A solution's value as an rdflib term; a quoted triple (RDF-star) has no place in rdflib's
+    results, so such a query is refused rather than failing in the serializer."""
+    term = from_ox(val)
+    if not isinstance(term, Identifier):
+        raise SparqlError("results that bind quoted triples (RDF-star) are not supported by this endpoint")
+    return term
+
+
 def serialize(ans: SparqlAnswer, key: str) -> bytes:
     """The answer in format `key` (a RESULT_MEDIA key for SELECT/ASK, a GRAPH_MEDIA key otherwise)."""
     if ans.kind in ("SELECT", "ASK"):
         data = _tsv(ans.result) if key == "tsv" else ans.result.serialize(format=key)
     else:
-        data = ans.result.graph.serialize(format=key)
+        graph = ans.result.graph
+        assert graph is not None  # execute() sets it for CONSTRUCT and DESCRIBE
+        data = graph.serialize(format=key)
+    assert data is not None  # rdflib returns None only when given a destination to write to
     return data if isinstance(data, bytes) else data.encode()
 
 

@@ -27,10 +27,10 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
 import tantivy
@@ -85,6 +85,7 @@ from modelport.index.search import (
     TargetConstraint,
     decode_cursor,
     encode_cursor,
+    ensure_current,
     rebuild_in_batches,
     search_text,
 )
@@ -193,6 +194,18 @@ _DOWNLOAD_BUCKETS = 44  # 4 per decade, up to 10^11
 _DOWNLOAD_STEP = 1e-5
 
 
+def _matched(res: tantivy.SearchResult) -> int:
+    """The match count of a search run with `count=True` (0 without one)."""
+    n = res.count  # type: ignore[attr-defined]  # tantivy 0.27's stub omits SearchResult.count; it exists
+    return int(n or 0)
+
+
+def _int(value: int | float | bool | None) -> int:
+    """An integer fast field's value (tantivy's stub gives every fast field one value type)."""
+    assert value is not None  # the integer fields read here (`row`, sort keys) are set on every document
+    return int(value)
+
+
 def _download_bucket(downloads: int) -> int:
     return min(_DOWNLOAD_BUCKETS - 1, int(4 * math.log10(max(downloads, 0) + 1)))
 
@@ -284,6 +297,63 @@ class _Meta:
                     self.keys.setdefault(str(k), int(v))
                 self.next_row = max(self.next_row, int(data.get("next_row", 0)))
             self._mtime = mtime
+
+
+class ConstraintMatches:
+    """The records one query selects, on one searcher (a snapshot): how many, their row numbers or
+    ids, which of some given rows or ids are among them, and which have an exact id or name. The
+    hybrid ranking restricts its dense search with it (index/hybrid.py `ConstraintSet`)."""
+
+    def __init__(self, backend: TantivyBackend, q: SearchQuery) -> None:
+        self._schema = backend.schema
+        self._searcher = backend.index.searcher()
+        self._query = backend.build_query(q)
+        self.n_all = self._searcher.num_docs
+
+    def count(self) -> int:
+        return _matched(self._searcher.search(self._query, limit=1, count=True))
+
+    def _addrs(self, query: tantivy.Query, limit: int) -> list[tantivy.DocAddress]:
+        return [a for _, a in self._searcher.search(query, limit=max(limit, 1), count=False).hits]
+
+    def _ids(self, addrs: list[tantivy.DocAddress]) -> list[str]:
+        return [self._searcher.doc(a)["id"][0] for a in addrs]
+
+    def _rows(self, addrs: list[tantivy.DocAddress]) -> np.ndarray:
+        # Read from the `row` fast field: no document is loaded.
+        return np.asarray(self._searcher.fast_field_values("row", addrs), dtype=np.int64)
+
+    def rows(self, limit: int) -> np.ndarray:
+        """Row numbers of (up to `limit` of) the matching records."""
+        return self._rows(self._addrs(self._query, limit))
+
+    def ids(self, limit: int) -> list[str]:
+        return self._ids(self._addrs(self._query, limit))
+
+    def _within(self, member: tantivy.Query) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(_MUST, self._query), (_MUST, member)])
+
+    def rows_among(self, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` belong to matching records."""
+        member = tantivy.Query.term_set_query(self._schema, "row", [int(r) for r in rows])
+        return self._rows(self._addrs(self._within(member), len(rows)))
+
+    def ids_among(self, ids: list[str]) -> list[str]:
+        member = tantivy.Query.term_set_query(self._schema, "id", ids)
+        return self._ids(self._addrs(self._within(member), len(ids)))
+
+    def exact(self, text: str) -> list[str]:
+        """Matching records whose lower-cased id or name is `text`, sorted."""
+        clauses = []
+        for field in ("id_lc", "name_lc"):
+            try:
+                clauses.append((_SHOULD, tantivy.Query.term_set_query(self._schema, field, [text])))
+            except ValueError:  # an index of a layout without the field
+                continue
+        if not clauses:
+            return []
+        res = self._searcher.search(self._within(tantivy.Query.boolean_query(clauses)), limit=10, count=False)
+        return sorted(self._ids([a for _, a in res.hits]))
 
 
 class TantivyBackend:
@@ -386,7 +456,7 @@ class TantivyBackend:
                                       count=False)
                 addrs = [a for _, a in res.hits]
                 for addr, row in zip(addrs, searcher.fast_field_values("row", addrs), strict=True):
-                    out[searcher.doc(addr)["id"][0]] = int(row)
+                    out[searcher.doc(addr)["id"][0]] = _int(row)
         known = set(out)
         for i in ids:
             if i not in out:
@@ -558,32 +628,35 @@ class TantivyBackend:
 
     def _constraint(self, c: Constraint) -> tantivy.Query:
         vocab = get_vocab()
-        if isinstance(c, FieldFilter):
-            return self._tokens(vocab.expand(c.field, c.values), c.field)
-        if isinstance(c, RuntimeConstraint):
-            return self._runtime(c)
-        if isinstance(c, TargetConstraint):
-            return self._tokens([target_token(t, st) for t in vocab.target_closure(c.target)
-                                 for st in statuses_from(c.min_status)])
-        if isinstance(c, HardwareConstraint):
-            return self._tokens([hardware_token(c.hardware, st) for st in statuses_from(c.min_status)])
-        if isinstance(c, StatusConstraint):
-            return self._tokens([any_runtime_token(st) for st in statuses_from(c.min_status)])
-        if isinstance(c, MetricConstraint):
-            return self._keyed("metric_v", metric_key(c.metric, c.dataset), c.op, c.value)
-        if isinstance(c, LatencyConstraint):
-            return self._float_range(_lat_field(c.hardware, c.measured_only), c.op, c.ms)
-        if isinstance(c, MemoryConstraint):
-            return self._float_range(_mem_field(c.hardware), c.op, c.bytes)
-        if isinstance(c, ParamsConstraint | SizeConstraint):
-            return self._int_range(c.kind, c.op, c.value)
-        if isinstance(c, LineageConstraint):
-            ids = sorted(self.lineage(c).generation)
-            return tantivy.Query.term_set_query(self.schema, "id", ids) if ids else tantivy.Query.empty_query()
-        if isinstance(c, AnyOf):
-            subs = [(_SHOULD, self._alternative(x)) for x in c.of]
-            return tantivy.Query.boolean_query(subs)
-        raise TypeError(f"unsupported constraint {c!r}")
+        # Exhaustive: a new constraint type fails type checking here (assert_never) until compiled.
+        match c:
+            case FieldFilter():
+                return self._tokens(vocab.expand(c.field, c.values), c.field)
+            case RuntimeConstraint():
+                return self._runtime(c)
+            case TargetConstraint():
+                return self._tokens([target_token(t, st) for t in vocab.target_closure(c.target)
+                                     for st in statuses_from(c.min_status)])
+            case HardwareConstraint():
+                return self._tokens([hardware_token(c.hardware, st) for st in statuses_from(c.min_status)])
+            case StatusConstraint():
+                return self._tokens([any_runtime_token(st) for st in statuses_from(c.min_status)])
+            case MetricConstraint():
+                return self._keyed("metric_v", metric_key(c.metric, c.dataset), c.op, c.value)
+            case LatencyConstraint():
+                return self._float_range(_lat_field(c.hardware, c.measured_only), c.op, c.ms)
+            case MemoryConstraint():
+                return self._float_range(_mem_field(c.hardware), c.op, c.bytes)
+            case ParamsConstraint() | SizeConstraint():
+                return self._int_range(c.kind, c.op, c.value)
+            case LineageConstraint():
+                ids = sorted(self.lineage(c).generation)
+                return tantivy.Query.term_set_query(self.schema, "id", ids) if ids else tantivy.Query.empty_query()
+            case AnyOf():
+                subs = [(_SHOULD, self._alternative(x)) for x in c.of]
+                return tantivy.Query.boolean_query(subs)
+            case _:
+                assert_never(c)
 
     # -- lineage -------------------------------------------------------------------------------
     def lineage(self, c: LineageConstraint) -> Tree:
@@ -617,8 +690,8 @@ class TantivyBackend:
         out = []
         for _, addr in res.hits:
             d = searcher.doc(addr)
-            links = tuple(tuple(x.split("|", 1)) for x in d.get_all("lin_link"))
-            out.append(Node(id=d["id"][0], keys=tuple(d.get_all("lin_node")), links=links))  # type: ignore[arg-type]
+            links = tuple((rel, base) for rel, _, base in (x.partition("|") for x in d.get_all("lin_link")))
+            out.append(Node(id=d["id"][0], keys=tuple(d.get_all("lin_node")), links=links))
         return sorted(out, key=lambda n: n.id)
 
     # -- ranking boosts (evidence, lineage generation) -----------------------------------------
@@ -798,16 +871,25 @@ class TantivyBackend:
         return parsed
 
     # -- hard-constraint sets (for vector search restriction) -----------------------------------
+    def constraint_matches(self, q: SearchQuery) -> ConstraintMatches:
+        """The records `q` selects, on the current searcher: what the hybrid ranking's dense side
+        needs (index/hybrid.py), without it knowing Tantivy."""
+        return ConstraintMatches(self, q)
+
+    def row_space(self) -> str:
+        """The numbering generation of the row numbers (a vector index sharing them checks it)."""
+        return self.meta.generation
+
     def count_matching(self, q: SearchQuery) -> int:
         searcher = self.index.searcher()
-        return searcher.search(self.build_query(q.model_copy(update={"text": ""})), limit=1, count=True).count or 0
+        return _matched(searcher.search(self.build_query(q.model_copy(update={"text": ""})), limit=1, count=True))
 
     def matching_rows(self, q: SearchQuery) -> np.ndarray:
         """Row numbers of every record satisfying the hard constraints (free text ignored; negated
         words still exclude), sorted; read from the `row` fast field without loading documents."""
         searcher = self.index.searcher()
         query = self.build_query(q.model_copy(update={"text": ""}))
-        n = searcher.search(query, limit=1, count=True).count or 0
+        n = _matched(searcher.search(query, limit=1, count=True))
         if n == 0:
             return np.zeros(0, dtype=np.uint64)
         res = searcher.search(query, limit=n, count=False)
@@ -818,7 +900,7 @@ class TantivyBackend:
         """Ids of every record satisfying the hard constraints, free text ignored."""
         searcher = self.index.searcher()
         query = self.build_query(q.model_copy(update={"text": ""}))
-        n = searcher.search(query, limit=1, count=True).count or 0
+        n = _matched(searcher.search(query, limit=1, count=True))
         if n == 0:
             return []
         res = searcher.search(query, limit=n, count=False)
@@ -837,7 +919,7 @@ class TantivyBackend:
         searcher = self.index.searcher()
         res = searcher.search(tantivy.Query.term_set_query(self.schema, "id", todo), limit=len(todo), count=False)
         addrs = [a for _, a in res.hits]
-        out.update({searcher.doc(a)["id"][0]: int(r)
+        out.update({searcher.doc(a)["id"][0]: _int(r)
                     for a, r in zip(addrs, searcher.fast_field_values("row", addrs), strict=True)})
         return out
 
@@ -886,7 +968,7 @@ class TantivyBackend:
             offset = 0
         res = searcher.search(page_query, limit=q.limit, offset=offset, count=count and cursor is None,
                               order_by_field=field, order=tantivy.Order.Desc)
-        total = None if not count else int(res.count or 0) if cursor is None else self._count(searcher, query)
+        total = None if not count else _matched(res) if cursor is None else self._count(searcher, query)
         hits, after = [], []
         for key, addr in res.hits:
             hits.append(Hit(id=searcher.doc(addr)["id"][0], score=0.0))
@@ -906,7 +988,7 @@ class TantivyBackend:
             notices.append(f"relevance paging stops at {_RELEVANCE_DEPTH_MAX} results; sort by a field to page further")
             return self._count(searcher, query) if count else None, [], []
         res = searcher.search(query, limit=skip + q.limit, count=count)
-        total = int(res.count or 0) if count else None
+        total = _matched(res) if count else None
         hits = res.hits
         page = hits[skip:]
         if cursor and skip:
@@ -922,7 +1004,7 @@ class TantivyBackend:
                     page = hits[at + 1:at + 1 + q.limit]
                 else:  # the last record shown moved down or went away: continue below its score
                     page = [h for h, r in zip(hits, rows, strict=True)
-                            if (-float(h[0]), int(r)) > (-s0, r0)][: q.limit]
+                            if (-float(h[0]), _int(r)) > (-s0, r0)][: q.limit]
                 notices.append("the index changed while paging; results continue after the last one shown")
         page = page[: q.limit]
         out = [Hit(id=searcher.doc(a)["id"][0], score=float(sc)) for sc, a in page]
@@ -931,7 +1013,7 @@ class TantivyBackend:
 
     @staticmethod
     def _row(searcher: tantivy.Searcher, addr: Any) -> int:
-        return int(searcher.fast_field_values("row", [addr])[0])
+        return _int(searcher.fast_field_values("row", [addr])[0])
 
     @staticmethod
     def _count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
@@ -1017,7 +1099,8 @@ class TantivyBackend:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def _facet(self, searcher: tantivy.Searcher, query: tantivy.Query, field: str) -> dict[str, int]:
-        return self._facet_group(searcher, query, [field])[field]
+        counts: dict[str, int] = self._facet_group(searcher, query, [field])[field]
+        return counts
 
     @staticmethod
     def _collect_facets(futures: dict[str, Future[dict[str, Any]]], budget_s: float,
@@ -1045,24 +1128,6 @@ class TantivyBackend:
                budget_s: float) -> dict[str, FacetCounts]:
         start = time.monotonic()
         return self._collect_facets(self._submit_facets(searcher, query, fields), budget_s, start)
-
-
-_REBUILD_LOCK = threading.Lock()
-
-
-def ensure_current(backend: Any, reindex: Callable[[], object]) -> bool:
-    """Run `reindex` (the pipeline's rebuild of every projection from the catalog) when the search
-    backend was emptied on open because its layout, facts encoding or KB changed (`needs_rebuild`);
-    returns whether it ran. Concurrent callers wait for the one rebuild."""
-    if not getattr(backend, "needs_rebuild", False):
-        return False
-    with _REBUILD_LOCK:
-        if not getattr(backend, "needs_rebuild", False):
-            return False
-        log.warning("the search index was built by another version; rebuilding every projection from the catalog")
-        reindex()
-        backend.needs_rebuild = False
-        return True
 
 
 __all__ = ["TantivyBackend", "ensure_current", "INDEX_FORMAT"]

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from modelport.index.embeddings import (
     text_key,
 )
 from modelport.schema.record import ModelRecord
+
+if TYPE_CHECKING:
+    from modelport.index.search import SearchBackend
+    from modelport.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +310,8 @@ class VectorIndex:
     def _project(self, vectors: np.ndarray) -> np.ndarray:
         assert self._pca is not None
         mean, components = self._pca
-        return (vectors - mean) @ components.T
+        projected: np.ndarray = (vectors - mean) @ components.T
+        return projected
 
     # -- reads ----------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -352,11 +357,11 @@ class VectorIndex:
             candidates = self._live_sorted(np.asarray(candidates, dtype=np.int64), n)
             if len(candidates) == 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        coarse = self._pca is not None and self._C is not None and not exact
+        pca, coarse_rows = self._pca, self._C
         # A candidate scored exactly reads 1.5 KB, in the coarse space 256 B: past ~1.2 × rerank
         # candidates, ranking them coarsely and rescoring the best `rerank` reads less.
         small = candidates is not None and len(candidates) <= self.rerank * 6 // 5
-        if not coarse or small:
+        if pca is None or coarse_rows is None or exact or small:
             if candidates is None:
                 scores = self._scan(self._X, q, n)
                 return _top(scores, k)
@@ -364,17 +369,17 @@ class VectorIndex:
             top, s = _top(scores, k)
             return candidates[top], s
         # Coarse stage: rank every allowed row in the PCA space, then score the best exactly.
-        qc = self._pca[1] @ q  # type: ignore[index]
+        qc = pca[1] @ q
         pool = max(self.rerank, 4 * k)
         if candidates is not None and len(candidates) * 5 < n:
-            pre, _ = _top(self._gather(self._C, candidates, qc), pool)  # type: ignore[arg-type]
+            pre, _ = _top(self._gather(coarse_rows, candidates, qc), pool)
             pool_rows = candidates[pre]
         else:
             allowed = None
             if candidates is not None:
                 allowed = np.zeros(n, dtype=bool)
                 allowed[candidates] = True
-            pool_rows, _ = _top(self._scan(self._C, qc, n, allowed), pool)  # type: ignore[arg-type]
+            pool_rows, _ = _top(self._scan(coarse_rows, qc, n, allowed), pool)
         pool_rows = np.sort(pool_rows)
         exact_scores = np.asarray(self._X[pool_rows]) @ q
         top, s = _top(exact_scores, k)
@@ -387,7 +392,8 @@ class VectorIndex:
         rows = rows[(rows >= 0) & (rows < n)]
         if len(rows) * 64 < n:
             rows = np.unique(rows)
-            return rows[self._alive[rows]]
+            alive: np.ndarray = rows[self._alive[rows]]
+            return alive
         mask = np.zeros(n, dtype=bool)
         mask[rows] = True
         mask &= self._alive[:n]
@@ -409,8 +415,10 @@ class VectorIndex:
         n, alive = self.next_row, len(self)
         if n == 0 or k <= 0 or alive == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        coarse = self._pca is not None and self._C is not None
-        scores = self._scan(self._C, self._pca[1] @ q, n) if coarse else self._scan(self._X, q, n)  # type: ignore[index, arg-type]
+        pca, coarse_rows = self._pca, self._C
+        coarse = pca is not None and coarse_rows is not None
+        scores = (self._scan(coarse_rows, pca[1] @ q, n) if pca is not None and coarse_rows is not None
+                  else self._scan(self._X, q, n))
         pool = int(2 * k / max(share, 1e-6)) + 64
         while True:
             pool = min(pool, alive)
@@ -471,6 +479,18 @@ def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx[finite].astype(np.int64), sub[finite]
 
 
+@runtime_checkable
+class RowNumbers(Protocol):
+    """A search backend whose records have row numbers for life (the embedded one), which the
+    vector index then uses as its own rows."""
+
+    def rows_of(self, ids: list[str]) -> dict[str, int]: ...
+
+    def row_space(self) -> str | None:
+        """The numbering's generation: a new one whenever the backend renumbers (is emptied)."""
+        ...
+
+
 class VectorProjection:
     """Keeps the vector index in step with the catalog: embeds the records whose summary text
     changed (through the content-hash cache) and clears the rows of records that left.
@@ -482,14 +502,13 @@ class VectorProjection:
 
     name = "vectors"
 
-    def __init__(self, index: VectorIndex, embedder: CachedEmbedder, rows_from: Any = None) -> None:
+    def __init__(self, index: VectorIndex, embedder: CachedEmbedder, rows_from: RowNumbers | None = None) -> None:
         self.index, self.embedder, self.rows_from = index, embedder, rows_from
         self.failed: str | None = None
 
     def row_space(self) -> str | None:
         """The search index's numbering generation (None when rows are our own)."""
-        meta = getattr(self.rows_from, "meta", None)
-        return getattr(meta, "generation", None)
+        return self.rows_from.row_space() if self.rows_from is not None else None
 
     def in_step(self) -> bool:
         """False when the search index was renumbered (rebuilt on its own) since these rows were
@@ -544,7 +563,8 @@ class VectorProjection:
         self.embedder.cache.close()
 
 
-def open_vector_projection(settings: Any, search_backend: Any = None) -> tuple[VectorProjection | None, str | None]:
+def open_vector_projection(settings: Settings, search_backend: SearchBackend | None = None
+                           ) -> tuple[VectorProjection | None, str | None]:
     """The vector projection for a data directory, or (None, why not) when embeddings are off or
     their extra is missing; the reason is what search reports as its notice. Pass the embedded
     search backend to share its row numbers."""
@@ -556,6 +576,6 @@ def open_vector_projection(settings: Any, search_backend: Any = None) -> tuple[V
     vectors_dir = settings.index_dir / "vectors"
     index = VectorIndex(vectors_dir)
     cache = EmbeddingCache(settings.index_dir / "embedding-cache.sqlite")
-    rows_from = search_backend if callable(getattr(search_backend, "rows_of", None)) else None
+    rows_from = search_backend if isinstance(search_backend, RowNumbers) else None
     return VectorProjection(index, CachedEmbedder(embedder, cache), rows_from), None
 

@@ -194,6 +194,16 @@ class Vocab:
         return sorted(getattr(self, table), key=len, reverse=True)
 
 
+def _of_type(kb: KnowledgeBase, cls: URIRef) -> list[URIRef]:
+    """The KB's named things of a class, in the graph's order (blank nodes have no id to give)."""
+    return [s for s in kb.graph.subjects(RDF.type, cls) if isinstance(s, URIRef)]
+
+
+def _true(node: object) -> bool:
+    """A KB flag: the literal `true`."""
+    return isinstance(node, Literal) and node.toPython() is True
+
+
 def _labels(kb: KnowledgeBase, s: URIRef) -> list[str]:
     g = kb.graph
     out = [local_name(s)]
@@ -224,7 +234,7 @@ def _build(kb_version: str) -> Vocab:
     # that claims it as an alias.
     for cls, table in ((MP.Runtime, v.runtimes), (MP.DeploymentTarget, v.targets),
                        (MP.HardwareProfile, v.hardware)):
-        subjects = sorted(set(g.subjects(RDF.type, cls)))
+        subjects = sorted(set(_of_type(kb, cls)))
         for s in subjects:
             _add(table, [local_name(s), *(str(o) for o in g.objects(s, MP.alias))], local_name(s))
         for s in subjects:
@@ -242,25 +252,25 @@ def _build(kb_version: str) -> Vocab:
             v.bits[name] = {x: i for i, x in enumerate(ordered)}
 
     permissive = set()
-    for s in g.subjects(RDF.type, MP.License):
+    for s in _of_type(kb, MP.License):
         spdx = str(g.value(s, MP.spdxId) or local_name(s))
         _add(v.licenses, [spdx, *(str(o) for o in g.objects(s, MP.alias))], spdx)
         perm = g.value(s, MP.permissive)
-        if perm is not None and perm.toPython() is True:
+        if _true(perm):
             permissive.add(spdx)
     v.permissive = frozenset(permissive)
 
     proportions = set()
-    for s in g.subjects(RDF.type, MP.Metric):
+    for s in _of_type(kb, MP.Metric):
         mid = local_name(s)
         _add(v.metrics, _labels(kb, s), mid)
         hib = g.value(s, MP.higherIsBetter)
-        v.higher_is_better[mid] = bool(hib.toPython()) if hib is not None else True
+        v.higher_is_better[mid] = bool(hib.toPython()) if isinstance(hib, Literal) else True
         prop = g.value(s, MP.proportion)
-        if prop is not None and prop.toPython() is True:
+        if _true(prop):
             proportions.add(mid)
     v.proportion_metrics = frozenset(proportions)
-    for s in g.subjects(RDF.type, MP.Dataset):
+    for s in _of_type(kb, MP.Dataset):
         _add(v.datasets, _labels(kb, s), local_name(s))
 
     for f in kb.formats.values():
@@ -270,22 +280,23 @@ def _build(kb_version: str) -> Vocab:
     for f in kb.formats.values():
         if f.family:
             families.setdefault(_norm(f.family), []).append(f.id)
-    for fam, ids in families.items():
+    for fam, members in families.items():
         # A family name that is also a format id ("onnx", "gguf") keeps meaning the whole family.
-        v.formats[fam] = sorted(set(ids) | set(v.formats.get(fam, [])))
-    for s in g.subjects(RDF.type, MP.LineageRelation):
+        v.formats[fam] = sorted(set(members) | set(v.formats.get(fam, [])))
+    for s in _of_type(kb, MP.LineageRelation):
         _add(v.relations, [local_name(s), *(str(o) for o in g.objects(s, MP.alias)),
                            *(str(o) for o in g.objects(s, RDFS.label))], local_name(s))
     phrases = []
-    for s in g.subjects(RDF.type, MP.LineagePhrase):
-        rel = g.value(s, MP.relation)
+    for phrase in g.subjects(RDF.type, MP.LineagePhrase):
+        rel = g.value(phrase, MP.relation)
         for pos, prop in (("before", MP.before), ("after", MP.after)):
             phrases += [(str(o).lower(), pos, local_name(rel) if isinstance(rel, URIRef) else None)
-                        for o in g.objects(s, prop)]
+                        for o in g.objects(phrase, prop)]
     v.lineage_phrases = sorted(set(phrases), key=lambda p: (-len(p[0]), p))
     v.name_words = frozenset(str(o).lower() for s in g.subjects(MP.word, None) for o in g.objects(s, MP.word))
-    for s, o in g.subject_objects(MP.queryName):
-        v.format_names.setdefault(_norm(str(o)), []).append(local_name(s))
+    for fmt, o in g.subject_objects(MP.queryName):
+        if isinstance(fmt, URIRef):
+            v.format_names.setdefault(_norm(str(o)), []).append(local_name(fmt))
     v.format_names = {k: sorted(set(ids)) for k, ids in v.format_names.items()}
     v.format_templates = sorted({str(o) for s in g.subjects(RDF.type, MP.FormatPhrase)
                                  for o in g.objects(s, MP.template)}, key=lambda t: (-len(t), t))

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ console = Console(stderr=True)
 out = Console()
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -116,6 +116,12 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
     return report
 
 
+def _configured_mode(src: Source) -> HarvestMode:
+    """The mode a source's own options ask for (Hugging Face's `mode`), else a full harvest."""
+    mode = getattr(getattr(src, "options", None), "mode", None)
+    return "incremental" if mode == "incremental" else "full"
+
+
 def harvest_named(kind: str, name: str, flags: dict[str, object], mode: HarvestMode | None = None,
                   limit: int | None = None, settings: Settings | None = None) -> tuple[Source, JobReport]:
     """The one path of every `harvest …` command: the configured `[[sources]]` entry `name` (if any)
@@ -132,9 +138,7 @@ def harvest_named(kind: str, name: str, flags: dict[str, object], mode: HarvestM
         fail(f"invalid options: {e}", 2)
     except SourceError as e:
         fail(str(e))
-    if mode is None:
-        mode = getattr(getattr(src, "options", None), "mode", "full")
-    report = run_harvest(src, mode, limit, settings)
+    report = run_harvest(src, mode if mode is not None else _configured_mode(src), limit, settings)
     return src, report
 
 
@@ -439,18 +443,19 @@ def export(
     fmt: Annotated[list[str] | None, typer.Option("--format", help="nquads and/or jsonl (default: both)")] = None,
 ) -> None:
     """Write full dumps of the catalog: N-Quads (gzip) and JSON lines (gzip), with a manifest."""
-    from modelport.export import FILES
+    from modelport.export import FILES, FORMATS
     from modelport.export import export as run_export
 
-    formats = tuple(fmt or FILES)
-    bad = [f for f in formats if f not in FILES]
+    names = tuple(fmt or FILES)
+    bad = [f for f in names if f not in FORMATS]
     if bad:
         fail(f"unknown format(s) {bad}; choose from {sorted(FILES)}")
+    formats = tuple(FORMATS[f] for f in names)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("exporting", total=None)
         try:
-            report = run_export(Settings(), out_dir, formats,  # type: ignore[arg-type]
+            report = run_export(Settings(), out_dir, formats,
                                 progress=lambda n: progress.update(task, description=f"exporting: {n} records"))
         except OSError as e:
             fail(f"export failed: {e}")

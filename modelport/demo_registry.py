@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +43,14 @@ def populate(tracking_uri: str) -> list[str]:
     return done
 
 
-def _iris_data():  # type: ignore[no-untyped-def]
+def _iris_data() -> tuple[Any, Any]:  # (pandas frames: pandas ships no type information here)
     from sklearn.datasets import load_iris
 
     data = load_iris(as_frame=True)
     return data.data, data.target
 
 
-def _iris(client, name: str) -> None:  # type: ignore[no-untyped-def]
+def _iris(client: MlflowClient, name: str) -> None:
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
@@ -67,7 +71,7 @@ def _iris(client, name: str) -> None:  # type: ignore[no-untyped-def]
     client.set_registered_model_alias(name, "previous", "1")
 
 
-def _onnx(client, name: str) -> None:  # type: ignore[no-untyped-def]
+def _onnx(client: MlflowClient, name: str) -> None:
     import mlflow
     from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestClassifier
@@ -84,11 +88,14 @@ def _onnx(client, name: str) -> None:  # type: ignore[no-untyped-def]
     client.set_registered_model_tag(name, "license", "mit")
 
 
-def _pyfunc(client, name: str) -> None:  # type: ignore[no-untyped-def]
+def _pyfunc(client: MlflowClient, name: str) -> None:
     import mlflow
     import pandas as pd
+    from mlflow.pyfunc.model import PythonModel
 
-    class TextNormalizer(mlflow.pyfunc.PythonModel):
+    class TextNormalizer(PythonModel):
+        # Unannotated on purpose: MLflow reads predict's annotations as the model's signature, which it
+        # infers from `input_example` instead.
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return [str(x).strip().lower() for x in model_input.iloc[:, 0]]
 
@@ -100,7 +107,7 @@ def _pyfunc(client, name: str) -> None:  # type: ignore[no-untyped-def]
     client.set_registered_model_tag(name, "task", "text2text-generation")
 
 
-def _torch(client, name: str) -> None:  # type: ignore[no-untyped-def]
+def _torch(client: MlflowClient, name: str) -> None:
     import mlflow
     import numpy as np
     import torch
@@ -116,7 +123,7 @@ def _torch(client, name: str) -> None:  # type: ignore[no-untyped-def]
     client.set_registered_model_tag(name, "license", "apache-2.0")
 
 
-def _broken(client, name: str) -> None:  # type: ignore[no-untyped-def]
+def _broken(client: MlflowClient, name: str) -> None:
     """A version whose MLmodel is not YAML: harvests must still record it."""
     import mlflow
 

@@ -26,6 +26,7 @@ from modelport.settings import Settings
 
 ExportFormat = Literal["nquads", "jsonl"]
 FILES: dict[str, str] = {"nquads": "modelport.nq.gz", "jsonl": "modelport.jsonl.gz"}
+FORMATS: dict[str, ExportFormat] = {"nquads": "nquads", "jsonl": "jsonl"}  # a name given → the format
 MANIFEST = "manifest.json"
 MEDIA = {"nquads": "application/n-quads", "jsonl": "application/x-ndjson"}
 
@@ -76,7 +77,9 @@ def _kb_quads() -> bytes:
     files = [ontology_dir() / "modelport.ttl", *sorted((ontology_dir() / "kb").glob("*.ttl"))]
     quads = [ox.Quad(t.subject, t.predicate, t.object, g)
              for f in files for t in ox.parse(path=str(f), format=ox.RdfFormat.TURTLE)]
-    return ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+    data = ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+    assert data is not None  # pyoxigraph returns None only when given an output to write to
+    return data
 
 
 def export(settings: Settings, out_dir: Path | None = None,
@@ -133,6 +136,7 @@ def export(settings: Settings, out_dir: Path | None = None,
 def read_manifest(settings: Settings) -> dict[str, object] | None:
     path = exports_dir(settings) / MANIFEST
     try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None

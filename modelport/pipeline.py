@@ -13,10 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from modelport.enrichment import enrich_records, with_enrichment
 from modelport.harvesters.base import (
@@ -31,7 +32,9 @@ from modelport.harvesters.base import (
     SourceRecord,
 )
 from modelport.harvesters.bounded import bounded
+from modelport.index.backends import open_search_backend
 from modelport.index.catalog import Catalog, CatalogIOError, Outbox
+from modelport.index.search import SearchBackend, ensure_current
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
@@ -39,6 +42,9 @@ from modelport.schema.record import ModelRecord
 from modelport.schema.redact import install_log_redaction, redact_text, redact_url, scrub
 from modelport.settings import Settings
 from modelport.unknown_terms import UnknownTerms
+
+if TYPE_CHECKING:
+    from modelport.index.vectors import VectorProjection
 
 log = logging.getLogger("modelport.pipeline")
 
@@ -94,7 +100,7 @@ def is_bad_record(e: BaseException) -> bool:
 class SearchProjection:
     name = "search"
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: SearchBackend) -> None:
         self.backend = backend
 
     def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
@@ -174,26 +180,6 @@ class GraphProjection:
         self.graph.load_ontology(get_kb().version)
 
 
-def make_search_backend(settings: Settings) -> Any:
-    """The configured search backend (an Elasticsearch server is first contacted when first used)."""
-    if settings.search_backend == "elasticsearch":
-        from modelport.index.elasticsearch_backend import ElasticsearchBackend
-
-        assert settings.elasticsearch_url  # the settings refuse the backend without one
-        from modelport.index.elasticsearch.hybrid import open_embedder
-
-        key = settings.elasticsearch_api_key
-        backend = ElasticsearchBackend(settings.elasticsearch_url, index_name=settings.elasticsearch_index,
-                                       api_key=key.get_secret_value() if key else None,
-                                       request_timeout_s=settings.query_timeout_s)
-        # Its documents carry the summary embeddings, so hybrid search runs in the cluster.
-        backend.embedder, backend.embedder_unavailable = open_embedder(settings)
-        return backend
-    from modelport.index.tantivy_backend import TantivyBackend
-
-    return TantivyBackend(settings.index_dir / "tantivy")
-
-
 class Pipeline:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
@@ -201,7 +187,7 @@ class Pipeline:
         install_log_redaction()
         self.catalog = Catalog(self.settings.catalog_path)
         self.kb = get_kb()
-        self._search: Any = None
+        self._search: SearchBackend | None = None
         self._graph: Any = None
         self._projections: list[Projection] | None = None
         self._graph_projection: GraphProjection | None = None
@@ -210,15 +196,15 @@ class Pipeline:
         self._last_commit = time.monotonic()
         self.extra_projections: list[Projection] = []
         self._feeder: _GraphFeeder | None = None  # the graph writer of the running harvest
-        self._vectors: Any = None  # the dense-vector projection; False once found unavailable
+        self._vectors: VectorProjection | Literal[False] | None = None  # False once found unavailable
         self.vectors_unavailable: str | None = None
         self._report: JobReport | None = None  # the running harvest's, to count quarantined records in
 
     # -- stores (opened lazily: a CLI search needs no graph, a SPARQL query no index) ----------
     @property
-    def search(self) -> Any:
+    def search(self) -> SearchBackend:
         if self._search is None:
-            self._search = make_search_backend(self.settings)
+            self._search = open_search_backend(self.settings)
         return self._search
 
     @property
@@ -241,7 +227,7 @@ class Pipeline:
         return self._graph
 
     @property
-    def vectors(self) -> Any:
+    def vectors(self) -> VectorProjection | None:
         """The dense-vector projection (index/vectors.py), or None when embeddings are switched off,
         their extra is not installed or the backend is not the embedded one (`vectors_unavailable`
         says which). It shares the embedded search index's row numbers."""
@@ -308,8 +294,6 @@ class Pipeline:
         with an enrichment stage (and unless `enrich` is false), the records that need it are
         enriched within the source's plan; then (unless `project_graph` is false, e.g. to measure
         the phases apart) the RDF graph catches up."""
-        from modelport.index.tantivy_backend import ensure_current
-
         # An index emptied on open (its layout or the KB changed) is rebuilt before new records go in;
         # otherwise only the records this run changes would come back.
         ensure_current(self.search, self.reindex)
@@ -419,7 +403,7 @@ class Pipeline:
                 feeder.close()
             self._tombstone_carefully(source.name, seen, listed, report, gone_ids,
                                       listing=listing_complete and not truncated)
-            plan = source.enrichment_plan() if enrichable and enrich else None
+            plan = source.enrichment_plan() if enrich and isinstance(source, Enrichable) else None
             if plan is not None:
                 if project_graph:  # the listing's records reach SPARQL before enrichment starts
                     self.project_graph()
@@ -591,7 +575,7 @@ class Pipeline:
             return self._project_graph(batch)
 
     def _project_graph(self, batch: int) -> set[str]:
-        from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
         moved: set[str] = set()
         pending: tuple[Future[None], list[tuple[str, int]], list[ModelRecord], list[str]] | None = None
@@ -618,9 +602,11 @@ class Pipeline:
                 for items, live, gone in self._outbox("graph", batch):
                     revs = [(rid, rev) for rid, _, rev in items]
                     parts: list[GraphBatch] = []
-                    bad = self._apply_isolating(
-                        "graph", lambda lv, gn, parts=parts: parts.append(projection.serialize(lv, gn)),
-                        live, gone, dict(revs), "graph")
+
+                    def serialize(lv: list[ModelRecord], gn: list[str], parts: list[GraphBatch] = parts) -> None:
+                        parts.append(projection.serialize(lv, gn))
+
+                    bad = self._apply_isolating("graph", serialize, live, gone, dict(revs), "graph")
                     live = [r for r in live if r.id not in bad]
                     work = _merge(parts)
                     finish()
@@ -717,28 +703,30 @@ class _GraphFeeder:
     def __init__(self, catalog: Catalog, projection: GraphProjection) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.catalog, self.projection = catalog, projection
+        self.catalog = catalog
+        self.projection: GraphProjection | None = projection  # None once closed
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-feeder")
-        self.pending: tuple[Any, list[tuple[str, int]]] | None = None
+        self.pending: tuple[Future[None], list[tuple[str, int]]] | None = None
         self.waiting: float | None = None  # when the oldest batch not yet written was stored
         self.failed = False
 
     def feed(self, live: list[ModelRecord], revisions: list[tuple[str, int]],
              fresh: set[str] | frozenset[str] = frozenset()) -> None:
-        if self.failed or not live:
+        projection = self.projection
+        if self.failed or not live or projection is None:
             return
         stored = time.monotonic()
         if self.waiting is None:
             self.waiting = stored
         try:
-            work = self.projection.serialize(live, [], fresh)
+            work = projection.serialize(live, [], fresh)
         except Exception as e:  # noqa: BLE001 — the catch-up isolates the record that caused it
             self._fail(e)
             return
         self._finish()
         if not self.failed:
             self.waiting = stored if self.pending is None else self.waiting
-            self.pending = (self.pool.submit(self.projection.write, work), revisions)
+            self.pending = (self.pool.submit(projection.write, work), revisions)
 
     def _fail(self, e: BaseException) -> None:
         self.failed = True
@@ -770,7 +758,7 @@ class _GraphFeeder:
             self.waiting = None
             # A failed harvest's traceback keeps this object alive; it must not keep the graph store (and
             # its directory lock) alive after Pipeline.close().
-            self.projection = None  # type: ignore[assignment]
+            self.projection = None
 
 
 _tuned = 0

@@ -26,8 +26,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from modelport.harvesters.base import HarvestEvent, HarvestMode, Source
+from modelport.harvesters.base import HarvestEvent, HarvestMode, Source, SourceRecord
 from modelport.pipeline import JobReport, Pipeline
+from modelport.schema.record import ModelRecord
 from modelport.schema.redact import redact_text
 from modelport.settings import Settings, SourceConfig
 from modelport.sources import build_source
@@ -66,6 +67,21 @@ class _Stoppable:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def kind(self) -> str:
+        return self._inner.kind
+
+    @property
+    def harvester_version(self) -> str:
+        return self._inner.harvester_version
+
+    def normalize(self, item: SourceRecord) -> ModelRecord:
+        return self._inner.normalize(item)
 
     def events(self, mode: HarvestMode, checkpoint: dict[str, Any] | None) -> Iterator[HarvestEvent]:
         events = self._inner.events(mode, checkpoint)
@@ -231,7 +247,7 @@ class HarvestScheduler:
         try:
             source = _Stoppable(self.build(config, self.pipeline.settings), check)
             run_mode: HarvestMode = mode or config.options.get("mode") or "incremental"
-            report = self.pipeline.harvest(source, mode=run_mode, progress=check)  # type: ignore[arg-type]
+            report = self.pipeline.harvest(source, mode=run_mode, progress=check)
             self.state.last[name] = {"job_id": report.job_id, "status": report.status, "started": started,
                                      "counts": report.counts}
         except Exception as e:  # recorded in the job log by the pipeline; the scheduler keeps going

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelport.index.backends import open_hybrid
 from modelport.index.catalog import Catalog
-from modelport.index.search import SearchQuery, SearchResult
+from modelport.index.hybrid import HybridSearch
+from modelport.index.search import SearchBackend, SearchQuery, SearchResult, ensure_current
 from modelport.pipeline import Pipeline
 from modelport.schema.record import ModelRecord, SourceTerm
 from modelport.settings import Settings
@@ -65,14 +67,14 @@ class Services:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.pipeline = Pipeline(self.settings)
-        self._hybrid: Any = None
+        self._hybrid: HybridSearch | None = None
 
     @property
     def catalog(self) -> Catalog:
         return self.pipeline.catalog
 
     @property
-    def search_backend(self) -> Any:
+    def search_backend(self) -> SearchBackend:
         return self.pipeline.search
 
     @property
@@ -80,23 +82,13 @@ class Services:
         return self.pipeline.graph
 
     @property
-    def hybrid(self) -> Any:
+    def hybrid(self) -> HybridSearch:
         """BM25 fused with dense vectors (index/hybrid.py); falls back to BM25 with a notice."""
         if self._hybrid is None:
-            from modelport.index.hybrid import HybridSearcher
-
-            backend = self.search_backend
-            if getattr(backend, "name", "") == "elasticsearch":  # kNN in the cluster, same fusion
-                from modelport.index.elasticsearch.hybrid import ElasticsearchHybrid
-
-                self._hybrid = ElasticsearchHybrid(backend, backend.embedder, backend.embedder_unavailable)
-            else:
-                self._hybrid = HybridSearcher(backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
+            self._hybrid = open_hybrid(self.search_backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
         return self._hybrid
 
     def search(self, query: SearchQuery) -> SearchResponse:
-        from modelport.index.tantivy_backend import ensure_current
-
         ensure_current(self.search_backend, self.pipeline.reindex)  # an index of an older layout was emptied
         res: SearchResult = self.hybrid.search(query)
         # A hit shows runtime cells only: skip the hardware fit (it ran after the search, so it was latency).

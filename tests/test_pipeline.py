@@ -334,8 +334,8 @@ def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path
 def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
+    from modelport.index.backends import open_search_backend as make_search_backend
     from modelport.index.elasticsearch_backend import ElasticsearchBackend
-    from modelport.pipeline import make_search_backend
 
     monkeypatch.setenv("MODELPORT_SEARCH_BACKEND", "elasticsearch")
     monkeypatch.delenv("MODELPORT_ELASTICSEARCH_URL", raising=False)

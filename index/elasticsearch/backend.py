@@ -100,7 +100,7 @@ class ElasticsearchBackend(IndexLifecycle):
             return fn()
         except helpers.BulkIndexError as e:
             first = e.errors[0] if e.errors else {}
-            item = next(iter(first.values()), {}) if first else {}
+            item: Any = next(iter(first.values()), {}) if first else {}  # the server's JSON
             err = item.get("error", {}) if isinstance(item, dict) else {}
             detail = f"{len(e.errors)} record(s) refused; first: {item.get('_id')}: " \
                      f"{err.get('type', '')}: {err.get('reason', err)}"
@@ -314,7 +314,8 @@ class ElasticsearchBackend(IndexLifecycle):
         client = self._client.options(request_timeout=budget)
         resp = self._call(what, lambda: client.search(index=self.index_name, source=False, timeout=_ms(budget),
                                                       **body))
-        return resp.body
+        answer: dict[str, Any] = resp.body
+        return answer
 
     def search(self, q: SearchQuery) -> SearchResult:
         start = time.monotonic()

@@ -8,7 +8,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from elastic_transport import Transport
+from elastic_transport import HttpHeaders, Transport
 from elasticsearch import ApiError
 
 from modelport.index.search import (
@@ -44,10 +44,10 @@ def redact_url(url: str) -> str:
 class PinnedCompatTransport(Transport):
     """Sends every request with `compatible-with=8` (see `_WIRE_MAJOR`)."""
 
-    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
+    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:
         headers = kwargs.get("headers")
         if isinstance(headers, Mapping):
-            headers = headers.copy()
+            headers = HttpHeaders(headers)  # a copy, as case-insensitive as the client's own
             for name in ("accept", "content-type"):
                 value = headers.get(name)
                 if value and "compatible-with=" in value:

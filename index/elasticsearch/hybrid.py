@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelport.index.elasticsearch.query import es_query
-from modelport.index.embeddings import CachedEmbedder, EmbeddingsUnavailable
-from modelport.index.hybrid import DENSE_DEPTH, DEPTH, HybridSearcher, Mode
+from modelport.index.embeddings import CachedEmbedder, Embedder, EmbeddingsUnavailable
+from modelport.index.hybrid import DENSE_DEPTH, DEPTH, SCORE_ALPHA, FusedSearcher, Fusion, Mode
 from modelport.index.search import SearchQuery, SearchResult
+
+if TYPE_CHECKING:  # (the backend imports this module's helpers)
+    from modelport.index.elasticsearch.backend import ElasticsearchBackend
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,15 @@ def cosine_of(score: float) -> float:
     return 2.0 * score - 1.0
 
 
-class ElasticsearchHybrid(HybridSearcher):
-    """`HybridSearcher` over the Elasticsearch backend: same entry point and fusion, dense side in the
-    cluster. `embedder` embeds query texts (and, on the backend, the records as they are indexed)."""
+class ElasticsearchHybrid(FusedSearcher["ElasticsearchBackend"]):
+    """The hybrid ranking over the Elasticsearch backend: the same entry point and fusion as the
+    embedded backend's `HybridSearcher`, the dense side in the cluster. `embedder` embeds query texts
+    (and, on the backend, the records as they are indexed)."""
 
-    def __init__(self, backend: Any, embedder: CachedEmbedder | None, unavailable: str | None = None,
-                 **fusion: Any) -> None:
-        super().__init__(backend, None, unavailable, **fusion)
+    def __init__(self, backend: ElasticsearchBackend, embedder: CachedEmbedder | None,
+                 unavailable: str | None = None, fusion: Fusion = "score", score_alpha: float = SCORE_ALPHA,
+                 dense_weight: float = 1.0) -> None:
+        super().__init__(backend, unavailable, fusion, score_alpha, dense_weight)
         self.embedder = embedder
 
     def why_not(self) -> str | None:
@@ -51,7 +56,7 @@ class ElasticsearchHybrid(HybridSearcher):
                     "ranked by BM25 until `modelport reindex` embeds the catalog")
         return None
 
-    def _query_model(self) -> Any:
+    def _query_model(self) -> Embedder:
         assert self.embedder is not None
         return self.embedder.embedder
 

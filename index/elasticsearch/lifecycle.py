@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
@@ -86,7 +87,8 @@ class IndexLifecycle:
         delete someone else's data), as is one whose fields conflict with this version's mapping
         while claiming the same versions (changed by hand or by a template)."""
         resp = self._call("reading the mapping", lambda: self._client.indices.get_mapping(index=index))
-        mappings = next(iter(resp.body.values()), {}).get("mappings", {})
+        index_body: dict[str, Any] = next(iter(resp.body.values()), {})
+        mappings = index_body.get("mappings", {})
         built_by = mappings.get("_meta", {}).get("modelport")
         if not isinstance(built_by, dict):
             raise self._error("opening the index", _FOREIGN)
@@ -182,5 +184,4 @@ class IndexLifecycle:
         """The alias's indices, or a plain index of that name."""
         targets = self._concrete() or [self.index_name]
         for t in targets:
-            self._call("deleting the index", lambda t=t: self._client.options(ignore_status=404).indices.delete(
-                index=t))
+            self._call("deleting the index", partial(self._client.options(ignore_status=404).indices.delete, index=t))

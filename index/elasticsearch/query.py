@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from modelport.index.elasticsearch.mapping import ANY_HARDWARE
 from modelport.index.facts import (
@@ -136,34 +136,38 @@ def constraint_query(c: Constraint, lineage: LineageIds | None = None) -> dict[s
     """One constraint as a filter clause, ignoring its `negate` (the caller places it). A lineage
     constraint needs the walk's result (`lineage`, which asks the server), as an ids filter."""
     vocab = get_vocab()
-    if isinstance(c, LineageConstraint):
-        if lineage is None:
-            raise TypeError("a lineage constraint needs the backend's walk (ElasticsearchBackend.lineage)")
-        ids = sorted(lineage(c).generation)
-        return {"ids": {"values": ids}} if ids else _NONE
-    if isinstance(c, FieldFilter):
-        return _terms(c.field, vocab.expand(c.field, c.values))
-    if isinstance(c, RuntimeConstraint):
-        return _runtime(c)
-    if isinstance(c, TargetConstraint):
-        return _terms("compat", [target_token(t, st) for t in vocab.target_closure(c.target)
-                                 for st in statuses_from(c.min_status)])
-    if isinstance(c, HardwareConstraint):
-        return _terms("compat", [hardware_token(c.hardware, st) for st in statuses_from(c.min_status)])
-    if isinstance(c, StatusConstraint):
-        return _terms("compat", [any_runtime_token(st) for st in statuses_from(c.min_status)])
-    if isinstance(c, MetricConstraint):
-        return _metric(c)
-    if isinstance(c, LatencyConstraint):
-        return _nested("lat", {"term": {"lat.hw": c.hardware or ANY_HARDWARE}},
-                       {"term": {"lat.measured": c.measured_only}}, _compare("lat.ms", c.op, c.ms))
-    if isinstance(c, MemoryConstraint):
-        return _nested("mem", {"term": {"mem.hw": c.hardware or ANY_HARDWARE}}, _compare("mem.bytes", c.op, c.bytes))
-    if isinstance(c, ParamsConstraint | SizeConstraint):
-        return _int_range(c.kind, c.op, c.value)
-    if isinstance(c, AnyOf):
-        return {"bool": {"should": [_alternative(x, lineage) for x in c.of], "minimum_should_match": 1}}
-    raise TypeError(f"unsupported constraint {c!r}")
+    # Exhaustive: a new constraint type fails type checking here (assert_never) until compiled.
+    match c:
+        case LineageConstraint():
+            if lineage is None:
+                raise TypeError("a lineage constraint needs the backend's walk (ElasticsearchBackend.lineage)")
+            ids = sorted(lineage(c).generation)
+            return {"ids": {"values": ids}} if ids else _NONE
+        case FieldFilter():
+            return _terms(c.field, vocab.expand(c.field, c.values))
+        case RuntimeConstraint():
+            return _runtime(c)
+        case TargetConstraint():
+            return _terms("compat", [target_token(t, st) for t in vocab.target_closure(c.target)
+                                     for st in statuses_from(c.min_status)])
+        case HardwareConstraint():
+            return _terms("compat", [hardware_token(c.hardware, st) for st in statuses_from(c.min_status)])
+        case StatusConstraint():
+            return _terms("compat", [any_runtime_token(st) for st in statuses_from(c.min_status)])
+        case MetricConstraint():
+            return _metric(c)
+        case LatencyConstraint():
+            return _nested("lat", {"term": {"lat.hw": c.hardware or ANY_HARDWARE}},
+                           {"term": {"lat.measured": c.measured_only}}, _compare("lat.ms", c.op, c.ms))
+        case MemoryConstraint():
+            return _nested("mem", {"term": {"mem.hw": c.hardware or ANY_HARDWARE}},
+                           _compare("mem.bytes", c.op, c.bytes))
+        case ParamsConstraint() | SizeConstraint():
+            return _int_range(c.kind, c.op, c.value)
+        case AnyOf():
+            return {"bool": {"should": [_alternative(x, lineage) for x in c.of], "minimum_should_match": 1}}
+        case _:
+            assert_never(c)
 
 
 def _alternative(c: Constraint, lineage: LineageIds | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, Union, get_args
+from typing import Annotated, Any, Literal, Protocol, Union, get_args, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -754,6 +754,19 @@ class SearchBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class StagedRebuild(Protocol):
+    """A backend that rebuilds into a new index searches see only once it is complete (a search
+    server, whose readers are other processes: index/elasticsearch/lifecycle.py); `modelport reindex`
+    rebuilds it that way. The embedded index is emptied and refilled instead."""
+
+    def begin_rebuild(self) -> None: ...
+
+    def finish_rebuild(self) -> None: ...
+
+    def abort_rebuild(self) -> None: ...
+
+
 _REBUILD_LOCK = threading.Lock()
 
 
@@ -795,7 +808,7 @@ def search_text(record: ModelRecord) -> dict[str, str]:
     }
 
 
-__all__ = ["FILTER_FIELDS", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "SortKey", "Status", "Op",
+__all__ = ["FILTER_FIELDS", "StagedRebuild", "FACET_FIELDS", "PARAM_BUCKETS", "STATUS_ORDER", "SortKey", "Status", "Op",
            "SearchQuery", "Constraint", "FieldFilter", "RuntimeConstraint", "TargetConstraint",
            "HardwareConstraint", "StatusConstraint", "MetricConstraint", "LatencyConstraint", "MemoryConstraint",
            "ParamsConstraint", "SizeConstraint", "LineageConstraint", "Preference", "AnyOf", "EVIDENCE_WEIGHTS",

@@ -34,7 +34,7 @@ from modelport.harvesters.base import (
 from modelport.harvesters.bounded import bounded
 from modelport.index.backends import open_search_backend
 from modelport.index.catalog import Catalog, CatalogIOError, Outbox
-from modelport.index.search import SearchBackend, ensure_current
+from modelport.index.search import SearchBackend, StagedRebuild, ensure_current
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
@@ -120,16 +120,20 @@ class SearchProjection:
     def stages_rebuild(self) -> bool:
         """Whether the backend rebuilds into a new index that searches see only once complete (a
         search server, whose readers are other processes); the embedded index is emptied instead."""
-        return callable(getattr(self.backend, "begin_rebuild", None))
+        return isinstance(self.backend, StagedRebuild)
+
+    def _staged(self) -> StagedRebuild:
+        assert isinstance(self.backend, StagedRebuild)  # callers ask `stages_rebuild` first
+        return self.backend
 
     def begin_rebuild(self) -> None:
-        self.backend.begin_rebuild()
+        self._staged().begin_rebuild()
 
     def finish_rebuild(self) -> None:
-        self.backend.finish_rebuild()
+        self._staged().finish_rebuild()
 
     def abort_rebuild(self) -> None:
-        self.backend.abort_rebuild()
+        self._staged().abort_rebuild()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
 from pydantic import Field, SecretStr
 
+from modelport.harvesters.artifact_download import CannotCap, OverCap, download_file, walk
 from modelport.harvesters.base import (
     Checkpoint,
     HarvestEvent,
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 ENV_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
 _SPLIT_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)[_/.-](.+)$", re.IGNORECASE)
 _SPLITS = {"training": "train", "valid": "validation", "val": "validation", "eval": "validation"}
-# Onnx files are opened to read the opset they declare; larger ones are listed but not downloaded.
+# Onnx files are opened to read the opset they declare; larger ones are listed but not downloaded
+# (a file of unknown size is streamed and dropped once it passes the cap: harvesters/artifact_download.py).
 MAX_INSPECT_BYTES = 200 * 1024 * 1024
 # MLmodel and environment files are small text; a listing that says otherwise is not followed.
 MAX_TEXT_FILE_BYTES = 1024 * 1024
@@ -71,6 +73,9 @@ class MlflowOptions(SourceOptions):
     page_size: int = Field(default=100, ge=1, le=1000)
     request_retries: int = Field(default=2, ge=0, le=20)
     request_timeout_s: int = Field(default=30, ge=1, le=3600)
+    # Download caps while harvesting: ONNX files opened for their opset, and MLmodel/environment files.
+    max_inspect_bytes: int = Field(default=MAX_INSPECT_BYTES, ge=1, le=64 * 1024**3)
+    max_text_file_bytes: int = Field(default=MAX_TEXT_FILE_BYTES, ge=1, le=64 * 1024**2)
 
 
 class MlflowSource(SourcePlugin):
@@ -78,7 +83,8 @@ class MlflowSource(SourcePlugin):
     harvester_version = "1.0"
 
     def __init__(self, tracking_uri: str, name: str = "mlflow", cache_dir: Path | None = None,
-                 page_size: int = 100, request_retries: int = 2, request_timeout_s: int = 30) -> None:
+                 page_size: int = 100, request_retries: int = 2, request_timeout_s: int = 30,
+                 max_inspect_bytes: int = MAX_INSPECT_BYTES, max_text_file_bytes: int = MAX_TEXT_FILE_BYTES) -> None:
         if not tracking_uri or "://" not in tracking_uri and not tracking_uri.startswith(("sqlite:", "file:")):
             raise SourceError(f"not a tracking URI: {tracking_uri!r} (expected e.g. http://host:5000)")
         # MLflow's client retries a dead server for minutes by default; a harvest should fail fast
@@ -92,6 +98,7 @@ class MlflowSource(SourcePlugin):
         self.uri = tracking_uri.rstrip("/")  # for the client only: it may carry credentials
         self.public_uri = redact_url(self.uri)  # for everything stored, logged or shown
         self.page_size = page_size
+        self.max_inspect_bytes, self.max_text_file_bytes = max_inspect_bytes, max_text_file_bytes
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self.kb = get_kb()
         self._cache = _ArtifactCache(cache_dir / f"mlflow-{name}.sqlite" if cache_dir else None)
@@ -104,7 +111,8 @@ class MlflowSource(SourcePlugin):
         # The artifact cache is one file per source under the data dir's cache (mlflow-<name>.sqlite).
         source = cls(options.tracking_uri.get_secret_value(), name=name, cache_dir=context.cache_root,
                      page_size=options.page_size, request_retries=options.request_retries,
-                     request_timeout_s=options.request_timeout_s)
+                     request_timeout_s=options.request_timeout_s, max_inspect_bytes=options.max_inspect_bytes,
+                     max_text_file_bytes=options.max_text_file_bytes)
         source.options = options
         return source
 
@@ -238,24 +246,26 @@ class MlflowSource(SourcePlugin):
         facts["download_uri"] = uri
         try:
             repo = get_artifact_repository(uri, tracking_uri=self.uri, registry_uri=self.uri)
-            facts["files"] = _walk(repo, "", depth=3)
+            facts["files"] = walk(repo, "", depth=3)
         except Exception as e:
             facts["errors"].append(f"listing artifacts: {e}")
             return facts
         names = {f["path"] for f in facts["files"]}
         sizes = {f["path"]: f.get("size") for f in facts["files"]}
+        # Every download is capped (a listed size over the cap is never fetched, an unknown one is
+        # streamed and stopped at the cap): a failed one is an error on the record, never the harvest's.
         with tempfile.TemporaryDirectory() as tmp:
             for fname in ("MLmodel", *ENV_FILES):
                 if fname not in names:
                     if fname == "MLmodel":
                         facts["errors"].append("MLmodel file is missing")
                     continue
-                size = sizes.get(fname)
-                if isinstance(size, int) and size > MAX_TEXT_FILE_BYTES:  # a listed size: never fetched
-                    facts["errors"].append(f"{fname} not downloaded: {size} bytes > {MAX_TEXT_FILE_BYTES}")
-                    continue
                 try:
-                    text = Path(repo.download_artifacts(fname, dst_path=tmp)).read_text(errors="replace")
+                    local = download_file(repo, fname, Path(tmp), self.max_text_file_bytes, sizes.get(fname))
+                    text = local.read_text(errors="replace")
+                except (OverCap, CannotCap) as e:
+                    facts["errors"].append(f"{fname} not downloaded: {e}")
+                    continue
                 except Exception as e:
                     facts["errors"].append(f"downloading {fname}: {e}")
                     continue
@@ -266,18 +276,22 @@ class MlflowSource(SourcePlugin):
             for f in facts["files"]:
                 # Model source code (code_paths, models-from-code): read with ast, never run, for
                 # code migration between frameworks (schema/code_scan.py).
-                if f["path"].endswith(".py") and not f.get("is_dir") and (f.get("size") or 0) <= MAX_CODE_BYTES:
+                size = f.get("size")
+                if f["path"].endswith(".py") and not f.get("is_dir") and (size is None or size <= MAX_CODE_BYTES):
                     try:
-                        text = Path(repo.download_artifacts(f["path"], dst_path=tmp)).read_text(errors="replace")
+                        local = download_file(repo, f["path"], Path(tmp), MAX_CODE_BYTES, size)
                         facts.setdefault("code", {})[f["path"]] = scan_python(
-                            f["path"], text, get_kb(), f.get("size")).model_dump(mode="json")
+                            f["path"], local.read_text(errors="replace"), get_kb(), size).model_dump(mode="json")
                     except Exception as e:
                         facts["errors"].append(f"reading {f['path']}: {e}")
-                # Unknown sizes are not downloaded: the artifact API cannot stop a stream at a cap.
-                if f["path"].endswith(".onnx") and isinstance(f.get("size"), int) and f["size"] <= MAX_INSPECT_BYTES:
+                if f["path"].endswith(".onnx") and not f.get("is_dir"):
                     try:
-                        local = repo.download_artifacts(f["path"], dst_path=tmp)
-                        facts["onnx"][f["path"]] = inspect_onnx(local)
+                        local = download_file(repo, f["path"], Path(tmp), self.max_inspect_bytes, size)
+                        facts["onnx"][f["path"]] = inspect_onnx(str(local))
+                    except (OverCap, CannotCap) as e:  # listed, not opened: the opset stays unknown
+                        # Not an error: the same answer every time (artifacts of a version do not
+                        # change), so the facts stay cached instead of being streamed again each harvest.
+                        facts.setdefault("not_downloaded", []).append(str(e))
                     except Exception as e:
                         facts["errors"].append(f"reading {f['path']}: {e}")
         return facts
@@ -295,6 +309,8 @@ class MlflowSource(SourcePlugin):
                                  "stage": v.get("current_stage"), "download_uri": arts.get("download_uri"),
                                  "tracking_uri": self.public_uri}
         errors = list(arts.get("errors") or []) + list(run.get("errors") or [])
+        if arts.get("not_downloaded"):  # files over the download caps: listed, not opened
+            facts["not_downloaded"] = list(arts["not_downloaded"])[:20]
 
         mlmodel: dict[str, Any] = {}
         if arts.get("mlmodel_text"):
@@ -402,18 +418,6 @@ def _source_code(arts: dict[str, Any]) -> list[SourceCode]:
         except (ValueError, TypeError):
             out.append(SourceCode(path=path))
     return out[:50]
-
-
-def _walk(repo: Any, path: str, depth: int) -> list[dict[str, Any]]:
-    out = []
-    for fi in repo.list_artifacts(path or None):
-        if fi.is_dir:
-            out.append({"path": fi.path, "is_dir": True})
-            if depth > 1:
-                out.extend(_walk(repo, fi.path, depth - 1))
-        else:
-            out.append({"path": fi.path, "is_dir": False, "size": fi.file_size})
-    return out
 
 
 def _model_id_from_source(source: str | None) -> str | None:

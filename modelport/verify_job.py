@@ -65,8 +65,9 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
     whose pickled models may be loaded, in the sandbox (default: those the configuration marks).
     ONNX and skops models (our allow-list) are verified from any source; a pickle from an untrusted
     source is skipped with the reason, never loaded."""
-    import mlflow.artifacts
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+    from modelport.harvesters.artifact_download import CannotCap, OverCap, download_tree
     from modelport.schema.verify import code_execution_needed, verify_record
     from modelport.verify_sandbox import SandboxUnavailable, verify_in_sandbox
 
@@ -83,16 +84,17 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
             continue
         report.checked += 1
         with tempfile.TemporaryDirectory() as tmp:
+            # Capped: sizes the listing gives are checked first, unknown ones streamed and stopped at
+            # the cap (harvesters/artifact_download.py); an aborted download leaves nothing behind.
             try:
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=rec.source_facts["download_uri"], dst_path=tmp,
-                    tracking_uri=_client_uri(pipeline, rec))
+                uri = _client_uri(pipeline, rec)
+                repo = get_artifact_repository(rec.source_facts["download_uri"], tracking_uri=uri, registry_uri=uri)
+                local = download_tree(repo, Path(tmp) / "model", cap)
+            except (OverCap, CannotCap) as e:
+                report.skipped.append(f"{rec.id}: not downloaded: {e} (max_download_bytes)")
+                continue
             except Exception as e:  # unreachable artifacts: nothing was checked, so nothing is claimed
                 report.skipped.append(f"{rec.id}: cannot download artifacts: {e}")
-                continue
-            got = sum(f.stat().st_size for f in Path(local).rglob("*") if f.is_file())
-            if got > cap:  # sizes the listing did not give
-                report.skipped.append(f"{rec.id}: downloaded {got} bytes, over max_download_bytes ({cap})")
                 continue
             why = code_execution_needed(local)
             if why is None:

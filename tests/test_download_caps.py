@@ -85,8 +85,16 @@ def _harvest(proxy: Proxy, tmp_path: Path, **caps: int) -> Pipeline:
     return p
 
 
-def test_files_of_unknown_size_are_streamed_within_the_cap(sizeless: Proxy, tmp_path: Path) -> None:
-    p = _harvest(sizeless, tmp_path)
+@pytest.fixture(scope="module")
+def harvested(sizeless: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """One harvest through the proxy with the default caps."""
+    p = _harvest(sizeless, tmp_path_factory.mktemp("sizeless"))
+    yield p
+    p.close()
+
+
+def test_files_of_unknown_size_are_streamed_within_the_cap(sizeless: Proxy, harvested: Pipeline) -> None:
+    p = harvested
     assert sizeless.listings  # the listings the harvester read had no sizes
     rec = p.catalog.get(ONNX_ID)
     assert rec is not None
@@ -94,7 +102,6 @@ def test_files_of_unknown_size_are_streamed_within_the_cap(sizeless: Proxy, tmp_
     assert onnx.size_bytes is None  # unknown, as the registry said
     assert onnx.details.get("opset") == 17  # yet read: streamed, within the cap
     assert "not_downloaded" not in rec.source_facts and rec.source_facts.get("flavors")
-    p.close()
 
 
 def test_a_stream_past_the_cap_is_stopped_with_a_reason_and_the_harvest_goes_on(sizeless: Proxy,
@@ -131,10 +138,10 @@ def test_an_aborted_download_leaves_nothing(sizeless: Proxy, tmp_path: Path) -> 
     assert (whole / onnx).stat().st_size > 100 and (whole / "MLmodel").is_file()
 
 
-def test_verify_streams_unknown_sizes_against_max_download_bytes(sizeless: Proxy, tmp_path: Path) -> None:
+def test_verify_streams_unknown_sizes_against_max_download_bytes(harvested: Pipeline) -> None:
     from modelport.verify_job import verify
 
-    p = _harvest(sizeless, tmp_path)
+    p = harvested
     p.settings.max_download_bytes = 300
     report = verify(p, source="mlflow", only={ONNX_ID})
     assert report.results == {}  # nothing claimed
@@ -143,4 +150,3 @@ def test_verify_streams_unknown_sizes_against_max_download_bytes(sizeless: Proxy
     p.settings.max_download_bytes = 50_000_000
     report = verify(p, source="mlflow", only={ONNX_ID})
     assert report.skipped == [] and report.results[ONNX_ID].status == "verified"
-    p.close()

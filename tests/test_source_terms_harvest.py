@@ -102,6 +102,10 @@ def test_hub_names_the_kb_does_not_know_are_searchable_faceted_in_rdf_and_report
 
         html = client.get("/", params={"q": "library:fairseq"}).text
         assert 'data-value="fairseq"' in html and "source term" in html
+        model = client.get("/models/huggingface:acme/mesh-maker", headers={"accept": "text/html"})
+        assert model.status_code == 200 and "image-to-3d" in model.text and "source term" in model.text
+        as_json = client.get("/models/huggingface:acme/mesh-maker", headers={"accept": "application/json"}).json()
+        assert {t["value"] for t in as_json["source_terms"]} == {"image-to-3d", "fairseq"}
 
         def ask(rid: str, vocabulary: str, code: str) -> bool:
             res = client.get("/sparql", params={"query": TERM_ASK.format(rid=rid, vocabulary=vocabulary, code=code)})

@@ -26,7 +26,8 @@ from modelport.api import (
 )
 from modelport.api.deps import ADMIN_HELP, AdminOnly
 from modelport.api.limits import RequestLimits
-from modelport.index.search import SearchBackendError, cursor_key_for, set_cursor_key
+from modelport.errors import ServiceUnavailable, UserError
+from modelport.index.search import cursor_key_for, set_cursor_key
 from modelport.index.sparql_pool import GraphSnapshots, SparqlPool
 from modelport.scheduler import AlreadyRunning, HarvestScheduler, UnknownSource
 from modelport.schema.rdf import PREFIXES
@@ -105,10 +106,15 @@ def create_app(settings: Settings | None = None, warm_search: bool = False) -> F
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Accept", "Content-Type", "Authorization"], allow_credentials=False)
 
-    @app.exception_handler(SearchBackendError)
-    async def backend_unavailable(request: Request, exc: SearchBackendError) -> JSONResponse:
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         # A remote search server that is down is the service's state, not the request's fault.
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return JSONResponse(status_code=exc.http_status, content={"detail": str(exc)})
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        # A bad query or parameter a route did not answer itself: the client's error, with the message.
+        return JSONResponse(status_code=exc.http_status, content={"detail": str(exc)})
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, object]:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from modelport.api.deps import services
 from modelport.index.query_syntax import SYNTAX_HELP, QuerySyntaxError, compile_query
+from modelport.index.search import DEFAULT_FACETS as SEARCH_DEFAULT_FACETS
 from modelport.index.search import (
     FACET_FIELDS,
     CursorError,
@@ -25,7 +26,7 @@ from modelport.services import SearchResponse, Services
 router = APIRouter(tags=["search"])
 
 ListParam = Annotated[list[str] | None, Query()]
-DEFAULT_FACETS = "source,task,framework,format,license,runtime,target,status,params"
+DEFAULT_FACETS = ",".join(SEARCH_DEFAULT_FACETS)
 
 
 class SearchPage(SearchResponse):

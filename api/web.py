@@ -17,13 +17,13 @@ from fastapi.templating import Jinja2Templates
 
 from modelport.api.deps import services
 from modelport.api.search_routes import run_search
-from modelport.index.search import FILTER_FIELDS, SortKey, Status
+from modelport.index.search import DEFAULT_FACETS, FILTER_FIELDS, SortKey, Status
 from modelport.services import Services
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-FACETS = ["source", "task", "framework", "format", "license", "runtime", "target", "status", "params"]
+FACETS = list(DEFAULT_FACETS)
 SORTS: tuple[str, ...] = get_args(SortKey)
 STATUSES: tuple[str, ...] = get_args(Status)
 PAGE_SIZE = 30

@@ -9,6 +9,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelport.errors import BadRecordError
+from modelport.errors import SourceError as SourceError  # (re-exported: sources raise it from here)
 from modelport.schema.record import ModelRecord
 
 HarvestMode = Literal["full", "incremental"]
@@ -59,7 +61,7 @@ class Skipped(BaseModel):
 HarvestEvent = SourceRecord | Checkpoint | ListingComplete | Gone | Skipped
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(BadRecordError):
     """Raised by `normalize` for a payload that cannot become a record; the pipeline skips it."""
 
 
@@ -111,10 +113,6 @@ class Enrichable(Protocol):
     def enrich(self, targets: list[EnrichTarget]) -> Iterator[HarvestEvent]: ...
 
     def merge_enrichment(self, item: SourceRecord, extras: dict[str, Any]) -> SourceRecord: ...
-
-
-class SourceError(RuntimeError):
-    """The source as a whole is unusable (unreachable server, bad URI, auth refused)."""
 
 
 def utcnow() -> datetime:

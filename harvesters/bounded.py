@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from modelport.errors import BadRecordError
+
 # Budgets for one document: ample for real MLmodel files, cards and TF Hub metadata (hundreds of nodes).
 MAX_YAML_NODES = 50_000
 MAX_DEPTH = 64
@@ -19,7 +21,7 @@ MAX_DEPTH = 64
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class UnsafeInput(ValueError):
+class UnsafeInput(BadRecordError):
     """A document refused because reading it would cost far more than its size suggests."""
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from modelport.harvesters.base import MalformedRecord
 from modelport.harvesters.hf_card import README_MAX_BYTES, ParsedCard, parse_card
-from modelport.schema.identity import record_id, record_iri
+from modelport.schema.identity import DEFAULT_BASE_IRI, record_id, record_iri
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.record import (
     Agent,
@@ -90,7 +90,7 @@ class MappingContext:
     source_kind: str
     harvester_version: str
     kb: KnowledgeBase
-    base_iri: str = "http://127.0.0.1:8000"
+    base_iri: str = DEFAULT_BASE_IRI
     web_base: str = "https://huggingface.co"  # where repo pages and files are served
 
 

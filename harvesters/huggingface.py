@@ -38,6 +38,7 @@ from huggingface_hub.hf_api import ExpandModelProperty_T
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, validate_repo_id
 from pydantic import Field, SecretStr, field_validator
 
+from modelport.errors import describe
 from modelport.harvesters.base import (
     Checkpoint,
     EnrichmentPlan,
@@ -72,6 +73,7 @@ from modelport.harvesters.hf_mapping import (
 )
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
+from modelport.schema.identity import DEFAULT_BASE_IRI
 from modelport.schema.kb import KnowledgeBase, get_kb
 from modelport.schema.record import ModelRecord
 
@@ -128,7 +130,7 @@ class HuggingFaceOptions(SourceOptions):
     timeout_s: float = Field(default=30.0, gt=0)
     # This many models in a row failing after all retries means the Hub is down, not one bad repo.
     max_consecutive_failures: int = Field(default=10, ge=1)
-    base_iri: str = "http://127.0.0.1:8000"
+    base_iri: str = DEFAULT_BASE_IRI
     cache_dir: Path | None = None  # scratch space for README downloads; a temporary directory if unset
 
     @field_validator("expand")
@@ -312,7 +314,7 @@ class HuggingFaceSource(SourcePlugin):
             except CrossOriginRefused:
                 raise
             except (HfHubHTTPError, httpx2.HTTPError) as e:
-                raise SourceError(f"listing models at {self.endpoint} failed: {_short(e)}") from e
+                raise SourceError(f"listing models at {self.endpoint} failed: {describe(e)}") from e
             try:
                 items = resp.json()
             except ValueError as e:
@@ -374,7 +376,7 @@ class HuggingFaceSource(SourcePlugin):
             if first_url is None or e.__cause__ is None or is_transient(e.__cause__):
                 raise
             log.warning("%s: the stored resume point was refused (%s); listing from the start",
-                        self.name, _short(e.__cause__))
+                        self.name, describe(e.__cause__))
             listed, run_newest, after, from_start = 0, None, None, True
             pages = self._pages(None)
             first_page = next(pages)
@@ -496,17 +498,17 @@ class HuggingFaceSource(SourcePlugin):
         except RepositoryNotFoundError:
             return Gone(local_id=repo_id, reason="repository not found (deleted, renamed or made private)")
         except GatedRepoError as e:
-            raise _Failure(f"model_info refused (gated; a token with access is needed): {_short(e)}") from e
+            raise _Failure(f"model_info refused (gated; a token with access is needed): {describe(e)}") from e
         except CrossOriginRefused as e:
             raise _Failure(str(e)) from e
         except (KeyError, TypeError, ValueError) as e:
             # The client could not build ModelInfo from the answer: the listing's record stays.
-            raise _Failure(f"model_info answer malformed: {_short(e)}") from e
+            raise _Failure(f"model_info answer malformed: {describe(e)}") from e
         except Exception as e:
             if is_transient(e):
-                raise _Failure(f"model_info failed after {self.policy.attempts} attempts: {_short(e)}") from e
+                raise _Failure(f"model_info failed after {self.policy.attempts} attempts: {describe(e)}") from e
             if isinstance(e, HfHubHTTPError):
-                raise _Failure(f"model_info refused: {_short(e)}") from e
+                raise _Failure(f"model_info refused: {describe(e)}") from e
             raise
         if payload.get("disabled") is True:
             return Gone(local_id=repo_id, reason="disabled on the Hub")
@@ -544,7 +546,7 @@ class HuggingFaceSource(SourcePlugin):
             return None
         except Exception as e:
             # A card is an extra: the record is still worth storing without it.
-            log.warning("README of %s not fetched: %s", repo_id, _short(e))
+            log.warning("README of %s not fetched: %s", repo_id, describe(e))
             return None
         finally:
             # The download cache is scratch space: kept, it would grow by one card per repo forever.
@@ -594,12 +596,6 @@ def _item_ref(raw: Any, page_url: str, idx: int) -> str:
             if isinstance(raw.get(k), str) and raw[k].strip():
                 return raw[k].strip()
     return f"{page_url.split('?')[0]}#{idx}"
-
-
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    out = f"{type(e).__name__}: {text[0] if text else ''}"
-    return out if len(out) <= 300 else out[:297] + "…"
 
 
 __all__ = ["HuggingFaceSource", "HuggingFaceOptions", "is_transient",

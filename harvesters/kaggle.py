@@ -38,7 +38,7 @@ from modelport.harvesters.base import (
 )
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
-from modelport.schema.identity import record_iri
+from modelport.schema.identity import DEFAULT_BASE_IRI, record_iri
 from modelport.schema.kb import MP, get_kb, local_name
 from modelport.schema.record import (
     Agent,
@@ -153,7 +153,7 @@ class KaggleSource(SourcePlugin):
     harvester_version = HARVESTER_VERSION
 
     def __init__(self, *, name: str = "kaggle", endpoint: str = DEFAULT_ENDPOINT, owner: str | None = None,
-                 search: str | None = None, page_size: int = 50, base_iri: str = "http://127.0.0.1:8000",
+                 search: str | None = None, page_size: int = 50, base_iri: str = DEFAULT_BASE_IRI,
                  username: str | None = None, key: str | None = None, api_token: str | None = None,
                  retries: int = 3, backoff_s: float = 1.0, max_pages: int | None = None) -> None:
         self.name = name

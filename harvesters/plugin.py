@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from modelport.harvesters.base import HarvestEvent, HarvestMode, SourceRecord
+from modelport.schema.identity import DEFAULT_BASE_IRI
 from modelport.schema.record import ModelRecord
 
 
@@ -39,7 +40,7 @@ class SourceContext:
     """What the host gives every source: the IRI base of the records it mints and the data dir's
     cache folder (a source keeps its own files under it, named after its kind and source name)."""
 
-    base_iri: str = "http://127.0.0.1:8000"
+    base_iri: str = DEFAULT_BASE_IRI
     cache_root: Path | None = None
 
     def cache_dir(self, kind: str, name: str) -> Path | None:

@@ -26,6 +26,8 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from modelport.errors import describe
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -245,10 +247,7 @@ def call_with_retry(fn: Callable[[], T], *, describe: str, limiter: Budget | Non
 
 
 def _short(exc: BaseException | None) -> str:
-    if exc is None:
-        return "?"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    return describe(exc) if exc is not None else "?"
 
 
 __all__ = ["Budget", "BudgetSet", "BudgetState", "RateLimiter", "RetryPolicy", "RETRY_STATUSES",

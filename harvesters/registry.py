@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelport.errors import UserError
 from modelport.harvesters.base import Source, SourceError
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 
@@ -30,11 +31,11 @@ BUILTIN: dict[str, tuple[str, str]] = {
 }
 
 
-class UnknownSourceKind(ValueError):
+class UnknownSourceKind(UserError, ValueError):
     """No built-in kind and no installed plug-in has this name, or its plug-in cannot be loaded."""
 
 
-class SourceOptionsError(ValueError):
+class SourceOptionsError(UserError, ValueError):
     """A source's options do not fit its kind's `Options`; the message names the source and fields."""
 
     def __init__(self, source: str, kind: str, error: ValidationError) -> None:

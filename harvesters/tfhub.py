@@ -48,7 +48,7 @@ from modelport.harvesters.base import (
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.tfhub_crawl import CrawlConfig, CrawlFailed, CrawlSummary, run_crawl
 from modelport.harvesters.tfhub_parse import MODEL_TYPES, VARIANT_TYPES, ParsedDoc
-from modelport.schema.identity import record_iri
+from modelport.schema.identity import DEFAULT_BASE_IRI, record_iri
 from modelport.schema.kb import MP, get_kb, local_name
 from modelport.schema.record import (
     Agent,
@@ -135,7 +135,7 @@ class TFHubSource(SourcePlugin):
     kind = "tfhub"
     harvester_version = HARVESTER_VERSION
 
-    def __init__(self, root: str, *, name: str = "tfhub", base_iri: str = "http://127.0.0.1:8000",
+    def __init__(self, root: str, *, name: str = "tfhub", base_iri: str = DEFAULT_BASE_IRI,
                  cache_dir: Path | str | None = None, crawl_options: dict[str, Any] | None = None,
                  timeout: float | None = None) -> None:
         root = root.strip()

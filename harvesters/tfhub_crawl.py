@@ -26,6 +26,7 @@ from urllib.request import url2pathname
 
 from pydantic import BaseModel, Field
 
+from modelport.errors import SourceError
 from modelport.harvesters.tfhub_parse import MalformedDocument, html_title, parse_html, parse_markdown
 
 # Files worth requesting: documents, pages and directories. Everything else a listing shows
@@ -408,7 +409,7 @@ class CrawlResult(BaseModel):
     summary: CrawlSummary
 
 
-class CrawlFailed(RuntimeError):
+class CrawlFailed(SourceError):
     """The crawl process itself failed (not a single document)."""
 
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from modelport.errors import BadRecordError
+
 DocType = Literal["Module", "Placeholder", "Lite", "Tfjs", "Coral", "Collection", "Publisher"]
 MODEL_TYPES: tuple[str, ...] = ("Module", "Placeholder", "Lite", "Tfjs", "Coral")
 VARIANT_TYPES: tuple[str, ...] = ("Lite", "Tfjs", "Coral")
@@ -45,7 +47,7 @@ BOOLEAN_KEYS = frozenset({"fine-tunable"})
 URL_SEGMENT = {"Lite": "lite-model", "Tfjs": "tfjs-model", "Coral": "coral-model", "Collection": "collection"}
 
 
-class MalformedDocument(ValueError):
+class MalformedDocument(BadRecordError):
     """The document breaks the grammar; the message says why (the crawl reports it and goes on).
     `local_id` is set when the title line could be read, so the record the document used to
     produce is known (the pipeline then keeps it instead of tombstoning it)."""

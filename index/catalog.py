@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from modelport.errors import ServiceUnavailable
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Quarantined:
     quarantined_at: str
 
 
-class CatalogIOError(RuntimeError):
+class CatalogIOError(ServiceUnavailable):
     """The catalog could not be written or read for a reason outside any record (disk full, read-only
     file system, I/O error): the message names the cause SQLite gave, and nothing committed is lost."""
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from modelport.errors import ServiceUnavailable
 from modelport.index.query_encoder import QueryEncoder
 from modelport.schema.record import ModelRecord
 
@@ -37,7 +38,7 @@ SUMMARY_CHARS = 480
 BATCH_SIZE = 32
 
 
-class EmbeddingsUnavailable(RuntimeError):
+class EmbeddingsUnavailable(ServiceUnavailable):
     """Dense vectors cannot be computed here; the message says why and goes into search notices."""
 
 

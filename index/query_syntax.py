@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from modelport.errors import UserError
 from modelport.index.search import (
     AnyOf,
     Constraint,
@@ -93,7 +94,7 @@ TIME_UNITS = {"": 1.0, "ms": 1.0, "msec": 1.0, "s": 1000.0, "sec": 1000.0, "us":
 SORTS = ("relevance", "downloads", "likes", "modified")
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(UserError, ValueError):
     """A qualifier that cannot be read: the offending token, where it starts in the query (0-based
     character offset) and what would have been accepted."""
 

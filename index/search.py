@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, Protocol, Union, get_args, runtime_c
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelport.errors import ServiceUnavailable, UserError
 from modelport.index.facts import keyword_values as _keyword_values
 from modelport.index.vocab import STATUS_ORDER, get_vocab
 from modelport.schema.record import ModelRecord
@@ -38,6 +39,9 @@ FILTER_FIELDS = ("source", "task", "framework", "format", "license", "language",
                  "runtime", "status", "access", "target", "hardware", "relation")
 # Facets: every filter field plus parameter-count buckets.
 FACET_FIELDS = (*FILTER_FIELDS, "params")
+# The facets a search shows unless it names others (the API's default and the web page's).
+DEFAULT_FACETS: tuple[str, ...] = ("source", "task", "framework", "format", "license", "runtime", "target", "status",
+                                   "params")
 # Parameter-count facet buckets: (label, from inclusive, to exclusive).
 PARAM_BUCKETS: tuple[tuple[str, float | None, float | None], ...] = (
     ("<10M", None, 1e7), ("10M-100M", 1e7, 1e8), ("100M-1B", 1e8, 1e9), ("1B-10B", 1e9, 1e10),
@@ -569,11 +573,11 @@ def rebuild_in_batches(backend: SearchBackend, records: Iterable[ModelRecord], b
 # ------------------------------------------------------------------------------------------------
 # Cursors: opaque to clients, bound to the query they came from.
 # ------------------------------------------------------------------------------------------------
-class CursorError(ValueError):
+class CursorError(UserError, ValueError):
     """A cursor that is malformed or belongs to another query."""
 
 
-class SearchBackendError(RuntimeError):
+class SearchBackendError(ServiceUnavailable):
     """The search backend cannot answer (a remote server unreachable or refusing): the API says 503
     and the CLI prints the message, instead of a traceback."""
 

@@ -15,6 +15,7 @@ from rdflib import Literal as RdfLiteral
 from rdflib.query import Result
 from rdflib.term import Identifier
 
+from modelport.errors import UserError
 from modelport.index.sparql_text import inspect
 
 QueryKind = Literal["SELECT", "ASK", "CONSTRUCT", "DESCRIBE"]
@@ -29,12 +30,12 @@ FEDERATION_OFF = ("SERVICE (federated query) is not accepted: federation is off 
                   "never makes requests to other servers")
 
 
-class SparqlError(ValueError):
+class SparqlError(UserError, ValueError):
     """A query the engine refused (syntax error, update, federation, unsupported form)."""
 
 
-class SparqlTimeout(TimeoutError):
-    pass
+class SparqlTimeout(UserError, TimeoutError):
+    """A query that ran past its time limit (the client may ask a smaller one)."""
 
 
 @dataclass

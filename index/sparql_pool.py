@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelport.errors import ModelPortError
 from modelport.index.sparql_exec import SparqlAnswer, SparqlError, check
 from modelport.index.sparql_worker import recv_msg, send_msg
 from modelport.index.sparql_worker import status_kb as _status_kb
@@ -35,14 +36,14 @@ from modelport.index.sparql_worker import status_kb as _status_kb
 log = logging.getLogger(__name__)
 
 
-class QueryLimitError(Exception):
+class QueryLimitError(ModelPortError):
     """A query stopped by a limit, or a pool that cannot take it: `limit` names the setting."""
 
     def __init__(self, message: str, limit: str, status: int = 503, retry_after: int | None = None,
                  peak_rss_kb: int | None = None) -> None:
         super().__init__(message)
         self.limit = limit
-        self.status = status
+        self.status = self.http_status = status
         self.retry_after = retry_after
         self.peak_rss_kb = peak_rss_kb  # the stopped worker's peak resident memory, when known
 

@@ -111,8 +111,10 @@ def _run_harvest(source: Source, mode: HarvestMode, limit: int | None, settings:
                   markup=False)
     for err in report.errors[:20]:
         console.print(f"[yellow]  {err['ref']}: {err['reason']}[/]")
-    if len(report.errors) > 20:
-        console.print(f"[yellow]  … and {len(report.errors) - 20} more (see `modelport jobs`)[/]")
+    if report.errors_total > 20:
+        console.print(f"[yellow]  … and {report.errors_total - 20} more (see `modelport jobs`); by kind: "
+                      + ", ".join(f"{k} {n}" for k, n in sorted(report.error_groups.items(), key=lambda kv: -kv[1]))
+                      + "[/]")
     return report
 
 
@@ -484,7 +486,7 @@ def demo(
 def main() -> None:
     from pydantic import ValidationError
 
-    from modelport.index.search import SearchBackendError
+    from modelport.errors import ServiceUnavailable, SourceError, UserError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The Elasticsearch client logs each retry with a traceback; the backend's own error says it once.
@@ -495,9 +497,13 @@ def main() -> None:
         errors = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         console.print(f"[bold red]error:[/] invalid configuration: {errors}")
         raise SystemExit(2) from None
-    except SearchBackendError as e:  # e.g. Elasticsearch unreachable: the message says where and what
+    except UserError as e:  # what a command did not turn into its own message: the same exit code
         console.print(f"[bold red]error:[/] {e}")
-        raise SystemExit(1) from None
+        raise SystemExit(e.exit_code) from None
+    except (ServiceUnavailable, SourceError) as e:  # e.g. Elasticsearch unreachable: the message says where
+        console.print(f"[bold red]error:[/] {e}")
+        raise SystemExit(e.exit_code) from None
+    # Anything else is a bug: Python's traceback says where.
 
 
 if __name__ == "__main__":

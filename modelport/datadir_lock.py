@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from modelport.errors import ServiceUnavailable
+
 # Locks this process holds, by path: a command that takes the lock may call another that takes it
 # too (the demo harvests, then serves); flock would refuse the second open in the same process.
 _held: dict[Path, int] = {}
 
 
-class DataDirBusy(RuntimeError):
+class DataDirBusy(ServiceUnavailable):
     """Another process writes this data dir."""
 
 

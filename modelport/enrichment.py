@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelport.harvesters.base import EnrichmentPlan, EnrichTarget, Gone, MalformedRecord, Skipped, SourceRecord
+from modelport.errors import describe
+from modelport.harvesters.base import EnrichmentPlan, EnrichTarget, Gone, Skipped, SourceRecord
 from modelport.index.catalog import Catalog
 from modelport.schema.identity import record_id
 from modelport.schema.record import ModelRecord
@@ -42,7 +43,7 @@ def enrich_records(pipeline: Pipeline, source: Any, plan: EnrichmentPlan, report
     """Run the stage for one source within `plan`, counting into `report`. "Gone" answers (a 404 from
     `model_info`) go through the pipeline's fail-safe with listing deletions; a record this run just
     listed is not taken for gone on one such answer, and one held back is asked again later."""
-    from modelport.pipeline import RecordFailure, is_bad_record
+    from modelport.pipeline import BAD_RECORD, RecordFailure, is_bad_record
 
     catalog = pipeline.catalog
     targets = catalog.enrichment_queue(source.name, plan.priority, plan.max_models)
@@ -96,8 +97,8 @@ def enrich_records(pipeline: Pipeline, source: Any, plan: EnrichmentPlan, report
                 rid = record_id(source.name, ev.local_id)
                 try:
                     record, text = pipeline.prepare(source, ev)
-                except (MalformedRecord, ValueError) as e:
-                    failed(rid, rid, f"malformed: {_short(e)}")
+                except BAD_RECORD as e:
+                    failed(rid, rid, f"malformed: {describe(e)}")
                     continue
                 except Exception as e:  # our bug, shown with the record that triggered it
                     raise RecordFailure("normalizing", rid, e) from e
@@ -129,11 +130,6 @@ def enrich_records(pipeline: Pipeline, source: Any, plan: EnrichmentPlan, report
         report.counts["enrich_gone"] += report.counts["tombstoned"] - before
         for rid in gone.keys() & catalog.live_ids(source.name):  # held back: asked again, after the others
             catalog.enrichment_failed(rid, source.name, f"answered as gone ({gone[rid]}); not tombstoned")
-
-
-def _short(e: BaseException) -> str:
-    text = f"{type(e).__name__}: {e}"
-    return text if len(text) < 300 else text[:297] + "…"
 
 
 __all__ = ["enrich_records", "with_enrichment", "ENRICH_BATCH"]

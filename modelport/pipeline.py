@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pydantic import ValidationError
+
 from modelport.enrichment import enrich_records, with_enrichment
+from modelport.errors import BadRecordError, ModelPortError, describe
 from modelport.harvesters.base import (
     Checkpoint,
     Enrichable,
     Gone,
     HarvestMode,
     ListingComplete,
-    MalformedRecord,
     Skipped,
     Source,
     SourceRecord,
@@ -71,30 +73,57 @@ class JobReport:
     status: str = "running"  # ok | partial | failed | interrupted
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped", "quarantined"), 0))
+    # The first MAX_ERROR_SAMPLES errors (ref, reason), and how many of each kind there were in all: a
+    # harvest of a million bad records keeps a bounded report (DataHub's SourceReport does the same).
     errors: list[dict[str, str]] = field(default_factory=list)
+    error_groups: dict[str, int] = field(default_factory=dict)
+    errors_total: int = 0
     # Tasks and libraries the records name that the KB does not know (their source terms), counted.
     unknown_terms: UnknownTerms = field(default_factory=UnknownTerms)
 
     def error(self, ref: str, reason: str, **extra: str) -> None:
-        # Error texts quote what failed, URLs included: never with their credentials.
-        self.errors.append({"ref": redact_text(ref), "reason": redact_text(reason), **extra})
+        self.errors_total += 1
+        group = error_group(reason)
+        if group not in self.error_groups and len(self.error_groups) >= MAX_ERROR_GROUPS:
+            group = "other"
+        self.error_groups[group] = self.error_groups.get(group, 0) + 1
+        if len(self.errors) < MAX_ERROR_SAMPLES:
+            # Error texts quote what failed, URLs included: never with their credentials.
+            self.errors.append({"ref": redact_text(ref), "reason": redact_text(reason), **extra})
 
 
-class RecordFailure(RuntimeError):
+MAX_ERROR_SAMPLES = 1000  # errors a job report keeps (the catalog stores as many)
+MAX_ERROR_GROUPS = 50
+
+
+def error_group(reason: str) -> str:
+    """The kind of an error, for the report's counts: its reason up to the first colon ("malformed",
+    "quarantined (store)", "enrichment"), or its first words; never an unbounded text."""
+    head = reason.split(":", 1)[0].strip() if ":" in reason else " ".join(reason.split()[:4])
+    return redact_text(head[:60]) or "error"
+
+
+class RecordFailure(ModelPortError, RuntimeError):
     """A record made our own code fail in a way that is not a check of its content (a bug): the job
     fails loudly, naming the record, instead of quietly setting it aside."""
 
     def __init__(self, stage: str, rid: str, error: BaseException) -> None:
-        super().__init__(f"{stage} of record {rid} failed: {_short(error)}")
+        super().__init__(f"{stage} of record {rid} failed: {describe(error, 500)}")
         self.stage, self.rid = stage, rid
 
 
+# Failures caused by a record's content (modelport/errors.py): a source's or parser's refusal
+# (BadRecordError: MalformedRecord, UnsafeInput, MalformedDocument), a payload that does not fit the
+# schema (pydantic's ValidationError), text a store cannot encode (UnicodeError), a store refusing the
+# text it was given (Oxigraph parse errors are SyntaxErrors), nesting too deep for a recursive parser.
+# A plain ValueError is not among them: a mapper that raises one has a bug, and the job fails.
+BAD_RECORD = (BadRecordError, ValidationError, UnicodeError, SyntaxError, RecursionError)
+
+
 def is_bad_record(e: BaseException) -> bool:
-    """A failure caused by the record's content: our validation and value checks (pydantic's
-    ValidationError and MalformedRecord are ValueErrors, as are encoding errors) and a store refusing
-    the text it was given (Oxigraph parse errors are SyntaxErrors). Anything else is a bug or the
-    environment (disk, network) and must not be quarantined away."""
-    return isinstance(e, ValueError | SyntaxError) and not isinstance(e, CatalogIOError)
+    """Whether `e` is the record's fault (BAD_RECORD): skipped or quarantined, counted in the report.
+    Anything else is a bug or the environment (disk, network) and must not be set aside quietly."""
+    return isinstance(e, BAD_RECORD) and not isinstance(e, CatalogIOError)
 
 
 class SearchProjection:
@@ -374,13 +403,12 @@ class Pipeline:
                         stored[record.id] = text
                         batch.append(record)
                         report.unknown_terms.add(record)
-                    except (MalformedRecord, ValueError, RecursionError) as e:
-                        # pydantic's ValidationError is a ValueError: a payload that does not fit
-                        # the schema is one bad record, not a failed harvest; so is one nested too
-                        # deeply for a recursive parser.
+                    except BAD_RECORD as e:
+                        # A payload that does not fit the schema is one bad record, not a failed
+                        # harvest; a mapper bug (e.g. a bare ValueError) fails the job below.
                         report.counts["skipped"] += 1
-                        report.error(rid, f"malformed: {_short(e)}")
-                        log.warning("skipped %s: %s", rid, _short(e))
+                        report.error(rid, f"malformed: {describe(e, 500)}")
+                        log.warning("skipped %s: %s", rid, describe(e, 500))
                     except Exception as e:  # our bug, shown with the record that triggered it
                         raise RecordFailure("normalizing", rid, e) from e
                     if len(batch) >= batch_size:
@@ -430,7 +458,7 @@ class Pipeline:
             except Exception as again:  # noqa: BLE001 — the first error is the one to report
                 log.error("could not store the last batch of %s: %s", source.name, again)
             report.status = "failed"
-            report.error(source.name, _short(e))
+            report.error(source.name, describe(e, 500))
             log.error("harvest of %s failed: %s", source.name, e)
             raise
         finally:
@@ -477,7 +505,7 @@ class Pipeline:
     # -- quarantine ------------------------------------------------------------------------------
     def _quarantine(self, rid: str, stage: str, error: BaseException, rev: int | None = None,
                     outbox: Outbox | None = None) -> None:
-        reason = _short(error)
+        reason = describe(error, 500)
         report = self._report
         self.catalog.quarantine(rid, stage, reason, rev=rev, job_id=report.job_id if report else None,
                                 outbox=outbox)
@@ -734,7 +762,7 @@ class _GraphFeeder:
 
     def _fail(self, e: BaseException) -> None:
         self.failed = True
-        log.warning("the graph stops following this harvest (its catch-up writes the rest): %s", _short(e))
+        log.warning("the graph stops following this harvest (its catch-up writes the rest): %s", describe(e, 500))
 
     def _finish(self) -> None:
         if self.pending is None:
@@ -840,6 +868,4 @@ class _Probe(Exception):
     """Rolls back a transaction that only tried whether a record can be stored."""
 
 
-def _short(e: BaseException) -> str:
-    text = f"{type(e).__name__}: {e}"
-    return text if len(text) < 500 else text[:497] + "…"
+

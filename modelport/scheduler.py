@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from modelport.errors import ModelPortError, UserError
 from modelport.harvesters.base import HarvestEvent, HarvestMode, Source, SourceRecord
 from modelport.pipeline import JobReport, Pipeline
 from modelport.schema.record import ModelRecord
@@ -36,15 +37,19 @@ from modelport.sources import build_source
 log = logging.getLogger(__name__)
 
 
-class UnknownSource(KeyError):
-    pass
+class UnknownSource(UserError, KeyError):
+    """No configured source of that name."""
+
+    http_status = 404
 
 
-class AlreadyRunning(RuntimeError):
-    pass
+class AlreadyRunning(UserError, RuntimeError):
+    """A harvest of that source is running already."""
+
+    http_status = 409
 
 
-class RunStopped(Exception):
+class RunStopped(ModelPortError):
     """Raised inside a harvest to stop it (time limit, shutdown); the pipeline records the job as
     failed with this message and keeps every batch already stored."""
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelport.schema.identity import DEFAULT_BASE_IRI
+
 
 class SourceConfig(BaseModel):
     """One configured source: `kind` picks the harvester, `name` is unique in the catalog. Options
@@ -58,7 +60,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELPORT_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Path("var/modelport")
-    base_iri: str = "http://127.0.0.1:8000"
+    base_iri: str = DEFAULT_BASE_IRI
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     # The Elasticsearch backend's server (credentials may be given as http://user:password@host:9200;
     # the backend's messages and logs leave them out, and so does the settings' repr), its index and

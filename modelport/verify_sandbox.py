@@ -14,6 +14,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from modelport.errors import ServiceUnavailable
 from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 CPU_SECONDS = 300
@@ -21,7 +22,7 @@ MEMORY_BYTES = 8 * 1024**3  # address space: torch alone maps ~2 GB at import
 WALL_SECONDS = 600
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(ServiceUnavailable):
     """No isolated process can be made here: untrusted code must not be run."""
 
 

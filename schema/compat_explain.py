@@ -118,7 +118,7 @@ def matrix(record: ModelRecord, kb: KnowledgeBase | None = None) -> dict[str, An
         "cells": cells,
         "hardware": {hid: _cell_json(kb, e) | {"label": kb.compat.hardware[hid].label}
                      for hid, e in sorted(hw_entries.items()) if hid in kb.compat.hardware},
-        "hardware_fit": memory_summary(record, kb),
+        "hardware_fit": memory_summary(record, kb, analysis.runtimes),
         "latency_estimates": [lat.model_dump() for lat in record.latencies if not lat.measured],
         "not_offered": {rid: reasons for rid, reasons in sorted(analysis.blocked.items()) if rid not in rt_entries},
     }
@@ -250,7 +250,7 @@ def explain(record: ModelRecord, subject: str, kb: KnowledgeBase | None = None, 
                 "cell": _cell_json(kb, e, rng=_target_range(kb, e))}
     if subject in kb.compat.hardware:
         h = kb.compat.hardware[subject]
-        fit = memory_summary(record, kb).get(subject, {})
+        fit = memory_summary(record, kb, analysis.runtimes).get(subject, {})
         e = next((x for x in entries if x.hardware == subject), None)
         lats = [lat.model_dump() for lat in record.latencies if lat.hardware == subject]
         if e is None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from modelport.schema.cells import Analysis, Cell, artifact_quantization, precision_label, via_evidence
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.kb_compat import HardwareProfile
 from modelport.schema.record import (
@@ -19,9 +20,6 @@ from modelport.schema.record import (
     ModelRecord,
     build,
 )
-
-if TYPE_CHECKING:
-    from modelport.schema.compat import Analysis, Cell
 
 DEFAULT_PRECISION = "fp32"  # what an unlabelled checkpoint is assumed to hold
 
@@ -54,8 +52,6 @@ def _bpw(kb: KnowledgeBase, precision: str | None) -> float:
 
 def _artifact_groups(record: ModelRecord, kb: KnowledgeBase) -> dict[str, dict[str | None, int]]:
     """Sized artifacts by format, then by precision label (shards of one variant add up)."""
-    from modelport.schema.compat import artifact_quantization, precision_label
-
     groups: dict[str, dict[str | None, int]] = {}
     for a in record.artifacts:
         if a.format and a.size_bytes is not None:
@@ -116,18 +112,15 @@ def hardware_plan(kb: KnowledgeBase, cells: dict[str, Cell]) -> list[tuple[Hardw
     return out
 
 
-def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell] | None = None,
+def fit_report(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell],
                plan: list[tuple[HardwareProfile, list[Cell]]] | None = None) -> list[FitResult]:
-    """Fit of the record on every KB hardware profile, including the ones it does not fit."""
-    if cells is None and plan is None:
-        from modelport.schema.compat import analyze
-
-        cells = analyze(record, kb).runtimes
+    """Fit of the record on every KB hardware profile, including the ones it does not fit, given its
+    runtime cells (`compat.analyze(record, kb).runtimes`)."""
     out: list[FitResult] = []
     overhead = kb.compat.activation_overhead
     groups = _artifact_groups(record, kb)
     opts_of: dict[int, list[WeightOption]] = {}
-    for h, cands in (plan if plan is not None else hardware_plan(kb, cells or {})):
+    for h, cands in (plan if plan is not None else hardware_plan(kb, cells)):
         if not cands:
             out.append(FitResult(h.id, None, None, False,
                                  reason="no runtime of this hardware's targets loads the model"))
@@ -178,8 +171,6 @@ def _gib(n: int | None) -> str:
 def hardware_entries(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell],
                      plan: list[tuple[HardwareProfile, list[Cell]]] | None = None) -> list[CompatibilityEntry]:
     """Hardware cells: one per profile the model fits, carrying the runtime cell's status."""
-    from modelport.schema.compat import via_evidence
-
     out = []
     heads: dict[tuple[int | None, str | None, int | None], str] = {}  # one sentence head per weight option
     for fr in fit_report(record, kb, cells, plan):
@@ -231,14 +222,9 @@ def _compute_precision(kb: KnowledgeBase, precision: str | None) -> str:
     return q.id
 
 
-def estimate_latencies(record: ModelRecord, kb: KnowledgeBase,
-                       analysis: Analysis | None = None) -> list[LatencyMeasurement]:
-    """Roofline lower bound per hardware profile the model fits, batch 1:
+def estimate_latencies(record: ModelRecord, kb: KnowledgeBase, analysis: Analysis) -> list[LatencyMeasurement]:
+    """Roofline lower bound per hardware profile the model fits (`analysis`: compat.analyze's), batch 1:
     max(weight bytes / memory bandwidth, FLOPs / dense peak)."""
-    if analysis is None:
-        from modelport.schema.compat import analyze
-
-        analysis = analyze(record, kb)
     flops, flops_basis = _flops(record)
     out = []
     for e in analysis.hardware:
@@ -263,12 +249,12 @@ def estimate_latencies(record: ModelRecord, kb: KnowledgeBase,
     return out
 
 
-def memory_summary(record: ModelRecord, kb: KnowledgeBase) -> dict[str, Any]:
-    """Per-profile fit, for explanations and the API."""
+def memory_summary(record: ModelRecord, kb: KnowledgeBase, cells: dict[str, Cell]) -> dict[str, Any]:
+    """Per-profile fit, for explanations and the API (`cells`: the record's runtime cells)."""
     return {fr.hardware: {"fits": fr.fits, "runtime": fr.runtime, "weights_bytes": fr.weights_bytes,
                           "working_bytes": fr.working_bytes, "memory_bytes": fr.memory_bytes,
                           "precision": fr.precision, "basis": fr.basis, "reason": fr.reason}
-            for fr in fit_report(record, kb)}
+            for fr in fit_report(record, kb, cells)}
 
 
 __all__ = ["fit_report", "hardware_entries", "estimate_latencies", "memory_summary", "weight_options",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
+# Where record IRIs live unless `base_iri` is configured: the local server's own address.
+DEFAULT_BASE_IRI = "http://127.0.0.1:8000"
+
 
 def record_id(source: str, local_id: str) -> str:
     return f"{source}:{local_id}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.errors import ModelPortError
 from modelport.schema.record import CompatibilityEntry, Evidence, ModelRecord
 from modelport.schema.versions import VersionRange
 
@@ -37,7 +38,7 @@ DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-3
 
 
-class VerificationError(RuntimeError):
+class VerificationError(ModelPortError, RuntimeError):
     """The model could not be verified (nothing verifiable found, unknown input shape, …)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from compat_helpers import GB, MB, art, pin, rec
 
-from modelport.schema.compat import enrich_record
+from modelport.schema.compat import analyze, enrich_record
 from modelport.schema.compat_explain import explain, matrix
 from modelport.schema.hardware_fit import ESTIMATE_SOURCE, fit_report
 from modelport.schema.kb import get_kb
@@ -79,7 +79,7 @@ def test_llama_cpp_ranges_are_build_numbers() -> None:
 def test_fit_report_explains_misfits() -> None:
     big = rec("big", frameworks=["transformers"], parameter_count=30_000_000_000, dtypes=["float16"],
               artifacts=[art("model.safetensors", "safetensors")])
-    fits = {f.hardware: f for f in fit_report(big, get_kb())}
+    fits = {f.hardware: f for f in fit_report(big, get_kb(), analyze(big, get_kb()).runtimes)}
     # 30B × 2 bytes = 60 GB; × 1.2 working memory = 72 GB: fits 80 GiB, not 40 GiB.
     assert fits["a100-80gb"].fits is True and fits["a100-80gb"].weights_bytes == 60_000_000_000
     assert fits["a100-40gb"].fits is False and "GiB" in fits["a100-40gb"].reason

@@ -20,7 +20,7 @@ from modelport.harvesters.base import (
     new_provenance,
 )
 from modelport.index.search import SearchQuery
-from modelport.pipeline import Pipeline
+from modelport.pipeline import MAX_ERROR_SAMPLES, JobReport, Pipeline, RecordFailure
 from modelport.schema.identity import record_id
 from modelport.schema.record import Artifact, ModelRecord
 from modelport.settings import Settings
@@ -143,7 +143,37 @@ def test_malformed_items_are_skipped_and_never_tombstoned(pipeline: Pipeline) ->
     report = pipeline.harvest(ScriptedSource(data), mode="full")
     assert report.counts["skipped"] == 1 and report.status == "partial"
     assert report.errors[0]["ref"] == "scripted:org/m3" and "malformed" in report.errors[0]["reason"]
+    assert report.error_groups == {"malformed": 1}
     assert pipeline.catalog.get("scripted:org/m3").name == "model 3"  # the good old version stays
+
+
+def test_a_mapper_bug_raising_value_error_fails_the_job_naming_the_record(pipeline: Pipeline) -> None:
+    """A ValueError from the mapper's own code is a bug, not a malformed record: were it counted as a
+    skip, the same bug would quietly skip every record of the source."""
+    class BuggyMapper(ScriptedSource):
+        def normalize(self, item: SourceRecord) -> ModelRecord:
+            if item.local_id == "org/m2":
+                int(item.payload["name"])  # a mapper bug: "model 2" is no number
+            return super().normalize(item)
+
+    with pytest.raises(RecordFailure, match="scripted:org/m2"):
+        pipeline.harvest(BuggyMapper(items(4)), mode="full")
+    job = pipeline.catalog.jobs()[0]
+    assert job.status == "failed" and "scripted:org/m2" in job.errors[-1]["reason"]
+    assert "scripted:org/m2" not in live(pipeline)
+
+
+def test_the_job_report_keeps_a_bounded_sample_and_counts_every_error_by_kind() -> None:
+    report = JobReport(job_id=1, source="s", mode="full")
+    for i in range(MAX_ERROR_SAMPLES + 500):
+        report.error(f"s:m{i}", f"malformed: field {i} is not a string")
+    report.error("s:x", "quarantined (store): refused")
+    assert len(report.errors) == MAX_ERROR_SAMPLES and report.errors_total == MAX_ERROR_SAMPLES + 501
+    assert report.errors[0] == {"ref": "s:m0", "reason": "malformed: field 0 is not a string"}
+    assert report.error_groups == {"malformed": MAX_ERROR_SAMPLES + 500, "quarantined (store)": 1}
+    for i in range(200):  # distinct kinds are bounded too
+        report.error("s:y", f"kind {i}: x")
+    assert len(report.error_groups) <= 51 and report.error_groups["other"] > 0
 
 
 def test_gone_events_tombstone(pipeline: Pipeline) -> None:

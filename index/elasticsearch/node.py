@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from modelport.errors import ServiceUnavailable
 from modelport.mlflow_server import free_port
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "tools" / "es-node"
@@ -28,7 +29,7 @@ READY = "MODELPORT_ES_READY "
 DEFAULT_HEAP = "1g"  # the machine is shared: a node for 360 test records or a 100k benchmark fits in this
 
 
-class NodeError(RuntimeError):
+class NodeError(ServiceUnavailable):
     """The launcher could not be built or the node did not start; the message says why."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rdflib import Variable
 
+from modelport.errors import BadRecordError
 from modelport.harvesters.base import SourceRecord, new_provenance
 from modelport.index.catalog import CatalogIOError
 from modelport.pipeline import Pipeline, RecordFailure
@@ -33,7 +34,8 @@ class LinkedSource(ScriptedSource):
 
 class Refusing:
     """A projection registered through the extension point that refuses some content: a
-    ValueError (the record's fault) for "poison", a TypeError (our bug) for "crash"."""
+    BadRecordError (the record's fault, modelport/errors.py) for "poison", a TypeError (our bug) for
+    "crash". A plain ValueError would be a bug too."""
 
     name = "audit"
 
@@ -43,7 +45,7 @@ class Refusing:
     def apply(self, live: list[ModelRecord], gone: list[str], fresh: Any = frozenset()) -> None:
         for r in live:
             if "poison" in (r.description or ""):
-                raise ValueError(f"cannot take {r.id}: poisoned description")
+                raise BadRecordError(f"cannot take {r.id}: poisoned description")
             if "crash" in (r.description or ""):
                 raise TypeError("unsupported operand type(s)")
         for r in live:

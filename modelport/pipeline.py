@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -34,15 +34,15 @@ from modelport.harvesters.base import (
     SourceRecord,
 )
 from modelport.harvesters.bounded import bounded
-from modelport.index.backends import open_search_backend
 from modelport.index.catalog import Catalog, CatalogIOError, Outbox
 from modelport.index.search import SearchBackend, StagedRebuild, ensure_current
 from modelport.schema.identity import record_id, record_iri
 from modelport.schema.kb import get_kb
 from modelport.schema.rdf import record_rdf
 from modelport.schema.record import ModelRecord
-from modelport.schema.redact import install_log_redaction, redact_text, redact_url, scrub
+from modelport.schema.redact import redact_text, redact_url, scrub
 from modelport.settings import Settings
+from modelport.stores import Stores
 from modelport.unknown_terms import UnknownTerms
 
 if TYPE_CHECKING:
@@ -214,14 +214,14 @@ class GraphProjection:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-        self.settings.ensure_dirs()
-        install_log_redaction()
-        self.catalog = Catalog(self.settings.catalog_path)
-        self.kb = get_kb()
-        self._search: SearchBackend | None = None
-        self._graph: Any = None
+    """The write path over the data directory's stores (modelport/stores.py): pass the `Stores` the
+    read side uses, or it opens its own."""
+
+    def __init__(self, settings: Settings | None = None, stores: Stores | None = None) -> None:
+        self.stores = stores if stores is not None else Stores(settings)
+        self.settings = self.stores.settings
+        self.catalog = self.stores.catalog
+        self.kb = self.stores.kb
         self._projections: list[Projection] | None = None
         self._graph_projection: GraphProjection | None = None
         # Applied to the search projections but not committed yet: (id, hash) to mark clean, and ids gone.
@@ -229,51 +229,25 @@ class Pipeline:
         self._last_commit = time.monotonic()
         self.extra_projections: list[Projection] = []
         self._feeder: _GraphFeeder | None = None  # the graph writer of the running harvest
-        self._vectors: VectorProjection | Literal[False] | None = None  # False once found unavailable
-        self.vectors_unavailable: str | None = None
         self._report: JobReport | None = None  # the running harvest's, to count quarantined records in
 
-    # -- stores (opened lazily: a CLI search needs no graph, a SPARQL query no index) ----------
+    # -- stores (owned by `Stores`, opened on first use) ----------------------------------------
     @property
     def search(self) -> SearchBackend:
-        if self._search is None:
-            self._search = open_search_backend(self.settings)
-        return self._search
+        return self.stores.search
 
     @property
     def graph(self) -> Any:
-        if self._graph is None:
-            from modelport.index.graph import GraphStore
-
-            try:
-                self._graph = GraphStore(self.settings.graph_dir / "oxigraph")
-            except OSError as e:
-                raise RuntimeError(
-                    f"cannot open the graph store at {self.settings.graph_dir}: {e}. Is another modelport "
-                    "process (e.g. `modelport serve`) using this data directory?") from e
-            if not self._graph.layout_current():
-                # A store written by an older version of the graph's shape: rebuild it from the catalog.
-                log.warning("the graph store holds another layout; it is emptied and re-projected")
-                self._graph.clear()
-                self.catalog.mark_all_dirty("graph")
-            self._graph.load_ontology(self.kb.version)
-        return self._graph
+        return self.stores.graph
 
     @property
     def vectors(self) -> VectorProjection | None:
-        """The dense-vector projection (index/vectors.py), or None when embeddings are switched off,
-        their extra is not installed or the backend is not the embedded one (`vectors_unavailable`
-        says which). It shares the embedded search index's row numbers."""
-        if self._vectors is None:
-            if self.settings.search_backend != "embedded":
-                self._vectors = False
-                self.vectors_unavailable = "dense vectors work with the embedded search backend only"
-            else:
-                from modelport.index.vectors import open_vector_projection
+        """The dense-vector projection, or None (`vectors_unavailable` says why): see Stores.vectors."""
+        return self.stores.vectors
 
-                projection, self.vectors_unavailable = open_vector_projection(self.settings, self.search)
-                self._vectors = projection if projection is not None else False
-        return self._vectors or None
+    @property
+    def vectors_unavailable(self) -> str | None:
+        return self.stores.vectors_unavailable
 
     @property
     def projections(self) -> list[Projection]:
@@ -298,14 +272,8 @@ class Pipeline:
         return feeder.lag_s() if feeder is not None else 0.0
 
     def close(self) -> None:
-        if self._search is not None:
-            self._search.close()
-        if self._vectors:
-            self._vectors.close()
-        # Oxigraph (RocksDB) holds a lock on its directory until the store object is freed.
-        self._search = self._graph = self._projections = self._vectors = self._graph_projection = None
-        gc.collect()
-        self.catalog.close()
+        self._projections = self._graph_projection = None
+        self.stores.close()
 
     # -- normalize + enrich --------------------------------------------------------------------
     def prepare(self, source: Source, item: SourceRecord) -> tuple[ModelRecord, str]:

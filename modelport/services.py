@@ -14,6 +14,7 @@ from modelport.index.search import SearchBackend, SearchQuery, SearchResult, ens
 from modelport.pipeline import Pipeline
 from modelport.schema.record import ModelRecord, SourceTerm
 from modelport.settings import Settings
+from modelport.stores import Stores
 
 
 class RecordSummary(BaseModel):
@@ -66,26 +67,28 @@ class SearchResponse(BaseModel):
 class Services:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self.pipeline = Pipeline(self.settings)
+        # One set of stores for the read side and the write path (harvests, verify, reindex).
+        self.stores = Stores(self.settings)
+        self.pipeline = Pipeline(self.settings, self.stores)
         self._hybrid: HybridSearch | None = None
 
     @property
     def catalog(self) -> Catalog:
-        return self.pipeline.catalog
+        return self.stores.catalog
 
     @property
     def search_backend(self) -> SearchBackend:
-        return self.pipeline.search
+        return self.stores.search
 
     @property
     def graph(self) -> Any:
-        return self.pipeline.graph
+        return self.stores.graph
 
     @property
     def hybrid(self) -> HybridSearch:
         """BM25 fused with dense vectors (index/hybrid.py); falls back to BM25 with a notice."""
         if self._hybrid is None:
-            self._hybrid = open_hybrid(self.search_backend, self.pipeline.vectors, self.pipeline.vectors_unavailable)
+            self._hybrid = open_hybrid(self.search_backend, self.stores.vectors, self.stores.vectors_unavailable)
         return self._hybrid
 
     def search(self, query: SearchQuery) -> SearchResponse:

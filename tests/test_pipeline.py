@@ -381,3 +381,17 @@ def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatc
     assert isinstance(backend, ElasticsearchBackend) and backend.index_name == "models"
     assert backend.url == "http://127.0.0.1:9"  # what messages show: no credentials
     backend.close()
+
+
+def test_the_read_side_and_the_write_path_share_one_set_of_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from modelport.services import Services
+
+    svc = Services(Settings(data_dir=tmp_path / "data", base_iri="http://t"))
+    try:
+        assert svc.pipeline.stores is svc.stores
+        svc.pipeline.harvest(ScriptedSource(items(3)), mode="full")
+        # What the write path stored and indexed is what the read side finds, through the same stores.
+        assert svc.search_backend is svc.pipeline.search and svc.catalog is svc.pipeline.catalog
+        assert svc.search(SearchQuery(text="model")).total == 3
+    finally:
+        svc.close()

@@ -18,16 +18,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from modelport.errors import BadRecordError
+
 CHUNK_BYTES = 64 * 1024  # a stream stops at most this far past its cap
 MAX_LISTED_FILES = 10_000  # a listing is a remote answer: bounded like everything else
 MAX_LISTING_DEPTH = 8
 
 
-class OverCap(ValueError):  # noqa: N818 — reads as the reason it is: "over cap"
+class OverCap(BadRecordError):  # noqa: N818 — reads as the reason it is: "over cap"
     """A download passed its cap (or its listed size is over it); nothing of it was kept."""
 
 
-class CannotCap(ValueError):  # noqa: N818
+class CannotCap(BadRecordError):  # noqa: N818
     """The size is unknown and the artifact store cannot be streamed with a cap: not downloaded."""
 
 

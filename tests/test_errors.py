@@ -7,6 +7,7 @@ import pytest
 
 from modelport.datadir_lock import DataDirBusy
 from modelport.errors import BadRecordError, ModelPortError, ServiceUnavailable, SourceError, UserError
+from modelport.harvesters.artifact_download import CannotCap, OverCap
 from modelport.harvesters.base import MalformedRecord
 from modelport.harvesters.base import SourceError as HarvesterSourceError
 from modelport.harvesters.bounded import UnsafeInput, load_yaml
@@ -28,7 +29,7 @@ KINDS = {
     UserError: [SourceOptionsError, UnknownSourceKind, QuerySyntaxError, CursorError, SparqlError, QueryRefused,
                 SparqlTimeout, UnknownSource, AlreadyRunning],
     SourceError: [HarvesterSourceError, CrawlFailed],
-    BadRecordError: [MalformedRecord, MalformedDocument, UnsafeInput],
+    BadRecordError: [MalformedRecord, MalformedDocument, UnsafeInput, OverCap, CannotCap],
     ServiceUnavailable: [SearchBackendError, EmbeddingsUnavailable, CatalogIOError, DataDirBusy, SandboxUnavailable],
     ModelPortError: [QueryLimitError, RunStopped, RecordFailure, VerificationError],
 }

@@ -272,19 +272,27 @@ def _record_triples(record: ModelRecord, base: str, shared: dict[str, str]) -> s
 
 def _agent(a: Any, shared: dict[str, str]) -> str:
     """A person or organization as a shared node: one per (kind, name, url) across all records."""
-    key = ("agent", a.kind, a.name, a.url)
-    hit = _AGENTS.get(key)
-    if hit is None:
+    def describe() -> _Triples:
         t = _Triples()
         t.add(_SUBJ, f"<{RDF_TYPE}>", f"<{SCHEMA}{'Person' if a.kind == 'person' else 'Organization'}>")
         t.lit(_SUBJ, f"<{SCHEMA}name>", a.name)
         if a.url:
             t.add(_SUBJ, f"<{SCHEMA}url>", url_term(a.url))
+        return t
+
+    return _memo_node(_AGENTS, ("agent", a.kind, a.name, a.url), "agent", describe, shared)
+
+
+def _memo_node(memo: dict[Any, tuple[str, str]], key: Any, kind: str, describe: Callable[[], _Triples],
+               shared: dict[str, str]) -> str:
+    """A shared node memoised by `key` (its IRI and text): described and hashed once, not per record."""
+    hit = memo.get(key)
+    if hit is None:
         mine: dict[str, str] = {}
-        iri = _shared_node("agent", t, mine)
-        if len(_AGENTS) >= _NODE_CACHE_MAX:
-            _AGENTS.clear()
-        hit = _AGENTS[key] = (iri, mine[iri[1:-1]])
+        iri = _shared_node(kind, describe(), mine)
+        if len(memo) >= _NODE_CACHE_MAX:
+            memo.clear()
+        hit = memo[key] = (iri, mine[iri[1:-1]])
     shared[hit[0][1:-1]] = hit[1]
     return hit[0]
 
@@ -346,22 +354,16 @@ def _source_term(term: SourceTerm, shared: dict[str, str]) -> str:
     schema:DefinedTerm): its vocabulary, the case-folded code that search filters match and the name
     as the source wrote it. Query it as `mp:profile/mp:sourceTerm [ mp:vocabulary "task" ;
     schema:termCode "image-to-3d" ]`; KB terms stay IRIs under fair4ml:mlTask and mp:library."""
-    key = (term.vocabulary, term.value, term.source_key)
-    hit = _TERMS.get(key)
-    if hit is None:
+    def describe() -> _Triples:
         t = _Triples()
         t.add(_SUBJ, f"<{RDF_TYPE}>", f"<{MP}SourceTerm>")
         t.lit(_SUBJ, f"<{MP}vocabulary>", term.vocabulary)
         t.lit(_SUBJ, f"<{SCHEMA}termCode>", term.key)
         t.lit(_SUBJ, f"<{SCHEMA}name>", term.value)
         t.lit(_SUBJ, f"<{MP}sourceKey>", term.source_key)
-        mine: dict[str, str] = {}
-        iri = _shared_node("term", t, mine)
-        if len(_TERMS) >= _NODE_CACHE_MAX:
-            _TERMS.clear()
-        hit = _TERMS[key] = (iri, mine[iri[1:-1]])
-    shared[hit[0][1:-1]] = hit[1]
-    return hit[0]
+        return t
+
+    return _memo_node(_TERMS, (term.vocabulary, term.value, term.source_key), "term", describe, shared)
 
 
 _TERMS: dict[tuple[str, str, str], tuple[str, str]] = {}

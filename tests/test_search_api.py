@@ -37,6 +37,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, records: list[ModelRecord])
         p.catalog.upsert_many(records)
     p.search.upsert(records)
     p.search.commit()
+    # The fixture's records are indexed exactly as written (the assertions below read them), so both
+    # outboxes are cleared: left full, the server's drain at start re-derived every record under the
+    # current KB and replaced it in the index at a moment of its own, racing the requests.
+    revisions = p.catalog.revisions([r.id for r in records])
+    p.catalog.mark_clean(revisions, "search")
+    p.catalog.mark_clean(revisions, "graph")
+    assert p.catalog.dirty_count("search") == p.catalog.dirty_count("graph") == 0
     p.close()
     with LiveServer(create_app(settings)) as live:
         yield live

@@ -111,8 +111,11 @@ def list_models(
 ) -> JSONResponse:
     if sort is not None and sort not in SORTS:
         raise HTTPException(400, f"sort {sort!r} is not offered; choose one of {sorted(SORTS)}")
+    # The Hub sorts descending only: `direction` became "useless after a server-side change" and
+    # huggingface_hub removed it (huggingface/huggingface_hub#3882, 2026-03). Old clients still send -1;
+    # an ascending request gets a clear 400 rather than a silently descending page.
     if direction not in (None, -1):
-        raise HTTPException(400, "only descending order (direction=-1) is offered")
+        raise HTTPException(400, "only descending order (direction=-1) is offered, as on the Hub")
     expand_list = [e for x in (expand or []) for e in x.split(",") if e]
     unknown = [e for e in expand_list if e not in EXPANDABLE]
     if unknown:

@@ -283,10 +283,11 @@ def dir_mb(path: Path) -> float:
 
 
 def build(size: int, data_dir: Path, batch: int, commit_every: int, log: Any) -> dict[str, Any]:
+    from modelport.index.backends import open_search_backend as make_search_backend
     from modelport.index.catalog import Catalog
     from modelport.index.embeddings import CachedEmbedder, EmbeddingCache
     from modelport.index.vectors import VectorIndex, VectorProjection
-    from modelport.pipeline import SearchProjection, make_search_backend
+    from modelport.pipeline import SearchProjection
     from modelport.settings import Settings
 
     settings = Settings(data_dir=data_dir, base_iri="http://bench")

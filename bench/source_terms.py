@@ -21,8 +21,8 @@ from pathlib import Path
 from modelport.harvesters.base import SourceRecord
 from modelport.harvesters.huggingface import HuggingFaceSource
 from modelport.harvesters.tfhub import TFHubSource
+from modelport.index.embedded import TantivyBackend
 from modelport.index.query_syntax import compile_query
-from modelport.index.tantivy_backend import TantivyBackend
 from modelport.pipeline import Pipeline
 from modelport.schema.record import ModelRecord
 from modelport.settings import Settings

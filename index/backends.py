@@ -30,7 +30,7 @@ def open_search_backend(settings: Settings) -> SearchBackend:
         # Its documents carry the summary embeddings, so hybrid search runs in the cluster.
         backend.embedder, backend.embedder_unavailable = open_embedder(settings)
         return backend
-    from modelport.index.tantivy_backend import TantivyBackend
+    from modelport.index.embedded import TantivyBackend
 
     return TantivyBackend(settings.index_dir / "tantivy")
 
@@ -39,7 +39,7 @@ def open_hybrid(backend: SearchBackend, vectors: VectorProjection | None,
                 vectors_unavailable: str | None) -> HybridSearch:
     """BM25 fused with dense vectors for `backend`: the embedded backend with the vector projection
     (`vectors`, or why there is none), Elasticsearch with kNN in the cluster (same fusion)."""
-    from modelport.index.tantivy_backend import TantivyBackend
+    from modelport.index.embedded import TantivyBackend
 
     if isinstance(backend, TantivyBackend):
         return HybridSearcher(backend, vectors, vectors_unavailable)

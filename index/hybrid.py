@@ -85,7 +85,7 @@ def _one_blas_thread() -> None:
 class ConstraintSet(Protocol):
     """The records one query's hard constraints select, on one snapshot of the search index: what the
     dense side needs from a backend whose row numbers the vector index shares (the embedded one:
-    index/tantivy_backend.py `ConstraintMatches`)."""
+    index/embedded/matches.py `ConstraintMatches`)."""
 
     n_all: int  # records in the snapshot
 

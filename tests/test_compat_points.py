@@ -251,7 +251,7 @@ def _indexed_pair() -> list[ModelRecord]:
 @pytest.fixture(params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
 def pair_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     if request.param == "tantivy":
-        from modelport.index.tantivy_backend import TantivyBackend
+        from modelport.index.embedded import TantivyBackend
 
         b: object = TantivyBackend(tmp_path / "idx")
     else:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from compat_helpers import MB, art, pin, rec
 
+from modelport.index.embedded import TantivyBackend
 from modelport.index.query_syntax import compile_query
-from modelport.index.tantivy_backend import TantivyBackend
 from modelport.schema.code_scan import scan_python
 from modelport.schema.compat import derive_compatibility
 from modelport.schema.compat_explain import explain

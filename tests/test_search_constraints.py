@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from modelport.index.embedded import META_FILE, TantivyBackend
+from modelport.index.embedded.facets import _FACET_POOL
 from modelport.index.query_syntax import compile_query
-from modelport.index.search import FACET_FIELDS, CursorError, SearchQuery
-from modelport.index.tantivy_backend import _FACET_POOL, META_FILE, TantivyBackend, ensure_current
+from modelport.index.search import FACET_FIELDS, CursorError, SearchQuery, ensure_current
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord, Popularity
 
@@ -101,8 +102,8 @@ def _corpus_index(kind: str, path: Path, request: pytest.FixtureRequest) -> Iter
 
 
 @pytest.fixture(scope="module")
-def tantivy_backend(tmp_path_factory: pytest.TempPathFactory,
-                    request: pytest.FixtureRequest) -> Iterator[TantivyBackend]:
+def embedded_backend(tmp_path_factory: pytest.TempPathFactory,
+                     request: pytest.FixtureRequest) -> Iterator[TantivyBackend]:
     yield from _corpus_index("tantivy", tmp_path_factory.mktemp("search-index"), request)
 
 
@@ -115,7 +116,7 @@ def es_backend(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     """The corpus, indexed once per module in each backend."""
-    return request.getfixturevalue({"tantivy": "tantivy_backend", "elasticsearch": "es_backend"}[request.param])
+    return request.getfixturevalue({"tantivy": "embedded_backend", "elasticsearch": "es_backend"}[request.param])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -411,7 +412,7 @@ def test_text_distributed_over_constraints_ranks_and_counts_alike(
         backend: TantivyBackend, text: str, constraints: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """(w1 OR w2) AND c is run as (w1 AND c) OR (w2 AND c) for a few plain words: same hits, same
     scores, same total and facets as the query read as a whole."""
-    import modelport.index.tantivy_backend as tb
+    import modelport.index.embedded.query as tb
 
     q, _ = compile_query(f"{text} {constraints}", nl=False)
     q = q.model_copy(update={"limit": 300, "facets": ["task", "runtime", "license", "params"]})

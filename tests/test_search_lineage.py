@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from modelport.index.embedded import TantivyBackend
 from modelport.index.query_syntax import compile_query
 from modelport.index.search import SearchQuery
-from modelport.index.tantivy_backend import TantivyBackend
 from modelport.schema.compat import enrich_record
 from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord
@@ -218,7 +218,7 @@ def _score_groups(backend: Any, q: SearchQuery) -> list[tuple[float, frozenset[s
     """The whole ranking as (score, the records at that score), best first. Among equal scores each
     engine has its own order: with text, Tantivy's by segment and document, Elasticsearch's by id;
     without text, both by downloads, Tantivy in quarter-decade buckets added to the score (at most
-    4.3e-4, tantivy_backend._DOWNLOAD_STEP), Elasticsearch exactly as a second sort key. So scores
+    4.3e-4, embedded/schema.py DOWNLOAD_STEP), Elasticsearch exactly as a second sort key. So scores
     within 1e-3 of the one before count as equal (the boosts differ by 5e-3 and more)."""
     hits = backend.search(q.model_copy(update={"limit": 1000})).hits
     out: list[tuple[float, frozenset[str]]] = []

@@ -188,7 +188,7 @@ def corpus_backend(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     import gzip
     from pathlib import Path
 
-    from modelport.index.tantivy_backend import TantivyBackend
+    from modelport.index.embedded import TantivyBackend
     from modelport.schema.record import ModelRecord
 
     path = Path(__file__).parent / "fixtures" / "search" / "corpus.jsonl.gz"

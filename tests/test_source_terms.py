@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from modelport.index.embedded import TantivyBackend
 from modelport.index.query_syntax import compile_query
 from modelport.index.search import SearchQuery
-from modelport.index.tantivy_backend import TantivyBackend
 from modelport.schema.record import (
     SOURCE_TERM_MAX_CHARS,
     SOURCE_TERMS_MAX,

@@ -118,7 +118,7 @@ class ElasticsearchBackend(IndexLifecycle):
     @property
     def needs_rebuild(self) -> bool:
         """True when the index was emptied on open because another mapping, facts encoding or KB
-        built it; `tantivy_backend.ensure_current` then rebuilds it from the catalog."""
+        built it; `search.ensure_current` then rebuilds it from the catalog."""
         self._open()
         return self._needs_rebuild
 

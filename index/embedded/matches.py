@@ -1,0 +1,66 @@
+"""`ConstraintMatches`: the records one query selects on one searcher, as the hybrid ranking's dense side
+needs them (index/hybrid.py `ConstraintSet`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tantivy
+
+from modelport.index.embedded.schema import MUST, SHOULD, matched
+
+
+class ConstraintMatches:
+    """The records one query selects, on one searcher (a snapshot): how many, their row numbers or
+    ids, which of some given rows or ids are among them, and which have an exact id or name. The
+    hybrid ranking restricts its dense search with it (index/hybrid.py `ConstraintSet`)."""
+
+    def __init__(self, schema: tantivy.Schema, searcher: tantivy.Searcher, query: tantivy.Query) -> None:
+        self._schema = schema
+        self._searcher = searcher
+        self._query = query
+        self.n_all = self._searcher.num_docs
+
+    def count(self) -> int:
+        return matched(self._searcher.search(self._query, limit=1, count=True))
+
+    def _addrs(self, query: tantivy.Query, limit: int) -> list[tantivy.DocAddress]:
+        return [a for _, a in self._searcher.search(query, limit=max(limit, 1), count=False).hits]
+
+    def _ids(self, addrs: list[tantivy.DocAddress]) -> list[str]:
+        return [self._searcher.doc(a)["id"][0] for a in addrs]
+
+    def _rows(self, addrs: list[tantivy.DocAddress]) -> np.ndarray:
+        # Read from the `row` fast field: no document is loaded.
+        return np.asarray(self._searcher.fast_field_values("row", addrs), dtype=np.int64)
+
+    def rows(self, limit: int) -> np.ndarray:
+        """Row numbers of (up to `limit` of) the matching records."""
+        return self._rows(self._addrs(self._query, limit))
+
+    def ids(self, limit: int) -> list[str]:
+        return self._ids(self._addrs(self._query, limit))
+
+    def _within(self, member: tantivy.Query) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(MUST, self._query), (MUST, member)])
+
+    def rows_among(self, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` belong to matching records."""
+        member = tantivy.Query.term_set_query(self._schema, "row", [int(r) for r in rows])
+        return self._rows(self._addrs(self._within(member), len(rows)))
+
+    def ids_among(self, ids: list[str]) -> list[str]:
+        member = tantivy.Query.term_set_query(self._schema, "id", ids)
+        return self._ids(self._addrs(self._within(member), len(ids)))
+
+    def exact(self, text: str) -> list[str]:
+        """Matching records whose lower-cased id or name is `text`, sorted."""
+        clauses = []
+        for field in ("id_lc", "name_lc"):
+            try:
+                clauses.append((SHOULD, tantivy.Query.term_set_query(self._schema, field, [text])))
+            except ValueError:  # an index of a layout without the field
+                continue
+        if not clauses:
+            return []
+        res = self._searcher.search(self._within(tantivy.Query.boolean_query(clauses)), limit=10, count=False)
+        return sorted(self._ids([a for _, a in res.hits]))

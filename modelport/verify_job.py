@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VerifyReport:
-    checked: int = 0
+    checked: int = 0  # models actually run (verified + failed); skipped ones are listed in `skipped`
     verified: int = 0
     failed: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -82,7 +82,6 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
         if known > cap:
             report.skipped.append(f"{rec.id}: artifacts of {known} bytes exceed max_download_bytes ({cap})")
             continue
-        report.checked += 1
         with tempfile.TemporaryDirectory() as tmp:
             # Capped: sizes the listing gives are checked first, unknown ones streamed and stopped at
             # the cap (harvesters/artifact_download.py); an aborted download leaves nothing behind.
@@ -110,6 +109,7 @@ def verify(pipeline: Pipeline, source: str | None = None, limit: int | None = No
                     continue
             entry = stamp(entry, rec)
         report.results[rec.id] = entry
+        report.checked += 1  # only a model that was run counts; a skip is in `skipped` with its reason
         if entry.status == "verified":
             report.verified += 1
         else:

@@ -144,9 +144,9 @@ def test_verify_streams_unknown_sizes_against_max_download_bytes(harvested: Pipe
     p = harvested
     p.settings.max_download_bytes = 300
     report = verify(p, source="mlflow", only={ONNX_ID})
-    assert report.results == {}  # nothing claimed
+    assert report.results == {} and report.checked == 0  # nothing claimed, nothing counted as checked
     (why,) = report.skipped
     assert why.startswith(ONNX_ID) and "over the cap of" in why and "max_download_bytes" in why
     p.settings.max_download_bytes = 50_000_000
     report = verify(p, source="mlflow", only={ONNX_ID})
-    assert report.skipped == [] and report.results[ONNX_ID].status == "verified"
+    assert report.skipped == [] and report.results[ONNX_ID].status == "verified" and report.checked == 1

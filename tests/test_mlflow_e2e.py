@@ -224,6 +224,7 @@ def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_
     assert untrusted.results["mlflow:iris-onnx/1"].status == "verified"
     assert "mlflow:tiny-mlp/1" not in untrusted.results
     assert any(s.startswith("mlflow:tiny-mlp/1") and "not marked trusted" in s for s in untrusted.skipped)
+    assert untrusted.checked == len(untrusted.results) == untrusted.verified + untrusted.failed < len(MODELS)
     report = verify(p, source="mlflow", trusted={"mlflow"})  # pickles load, in the sandbox
     assert report.checked == len(MODELS)
     for rid in ("mlflow:iris-classifier/2", "mlflow:iris-onnx/1", "mlflow:tiny-mlp/1"):

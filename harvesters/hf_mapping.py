@@ -22,7 +22,7 @@ from urllib.parse import quote
 from modelport.harvesters.base import MalformedRecord
 from modelport.harvesters.hf_card import README_MAX_BYTES, ParsedCard, parse_card
 from modelport.schema.gguf_names import gguf_type_in_name
-from modelport.schema.identity import DEFAULT_BASE_IRI, record_id, record_iri
+from modelport.schema.identity import record_id
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.record import (
     Agent,
@@ -85,7 +85,6 @@ class MappingContext:
     source_kind: str
     harvester_version: str
     kb: KnowledgeBase
-    base_iri: str = DEFAULT_BASE_IRI
     web_base: str = "https://huggingface.co"  # where repo pages and files are served
 
 
@@ -422,7 +421,6 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
 
     return ModelRecord(
         id=rid,
-        iri=record_iri(ctx.base_iri, rid),
         source=ctx.source_name,
         source_kind=ctx.source_kind,
         local_id=repo_id,

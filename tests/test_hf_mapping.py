@@ -33,7 +33,7 @@ WEB = "https://hub.example"
 
 @pytest.fixture(scope="module")
 def source() -> HuggingFaceSource:
-    return HuggingFaceSource("huggingface", endpoint=WEB, base_iri="http://test")
+    return HuggingFaceSource("huggingface", endpoint=WEB)
 
 
 def rec(source: HuggingFaceSource, repo_id: str, with_card: bool = False) -> ModelRecord:

@@ -181,6 +181,22 @@ def test_unknown_gguf_type_is_none_and_the_name_is_kept(source: HuggingFaceSourc
     assert any("GGUF quantization type not stated" in ev.detail for ev in cell.evidence), cell.evidence
 
 
+def test_kb_gguf_types_reach_the_llama_cpp_cell(source: HuggingFaceSource) -> None:
+    """What the KB says about a type named in a file name is what the cell says: MXFP4 loads from
+    its introducing PR on (range left open), the removed aarch64 Q4_0_4_4 no longer loads natively."""
+    def llama_cell(file: str) -> Any:
+        p = {"id": "x/y-GGUF", "library_name": "gguf", "tags": ["gguf"],
+             "siblings": [{"rfilename": file, "size": 10**9}]}
+        r = source.normalize(SourceRecord(local_id=p["id"], payload=p))
+        return next(e for e in derive_compatibility(r, get_kb()) if e.runtime == "llama-cpp" and not e.target
+                    and not e.hardware)
+
+    mx = llama_cell("gpt-oss-20b-mxfp4.gguf")
+    assert mx.status == "native" and mx.precision == "MXFP4" and mx.version_range is None
+    assert any("pull/15091" in ev.detail for ev in mx.evidence)
+    assert llama_cell("phi-3-mini-Q4_0_4_4.gguf").status != "native"
+
+
 def test_gguf_repos(source: HuggingFaceSource) -> None:
     r = rec(source, "bartowski/Llama-3.2-1B-Instruct-GGUF")
     assert r.formats == ["gguf"] and "Llama-3.2-1B-Instruct.imatrix" not in by_path(r)

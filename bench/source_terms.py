@@ -42,7 +42,7 @@ def tfhub_records(tmp: Path) -> list[ModelRecord]:
     p = Pipeline(settings)
     try:
         p.harvest(TFHubSource((ROOT / "tests" / "fixtures" / "tfhub" / "docs").as_uri(), name="tfhub",
-                              base_iri=settings.base_iri, cache_dir=tmp / "cache",
+                              cache_dir=tmp / "cache",
                               crawl_options={"autothrottle_start_delay": 0.0}), mode="full", project_graph=False)
         return list(p.catalog.iter_records(source="tfhub"))
     finally:

@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 from modelport.harvesters.base import MalformedRecord
 from modelport.harvesters.hf_card import README_MAX_BYTES, ParsedCard, parse_card
-from modelport.schema.identity import DEFAULT_BASE_IRI, record_id, record_iri
+from modelport.schema.gguf_names import gguf_type_in_name
+from modelport.schema.identity import record_id
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.record import (
     Agent,
@@ -51,12 +52,6 @@ MAX_CONTEXT = 10**9
 MAX_ARTIFACTS = 2000
 MAX_KEYWORDS = 200
 HUB_EPOCH_YEAR = 2015  # the Hub did not exist before; earlier dates are placeholders
-
-# GGUF quantisation types as llama.cpp names them (ggml_type / llama_ftype), found as a token in the
-# file name: Q4_K_M, Q8_0, IQ2_XXS, Q4_0_4_4, TQ1_0, BF16, F16, MXFP4 …
-_GGUF_QUANT = re.compile(
-    r"(?<![A-Za-z0-9])(I?Q[1-8](?:_(?:[0-9]+|K|XXS|XS|S|M|L|NL))*|TQ[12]_0|MXFP4(?:_MOE)?|BF16|FP?16|FP?32|FP?8)"
-    r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 # safetensors dtype names (the Hub's `safetensors.parameters` keys) → the numpy-style names other
 # sources (MLflow signatures) use, so `dtype = float16` filters across registries.
@@ -90,7 +85,6 @@ class MappingContext:
     source_kind: str
     harvester_version: str
     kb: KnowledgeBase
-    base_iri: str = DEFAULT_BASE_IRI
     web_base: str = "https://huggingface.co"  # where repo pages and files are served
 
 
@@ -196,21 +190,6 @@ def hub_time(dt: datetime | None) -> str | None:
         return None
     dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def gguf_quantization(path: str) -> str | None:
-    """The llama.cpp quantisation type named in a GGUF file name (last match wins: the type follows
-    the model name, which may itself contain tokens like `F16` in `Llama-F16-…`)."""
-    name = path.rsplit("/", 1)[-1]
-    stem = name[:-5] if name.lower().endswith(".gguf") else name
-    found = _GGUF_QUANT.findall(stem)
-    if not found:
-        # Folder-per-quant layouts: `Q4_K_M/model-00001-of-00002.gguf`.
-        found = _GGUF_QUANT.findall(path.rsplit("/", 1)[0]) if "/" in path else []
-    if not found:
-        return None
-    q = found[-1].upper()
-    return {"FP16": "F16", "FP32": "F32", "FP8": "F8"}.get(q, q)
 
 
 # --- classification of files, cached: the same file names recur across thousands of repos -------
@@ -442,7 +421,6 @@ def normalize_payload(payload: dict[str, Any], ctx: MappingContext) -> ModelReco
 
     return ModelRecord(
         id=rid,
-        iri=record_iri(ctx.base_iri, rid),
         source=ctx.source_name,
         source_kind=ctx.source_kind,
         local_id=repo_id,
@@ -533,7 +511,7 @@ def _artifacts(siblings: Any, repo_id: str, sha: str | None, web: str, kb: Knowl
         art = Artifact(path=path, format=fmt, size_bytes=size, sha256=sha256.lower() if sha256 else None,
                        url=f"{web}/{repo_id}/resolve/{rev}/{quote(path)}")
         if fmt == "gguf":
-            art.quantization = gguf_quantization(path)
+            art.quantization = gguf_type_in_name(path, kb)
         by_path[path] = art
     facts["file_count"] = sum(1 for s in siblings if isinstance(s, dict) and s.get("rfilename"))
     if sized:
@@ -730,5 +708,5 @@ def _jsonable(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool | list | dict)
 
 
-__all__ = ["MappingContext", "normalize_payload", "info_to_payload", "gguf_quantization",
+__all__ = ["MappingContext", "normalize_payload", "info_to_payload",
            "parse_hub_datetime", "hub_time", "number", "classify_path", "README_KEY", "NOTES_KEY", "README_MAX_BYTES"]

@@ -73,7 +73,6 @@ from modelport.harvesters.hf_mapping import (
 )
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
-from modelport.schema.identity import DEFAULT_BASE_IRI
 from modelport.schema.kb import KnowledgeBase, get_kb
 from modelport.schema.record import ModelRecord
 
@@ -130,7 +129,6 @@ class HuggingFaceOptions(SourceOptions):
     timeout_s: float = Field(default=30.0, gt=0)
     # This many models in a row failing after all retries means the Hub is down, not one bad repo.
     max_consecutive_failures: int = Field(default=10, ge=1)
-    base_iri: str = DEFAULT_BASE_IRI
     cache_dir: Path | None = None  # scratch space for README downloads; a temporary directory if unset
 
     @field_validator("expand")
@@ -235,11 +233,11 @@ class HuggingFaceSource(SourcePlugin):
 
     @classmethod
     def create(cls, name: str, options: HuggingFaceOptions, context: SourceContext) -> HuggingFaceSource:
-        # The host's IRI base and cache folder unless the options name their own.
-        fill = {k: v for k, v in {"base_iri": context.base_iri,
-                                  "cache_dir": context.cache_dir("huggingface", name)}.items()
-                if k not in options.model_fields_set and v is not None}
-        return cls(name, options.model_copy(update=fill) if fill else options)
+        # The host's cache folder unless the options name their own.
+        cache_dir = context.cache_dir("huggingface", name)
+        if cache_dir is None or "cache_dir" in options.model_fields_set:
+            return cls(name, options)
+        return cls(name, options.model_copy(update={"cache_dir": cache_dir}))
 
     @classmethod
     def from_options(cls, name: str, options: dict[str, Any]) -> HuggingFaceSource:
@@ -260,7 +258,7 @@ class HuggingFaceSource(SourcePlugin):
         if self._ctx is None:
             self._ctx = MappingContext(source_name=self.name, source_kind=self.kind,
                                        harvester_version=self.harvester_version, kb=self._kb or get_kb(),
-                                       base_iri=self.options.base_iri, web_base=self.endpoint)
+                                       web_base=self.endpoint)
         return self._ctx
 
     def normalize(self, item: SourceRecord) -> ModelRecord:

@@ -38,7 +38,6 @@ from modelport.harvesters.base import (
 )
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.ratelimit import RETRY_STATUSES, RetryPolicy, call_with_retry
-from modelport.schema.identity import DEFAULT_BASE_IRI, record_iri
 from modelport.schema.kb import MP, get_kb, local_name
 from modelport.schema.record import (
     Agent,
@@ -153,15 +152,14 @@ class KaggleSource(SourcePlugin):
     harvester_version = HARVESTER_VERSION
 
     def __init__(self, *, name: str = "kaggle", endpoint: str = DEFAULT_ENDPOINT, owner: str | None = None,
-                 search: str | None = None, page_size: int = 50, base_iri: str = DEFAULT_BASE_IRI,
-                 username: str | None = None, key: str | None = None, api_token: str | None = None,
+                 search: str | None = None, page_size: int = 50, username: str | None = None,
+                 key: str | None = None, api_token: str | None = None,
                  retries: int = 3, backoff_s: float = 1.0, max_pages: int | None = None) -> None:
         self.name = name
         self.endpoint = endpoint
         self.owner = owner
         self.search = search
         self.page_size = page_size
-        self.base_iri = base_iri
         self.username = username if username is not None else os.environ.get("KAGGLE_USERNAME")
         # Held as SecretStr: no repr or log of the source shows them; unwrapped only for the client.
         self.key = _secret(key if key is not None else os.environ.get("KAGGLE_KEY"))
@@ -182,7 +180,7 @@ class KaggleSource(SourcePlugin):
     def create(cls, name: str, options: KaggleOptions, context: SourceContext) -> KaggleSource:
         o = options
         source = cls(name=name, endpoint=o.endpoint, owner=o.owner, search=o.search, page_size=o.page_size,
-                     base_iri=context.base_iri, username=o.username, key=o.key, api_token=o.api_token,  # type: ignore[arg-type]
+                     username=o.username, key=o.key, api_token=o.api_token,  # type: ignore[arg-type]
                      retries=o.retries, backoff_s=o.backoff_s, max_pages=o.max_pages)
         source.options = o
         return source
@@ -323,7 +321,6 @@ class KaggleSource(SourcePlugin):
         publisher = Agent(name=owner, kind="organization", url=f"https://www.kaggle.com/{owner}")
         record = ModelRecord(
             id=rid,
-            iri=record_iri(self.base_iri, rid),
             source=self.name,
             source_kind=self.kind,
             local_id=item.local_id,

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from modelport.harvesters.base import HarvestEvent, HarvestMode, SourceRecord
-from modelport.schema.identity import DEFAULT_BASE_IRI
 from modelport.schema.record import ModelRecord
 
 
@@ -37,10 +36,10 @@ class SourceOptions(BaseModel):
 
 @dataclass(frozen=True)
 class SourceContext:
-    """What the host gives every source: the IRI base of the records it mints and the data dir's
-    cache folder (a source keeps its own files under it, named after its kind and source name)."""
+    """What the host gives every source: the data dir's cache folder (a source keeps its own files
+    under it, named after its kind and source name). Record IRIs are not a source's business: the
+    pipeline gives every record its IRI under the deployment's `base_iri`."""
 
-    base_iri: str = DEFAULT_BASE_IRI
     cache_root: Path | None = None
 
     def cache_dir(self, kind: str, name: str) -> Path | None:

@@ -48,7 +48,6 @@ from modelport.harvesters.base import (
 from modelport.harvesters.plugin import SourceContext, SourceOptions, SourcePlugin
 from modelport.harvesters.tfhub_crawl import CrawlConfig, CrawlFailed, CrawlSummary, run_crawl
 from modelport.harvesters.tfhub_parse import MODEL_TYPES, VARIANT_TYPES, ParsedDoc
-from modelport.schema.identity import DEFAULT_BASE_IRI, record_iri
 from modelport.schema.kb import MP, get_kb, local_name
 from modelport.schema.record import (
     Agent,
@@ -135,7 +134,7 @@ class TFHubSource(SourcePlugin):
     kind = "tfhub"
     harvester_version = HARVESTER_VERSION
 
-    def __init__(self, root: str, *, name: str = "tfhub", base_iri: str = DEFAULT_BASE_IRI,
+    def __init__(self, root: str, *, name: str = "tfhub",
                  cache_dir: Path | str | None = None, crawl_options: dict[str, Any] | None = None,
                  timeout: float | None = None) -> None:
         root = root.strip()
@@ -148,7 +147,6 @@ class TFHubSource(SourcePlugin):
             raise SourceError(f"TF Hub root must be an http(s):// or file:// URL, got {root!r}")
         self.root = root
         self.name = name
-        self.base_iri = base_iri
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.crawl_options = crawl_options or {}
         self.timeout = timeout
@@ -158,7 +156,7 @@ class TFHubSource(SourcePlugin):
 
     @classmethod
     def create(cls, name: str, options: TFHubOptions, context: SourceContext) -> TFHubSource:
-        source = cls(options.root, name=name, base_iri=context.base_iri, cache_dir=context.cache_dir("tfhub", name),
+        source = cls(options.root, name=name, cache_dir=context.cache_dir("tfhub", name),
                      crawl_options=options.crawl_options, timeout=options.timeout)
         source.options = options
         return source
@@ -310,7 +308,6 @@ class TFHubSource(SourcePlugin):
         name_part = doc.name or ""
         record = ModelRecord(
             id=rid,
-            iri=record_iri(self.base_iri, rid),
             source=self.name,
             source_kind=self.kind,
             local_id=item.local_id,

@@ -36,8 +36,8 @@ def _tfhub(settings: Settings) -> None:
     docs = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tfhub" / "docs"
     if not docs.is_dir():  # installed without the repository: nothing local to crawl
         return
-    run_harvest(TFHubSource(docs.as_uri(), name="tfhub-sample", base_iri=settings.base_iri,
-                            cache_dir=settings.data_dir / "cache" / "tfhub" / "tfhub-sample"),
+    cache = settings.data_dir / "cache" / "tfhub" / "tfhub-sample"
+    run_harvest(TFHubSource(docs.as_uri(), name="tfhub-sample", cache_dir=cache),
                 "full", settings=settings)
 
 

@@ -280,6 +280,7 @@ class Pipeline:
         """The enriched record for the projections, and the normalized record's JSON for the catalog
         (which stores what the source says and derives the rest when read)."""
         record = scrub_record(source.normalize(item))
+        # The one place a record gets its IRI: sources never see the deployment's base IRI.
         record.iri = record_iri(self.settings.base_iri, record.id)
         record.compatibility = []
         stored = record.with_hash().stored_json()

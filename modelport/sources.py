@@ -14,7 +14,7 @@ from modelport.settings import Settings, SourceConfig
 
 
 def source_context(settings: Settings) -> SourceContext:
-    return SourceContext(base_iri=settings.base_iri, cache_root=settings.data_dir / "cache")
+    return SourceContext(cache_root=settings.data_dir / "cache")
 
 
 def configured(settings: Settings, name: str) -> SourceConfig | None:

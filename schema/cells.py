@@ -5,11 +5,11 @@ hardware cells with hardware_fit; hardware_fit reads cells)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from modelport.schema.gguf_names import gguf_type_in_name
 from modelport.schema.kb import KnowledgeBase
 from modelport.schema.kb_compat import CONFIDENCE_RANK
 from modelport.schema.record import Artifact, CompatibilityEntry, Evidence, VerifiedPoint, build
@@ -18,20 +18,10 @@ from modelport.schema.versions import VersionRange
 STATUS_RANK = {"verified": 4, "native": 3, "declared": 2, "convertible": 1, "failed-verification": 0}
 
 
-def gguf_quant_of_path(path: str, kb: KnowledgeBase) -> str | None:
-    """The GGUF type named in a file name ("llama-2-7b.Q4_K_M.gguf" → "Q4_K_M"), longest match first."""
-    name = path.rsplit("/", 1)[-1]
-    labels = sorted((q.label for q in kb.compat.quant_types.values() if q.kind == "gguf"), key=len, reverse=True)
-    for label in labels:
-        if re.search(rf"(?<![A-Za-z0-9]){re.escape(label)}(?![A-Za-z0-9])", name, re.IGNORECASE):
-            return label
-    return None
-
-
 def artifact_quantization(art: Artifact, kb: KnowledgeBase) -> str | None:
     q = art.quantization or art.details.get("quantization")
     if not q and art.format == "gguf":
-        q = gguf_quant_of_path(art.path, kb)
+        q = gguf_type_in_name(art.path, kb)
     return str(q) if q else None
 
 
@@ -114,5 +104,5 @@ def _via(runtime: str, status: str, kb_version: str) -> Evidence:
                  kb_fact=f"cell/runtime/{runtime}", kb_version=kb_version)
 
 
-__all__ = ["STATUS_RANK", "Cell", "Analysis", "gguf_quant_of_path", "artifact_quantization", "precision_label",
+__all__ = ["STATUS_RANK", "Cell", "Analysis", "artifact_quantization", "precision_label",
            "via_evidence"]

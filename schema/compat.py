@@ -21,7 +21,6 @@ from modelport.schema.cells import (
     Analysis,
     Cell,
     artifact_quantization,
-    gguf_quant_of_path,
     precision_label,
     via_evidence,
 )
@@ -805,6 +804,6 @@ def runtime_entries(entries: Iterable[CompatibilityEntry]) -> dict[str, Compatib
 
 
 __all__ = ["verified_point",
-           "derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx", "gguf_quant_of_path",
+           "derive_compatibility", "analyze", "Analysis", "Cell", "inspect_onnx",
            "artifact_range", "axis_range", "enrich_record", "artifact_signature", "runtime_entries", "runtime_cells",
            "MAX_HOPS", "STATUS_RANK"]

@@ -456,8 +456,9 @@ def load_compat(g: Graph) -> CompatKB:
                 introduced_on=str(introduced_on) if introduced_on is not None else None, source=_source(g, s))
             kb.quant_types[qid] = q
             for a in (label, *q.aliases):
-                # GGUF labels win over generic precision aliases ("F16" is the GGUF type, also fp16).
-                if kind == "gguf" or a.lower() not in kb._quant_alias:
+                # A GGUF label wins over a generic precision alias ("F16" is the GGUF type, also fp16);
+                # a GGUF alias (the file-name spelling "FP16") never displaces one ("fp16" stays fp16).
+                if (kind == "gguf" and a == label) or a.lower() not in kb._quant_alias:
                     kb._quant_alias[a.lower()] = qid
 
     for s in g.subjects(RDF.type, MP.CoreMLSpec):

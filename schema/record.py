@@ -286,7 +286,7 @@ class ModelRecord(_Model):
     """One deployable thing: a Hub repo at a revision, a TF Hub model version, an MLflow model version."""
 
     id: str  # "<source>:<local_id>"
-    iri: str = ""  # filled by the pipeline from the configured base IRI
+    iri: str = ""  # given by the pipeline (Pipeline.prepare) from the configured base IRI, never by a source
     source: str  # configured source name ("huggingface", "mlflow-prod", …)
     source_kind: str  # harvester kind ("huggingface", "mlflow", "tfhub", "kaggle")
     local_id: str

@@ -255,7 +255,7 @@ def test_hub_modelling_files_are_listed_not_read_so_no_migration_is_offered() ->
     from modelport.harvesters.base import SourceRecord
     from modelport.harvesters.huggingface import HuggingFaceSource
 
-    src = HuggingFaceSource("huggingface", endpoint="https://hub.example", base_iri="http://test")
+    src = HuggingFaceSource("huggingface", endpoint="https://hub.example")
     payload = {"id": "org/custom", "sha": "a" * 40, "library_name": "transformers", "tags": ["pytorch"],
                "siblings": [{"rfilename": "config.json"}, {"rfilename": "modeling_custom.py"},
                             {"rfilename": "configuration_custom.py"}, {"rfilename": "pytorch_model.bin", "size": 10}]}

@@ -14,8 +14,11 @@ from huggingface_hub import ModelInfo
 
 from modelport.harvesters.base import MalformedRecord, SourceRecord
 from modelport.harvesters.hf_card import extract_sections, first_paragraph, parse_card, split_front_matter
-from modelport.harvesters.hf_mapping import README_KEY, gguf_quantization, hub_time, info_to_payload, number
+from modelport.harvesters.hf_mapping import README_KEY, hub_time, info_to_payload, number
 from modelport.harvesters.huggingface import HuggingFaceSource
+from modelport.schema.compat import derive_compatibility
+from modelport.schema.gguf_names import gguf_type_in_name
+from modelport.schema.kb import get_kb, load_kb, ontology_dir
 from modelport.schema.record import BaseModelLink, ModelRecord
 
 _HF = Path(__file__).parent / "fixtures" / "hf"
@@ -30,7 +33,7 @@ WEB = "https://hub.example"
 
 @pytest.fixture(scope="module")
 def source() -> HuggingFaceSource:
-    return HuggingFaceSource("huggingface", endpoint=WEB, base_iri="http://test")
+    return HuggingFaceSource("huggingface", endpoint=WEB)
 
 
 def rec(source: HuggingFaceSource, repo_id: str, with_card: bool = False) -> ModelRecord:
@@ -134,12 +137,64 @@ def test_eval_results_format(source: HuggingFaceSource) -> None:
 
 @pytest.mark.parametrize(("name", "quant"), [
     ("Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M"), ("model-IQ2_XS.gguf", "IQ2_XS"), ("x.F16.gguf", "F16"),
-    ("qwen2.5-0.5b-instruct-fp16.gguf", "F16"), ("phi-q4_0_4_4.gguf", "Q4_0_4_4"), ("model_q8_0.gguf", "Q8_0"),
+    ("qwen2.5-0.5b-instruct-fp16.gguf", "F16"), ("m-fp32.gguf", "F32"),  # KB aliases of F16 / F32
+    ("phi-q4_0_4_4.gguf", "Q4_0_4_4"), ("phi-3-mini-Q4_0_8_8.gguf", "Q4_0_8_8"), ("model_q8_0.gguf", "Q8_0"),
     ("BF16/Qwen2.5-Coder-32B-Instruct-BF16-00001-of-00002.gguf", "BF16"), ("Q5_K_M/m-00001-of-00002.gguf", "Q5_K_M"),
-    ("gpt-oss-20b-mxfp4.gguf", "MXFP4"), ("x-TQ1_0.gguf", "TQ1_0"), ("x-IQ2_XXS.gguf", "IQ2_XXS"),
-    ("mistral-7b.gguf", None)])
-def test_gguf_quantization_from_file_name(name: str, quant: str | None) -> None:
-    assert gguf_quantization(name) == quant
+    ("DeepSeek-R1/UD-IQ1_S/DeepSeek-R1-UD-00001-of-00003.gguf", "IQ1_S"),  # the folder states it
+    ("gpt-oss-20b-mxfp4.gguf", "MXFP4"), ("gpt-oss-120b-MXFP4_MOE-00001-of-00002.gguf", "MXFP4_MOE"),
+    ("x-TQ1_0.gguf", "TQ1_0"), ("x-IQ2_XXS.gguf", "IQ2_XXS"), ("Meta-Llama-3-8B-Instruct.IQ3_XXS.gguf", "IQ3_XXS"),
+    ("Llama-F16-Instruct-Q4_K_M.gguf", "Q4_K_M"),  # the last token wins: the model's own name comes first
+    ("x.q4_k_m.gguf", "Q4_K_M"), ("Q8_0/x-Q2_K.gguf", "Q2_K"),  # the file name's own token before its folder's
+    ("Llama-3.2-3B-Instruct-Q6_K_L.gguf", "Q6_K"),  # a mix the KB does not list: its base type, a whole token
+    ("mistral-7b.gguf", None), ("ggml-model-IQ4_KS.gguf", None), ("m-FP8.gguf", None),  # no KB type named
+    ("IQ4_XS-fixed/notes.gguf", "IQ4_XS"), ("XIQ4_XS.gguf", None)])
+def test_gguf_type_from_file_name(name: str, quant: str | None) -> None:
+    """One rule, read with the KB's GGUF labels and aliases (schema/gguf_names.py)."""
+    assert gguf_type_in_name(name, get_kb()) == quant
+
+
+def test_gguf_types_are_knowledge_not_code(tmp_path: Path) -> None:
+    """Take MXFP4 out of the KB and no file name states it any more: the labels are data."""
+    for ttl in (ontology_dir() / "kb").glob("*.ttl"):
+        text = ttl.read_text(encoding="utf-8")
+        if ttl.name == "quantization.ttl":
+            text = "\n".join(line for line in text.splitlines() if "MXFP4" not in line and "15091" not in line)
+        (tmp_path / ttl.name).write_text(text, encoding="utf-8")
+    kb = load_kb(tmp_path)
+    assert gguf_type_in_name("gpt-oss-20b-mxfp4.gguf", kb) is None
+    assert gguf_type_in_name("gpt-oss-20b-Q4_K_M.gguf", kb) == "Q4_K_M"
+
+
+def test_unknown_gguf_type_is_none_and_the_name_is_kept(source: HuggingFaceSource) -> None:
+    """A type the KB does not list (ik_llama.cpp's IQ4_KS) is not guessed: no quantization, the file
+    name as the Hub gave it, and the llama.cpp cell says the type was not stated."""
+    payload = {"id": "someone/odd-GGUF", "library_name": "gguf", "tags": ["gguf"],
+               "siblings": [{"rfilename": "odd-7B-IQ4_KS.gguf", "size": 4_000_000_000},
+                            {"rfilename": "odd-7B-Q4_K_M.gguf", "size": 4_400_000_000}]}
+    r = source.normalize(SourceRecord(local_id=payload["id"], payload=payload))
+    arts = by_path(r)
+    assert arts["odd-7B-IQ4_KS.gguf"].quantization is None and arts["odd-7B-IQ4_KS.gguf"].format == "gguf"
+    assert arts["odd-7B-Q4_K_M.gguf"].quantization == "Q4_K_M"
+    only_odd = r.model_copy(update={"artifacts": [arts["odd-7B-IQ4_KS.gguf"]]})
+    cell = next(e for e in derive_compatibility(only_odd, get_kb()) if e.runtime == "llama-cpp" and not e.target
+                and not e.hardware)
+    assert any("GGUF quantization type not stated" in ev.detail for ev in cell.evidence), cell.evidence
+
+
+def test_kb_gguf_types_reach_the_llama_cpp_cell(source: HuggingFaceSource) -> None:
+    """What the KB says about a type named in a file name is what the cell says: MXFP4 loads from
+    its introducing PR on (range left open), the removed aarch64 Q4_0_4_4 no longer loads natively."""
+    def llama_cell(file: str) -> Any:
+        p = {"id": "x/y-GGUF", "library_name": "gguf", "tags": ["gguf"],
+             "siblings": [{"rfilename": file, "size": 10**9}]}
+        r = source.normalize(SourceRecord(local_id=p["id"], payload=p))
+        return next(e for e in derive_compatibility(r, get_kb()) if e.runtime == "llama-cpp" and not e.target
+                    and not e.hardware)
+
+    mx = llama_cell("gpt-oss-20b-mxfp4.gguf")
+    assert mx.status == "native" and mx.precision == "MXFP4" and mx.version_range is None
+    assert any("pull/15091" in ev.detail for ev in mx.evidence)
+    assert llama_cell("phi-3-mini-Q4_0_4_4.gguf").status != "native"
 
 
 def test_gguf_repos(source: HuggingFaceSource) -> None:

@@ -105,7 +105,7 @@ def _no_local_kaggle_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def _source(endpoint: str, **kw: Any) -> KaggleSource:
-    return KaggleSource(endpoint=endpoint, username=USER, key=KEY, base_iri="http://test", page_size=3,
+    return KaggleSource(endpoint=endpoint, username=USER, key=KEY, page_size=3,
                         backoff_s=0.01, **kw)
 
 

@@ -127,14 +127,18 @@ def test_plugin_kinds_come_from_entry_points_only_while_installed(tmp_path: Path
 
 def test_plugin_harvests_through_the_pipeline(plugin_site: Path, tmp_path: Path) -> None:
     path = models_file(tmp_path)
-    src = registry.build("localjson", "acme-models", {"path": str(path)}, SourceContext(base_iri="http://t"))
-    p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t", embeddings=False))
+    src = registry.build("localjson", "acme-models", {"path": str(path)}, SourceContext())
+    p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://models.acme.test", embeddings=False))
     try:
         report = p.harvest(src, mode="full")
         assert report.counts["inserted"] == 2 and report.counts["skipped"] == 1
         assert "no name" in report.errors[0]["reason"]
         assert {r.id for r in p.catalog.iter_records(source="acme-models")} == {
             "acme-models:acme/sentiment", "acme-models:acme/tiny-detector"}
+        # The source never sees the deployment's base IRI: the pipeline gives each record its IRI.
+        assert {r.iri for r in p.catalog.iter_records(source="acme-models")} == {
+            "http://models.acme.test/model/acme-models/acme/sentiment",
+            "http://models.acme.test/model/acme-models/acme/tiny-detector"}
         assert [h.id for h in p.search.search(SearchQuery(text="gizmos")).hits] == ["acme-models:acme/tiny-detector"]
     finally:
         p.close()
@@ -212,13 +216,12 @@ def test_harvest_kind_command_uses_the_configured_options(mlflow_server: object,
 
 
 def test_builtin_sources_share_one_constructor_shape(tmp_path: Path) -> None:
-    ctx = SourceContext(base_iri="http://t", cache_root=tmp_path / "cache")
+    ctx = SourceContext(cache_root=tmp_path / "cache")
     tf = registry.build("tfhub", "docs", {"root": str(tmp_path)}, ctx)
     assert tf.name == "docs" and tf.cache_dir == tmp_path / "cache" / "tfhub" / "docs"  # type: ignore[attr-defined]
     kg = registry.build("kaggle", "kg", {"api_token": "t0k", "endpoint": "http://127.0.0.1:9"}, ctx)
     assert kg.api_token.get_secret_value() == "t0k" and "t0k" not in repr(kg.options)  # type: ignore[attr-defined]
     hf = registry.build("huggingface", "hub", {"endpoint": "http://127.0.0.1:9"}, ctx)
-    assert hf.options.base_iri == "http://t"  # type: ignore[attr-defined]
     assert hf.options.cache_dir == tmp_path / "cache" / "huggingface" / "hub"  # type: ignore[attr-defined]
     ml = registry.build("mlflow", "ml", {"tracking_uri": "http://u:pw@127.0.0.1:9"}, ctx)
     assert "pw" not in ml.public_uri and "pw" not in repr(ml.options)  # type: ignore[attr-defined]

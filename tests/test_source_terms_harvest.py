@@ -152,7 +152,7 @@ def test_tfhub_tasks_the_kb_does_not_know_are_searchable_in_rdf_and_reported(tmp
         name="plain-classifier", title="An image classifier.", tasks="<!-- task: image-classification -->"))
     settings = Settings(data_dir=tmp_path / "data", base_iri="http://test", embeddings=False)
     p = Pipeline(settings)
-    src = TFHubSource(docs.as_uri(), name="tfhub", base_iri=settings.base_iri,
+    src = TFHubSource(docs.as_uri(), name="tfhub",
                       crawl_options={"autothrottle_start_delay": 0.0, "retry_times": 1, "download_timeout": 10},
                       cache_dir=settings.data_dir / "cache" / "tfhub")
     report = p.harvest(src, mode="full")

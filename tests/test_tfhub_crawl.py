@@ -142,7 +142,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _source(root: str, settings: Settings, name: str = "tfhub") -> TFHubSource:
-    return TFHubSource(root, name=name, base_iri=settings.base_iri, crawl_options=FAST,
+    return TFHubSource(root, name=name, crawl_options=FAST,
                        cache_dir=settings.data_dir / "cache" / "tfhub" / name)
 
 
@@ -385,9 +385,7 @@ def test_cli_command(server: DocsServer, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_page_cap_stops_the_crawl_and_blocks_tombstoning(server: DocsServer, tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    src = TFHubSource(server.url, name="tfhub", base_iri=settings.base_iri,
-                      crawl_options={**FAST, "max_pages": 6, "concurrency": 1})
+    src = TFHubSource(server.url, name="tfhub", crawl_options={**FAST, "max_pages": 6, "concurrency": 1})
     events = list(src.events("full", None))
     assert not any(isinstance(e, ListingComplete) for e in events)
     assert any(isinstance(e, Skipped) and "page cap reached (6 pages)" in e.reason for e in events)
@@ -397,9 +395,7 @@ def test_page_cap_stops_the_crawl_and_blocks_tombstoning(server: DocsServer, tmp
 
 def test_time_limit_stops_the_crawl(server: DocsServer, tmp_path: Path) -> None:
     server.state.delay_s = 0.2
-    settings = _settings(tmp_path)
-    src = TFHubSource(server.url, name="tfhub", base_iri=settings.base_iri,
-                      crawl_options={**FAST, "max_seconds": 1.0, "concurrency": 2})
+    src = TFHubSource(server.url, name="tfhub", crawl_options={**FAST, "max_seconds": 1.0, "concurrency": 2})
     started = time.monotonic()
     events = list(src.events("full", None))
     assert time.monotonic() - started < 30  # ALL_DOCS pages at 0.2 s each, 2 at a time, would take > 5 s

@@ -176,7 +176,7 @@ def test_html_page_form_reads_like_the_markdown() -> None:
 @pytest.fixture(scope="module")
 def records() -> dict[str, object]:
     good, _ = _all_docs()
-    src = TFHubSource(DOCS.as_uri(), name="tfhub", base_iri="http://test")
+    src = TFHubSource(DOCS.as_uri(), name="tfhub")
     out = {}
     for payload in link_documents(good):
         item = SourceRecord(local_id=payload["local_id"], payload=payload, url=payload["doc"]["url"])
@@ -187,7 +187,7 @@ def records() -> dict[str, object]:
 def test_module_mapping(records: dict) -> None:
     r = records["google/imagenet/mobilenet_v2_100_224/classification/5"]
     assert r.id == "tfhub:google/imagenet/mobilenet_v2_100_224/classification/5"
-    assert r.iri == "http://test/model/tfhub/google/imagenet/mobilenet_v2_100_224/classification/5"
+    assert r.iri == ""  # a source mints no IRI: the pipeline does, under the deployment's base_iri
     assert r.tasks == ["image-classification"] and r.training_datasets == ["imagenet-1k"]
     assert r.architecture == "mobilenet-v2" and "mobilenet-v2" in r.keywords
     assert r.frameworks == ["tensorflow"] and r.version == "5"

@@ -4,7 +4,7 @@ IRIs (`/model/<source>/<id>`) that dereference to them."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from modelport.api.deps import services
 from modelport.schema.identity import record_id
+
+if TYPE_CHECKING:
+    from modelport.index.catalog import StoredRecord
 from modelport.schema.rdf import to_jsonld, to_turtle
 from modelport.services import Services
 
@@ -93,7 +96,7 @@ def negotiate(accept: str, explicit: str | None, offers: dict[str, str],
     return chosen
 
 
-def load(svc: Services, model_id: str):  # type: ignore[no-untyped-def]
+def load(svc: Services, model_id: str) -> StoredRecord:
     stored = svc.catalog.get_stored(model_id)
     if stored is None:
         raise HTTPException(404, f"no model with id {model_id!r}")

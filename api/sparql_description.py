@@ -5,6 +5,8 @@ and the limits a query runs under (mp:queryTimeLimit, mp:resultRowCap)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request
 from fastapi.responses import Response
 from rdflib import RDF, XSD, BNode, Graph, Literal, Namespace, URIRef
@@ -69,7 +71,7 @@ def describe(settings: Settings, media: str) -> Response:
     return Response(body, media_type=media, headers={"Vary": "Accept"})
 
 
-def _view(media: str):  # type: ignore[no-untyped-def]
+def _view(media: str) -> Callable[[Request], Response]:
     def view(request: Request) -> Response:
         return describe(request.app.state.services.settings, media)
     return view

@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,7 +82,7 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def records_nt(n: int, derive_every: int = 1):  # type: ignore[no-untyped-def]
+def records_nt(n: int, derive_every: int = 1) -> Iterator[tuple[list[tuple[str, str]], dict[str, str], list[str]]]:
     """(slice of (record IRI, own N-Triples), shared graphs, ids) per SLICE records. One record in
     `derive_every` is made by the real code (normalize, derive, RDF); the others are copies of one of
     those with a new identity (id, IRI, name and URLs renamed), so a 1M store can be built on two

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ def _build_spider_class() -> type:
                 return False
             return True
 
-        async def start(self):  # type: ignore[override]
+        async def start(self) -> AsyncIterator[Any]:  # type: ignore[override]
             for req in self._requests_for(self.config.root, root=True):
                 yield req
 

@@ -96,7 +96,7 @@ def _pyfunc(client: MlflowClient, name: str) -> None:
     class TextNormalizer(PythonModel):
         # Unannotated on purpose: MLflow reads predict's annotations as the model's signature, which it
         # infers from `input_example` instead.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
             return [str(x).strip().lower() for x in model_input.iloc[:, 0]]
 
     with mlflow.start_run(run_name=name):

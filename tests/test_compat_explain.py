@@ -9,15 +9,15 @@ from modelport.schema.compat import analyze, enrich_record
 from modelport.schema.compat_explain import explain, matrix
 from modelport.schema.hardware_fit import ESTIMATE_SOURCE, fit_report
 from modelport.schema.kb import get_kb
-from modelport.schema.record import LatencyMeasurement
+from modelport.schema.record import LatencyMeasurement, ModelRecord
 
 
-def torch_model():  # type: ignore[no-untyped-def]
+def torch_model() -> ModelRecord:
     return rec("torch", frameworks=["pytorch"], artifacts=[art("data/model.pth", "pytorch-pickle", 13_000)],
                requirements=[pin("torch", "==2.1.2")])
 
 
-def onnx_model(opset: int = 17):  # type: ignore[no-untyped-def]
+def onnx_model(opset: int = 17) -> ModelRecord:
     return rec("onnx", artifacts=[art("model.onnx", "onnx", 100 * MB, opset=opset)], parameter_count=25_000_000)
 
 

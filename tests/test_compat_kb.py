@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compat_helpers import MB, art, rec
@@ -13,6 +14,7 @@ from modelport.schema.compat import derive_compatibility
 from modelport.schema.compat_explain import explain
 from modelport.schema.kb import get_kb, load_kb, ontology_dir
 from modelport.schema.kb_compat import CONFIDENCE_RANK
+from modelport.schema.record import CompatibilityEntry, ModelRecord
 
 PREFIXES = """
 @prefix mp:   <https://w3id.org/modelport/ns#> .
@@ -33,13 +35,14 @@ def kb_copy(tmp_path: Path) -> Path:
     return d
 
 
-def cell(entries, runtime=None, target=None, hardware=None):  # type: ignore[no-untyped-def]
+def cell(entries: list[CompatibilityEntry], runtime: str | None = None, target: str | None = None,
+         hardware: str | None = None) -> CompatibilityEntry | None:
     return next((e for e in entries if e.runtime == runtime and e.target == target and e.hardware == hardware)
                 if target is None and hardware is None else
                 (e for e in entries if (target is None or e.target == target) and e.hardware == hardware), None)
 
 
-def onnx_model(opset: int, **details):  # type: ignore[no-untyped-def]
+def onnx_model(opset: int, **details: Any) -> ModelRecord:
     return rec(f"onnx{opset}", artifacts=[art("model.onnx", "onnx", 50 * MB, opset=opset, **details)])
 
 

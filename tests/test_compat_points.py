@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnxruntime
 import pytest
@@ -24,6 +25,9 @@ from modelport.schema.compat_explain import explain, matrix
 from modelport.schema.kb import get_kb, ontology_dir
 from modelport.schema.rdf import record_ntriples
 from modelport.schema.record import CompatibilityEntry, Evidence, ModelRecord
+
+if TYPE_CHECKING:
+    from modelport.harvesters.mlflow_registry import MlflowSource
 from modelport.schema.versions import VersionRange
 from modelport.settings import Settings
 
@@ -79,7 +83,7 @@ def test_the_cell_keeps_its_derived_status_and_range_with_the_point_inside(verif
     assert again.version_range == VersionRange(min="1.12") and [x.version for x in again.verifications] == [ORT]
 
 
-def _source(p: Pipeline):  # type: ignore[no-untyped-def]
+def _source(p: Pipeline) -> MlflowSource:
     from modelport.harvesters.mlflow_registry import MlflowSource
 
     r = p.catalog.get("mlflow:iris-onnx/1")

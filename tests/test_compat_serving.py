@@ -187,7 +187,7 @@ def test_mlflow_code_paths_reach_the_record(mlflow_server: object, tmp_path: Pat
     code.write_text(TORCH_NET)
 
     class Wrapper(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
             return model_input
 
     server = mlflow_server

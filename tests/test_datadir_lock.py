@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -16,7 +17,7 @@ from modelport.settings import Settings
 from tests.test_pipeline import ScriptedSource, items
 
 
-def test_serve_drains_the_outboxes_and_refuses_a_second_writer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_serve_drains_the_outboxes_and_refuses_a_second_writer(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data"
     p = Pipeline(Settings(data_dir=data, base_iri="http://t"))
     p.harvest(ScriptedSource(items(5)), mode="full", project_graph=False)  # the graph is behind
@@ -58,7 +59,7 @@ def test_serve_drains_the_outboxes_and_refuses_a_second_writer(tmp_path) -> None
         pass
 
 
-def test_a_writer_in_the_same_process_may_nest_but_another_process_may_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_writer_in_the_same_process_may_nest_but_another_process_may_not(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with writer_lock(tmp_path, "demo"), writer_lock(tmp_path, "harvest"):
         r = subprocess.run([sys.executable, "-c", (
             "import sys; from pathlib import Path; from modelport.datadir_lock import writer_lock, DataDirBusy\n"

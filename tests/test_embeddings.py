@@ -11,6 +11,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_a_model_the_fast_path_does_not_know_is_embedded_by_encode() -> None:
         def __iter__(self):  # type: ignore[no-untyped-def]
             return iter([model[0], type("Pooling", (), {"pooling_mode": "cls"})(), model[2]])
 
-        def encode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def encode(self, *args: Any, **kwargs: Any) -> Any:
             return model.encode(*args, **kwargs)
 
     encoder = QueryEncoder(CLSPooled())

@@ -4,6 +4,7 @@ it is, and a store of an older shape is rebuilt from the catalog when opened."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
@@ -15,7 +16,7 @@ from modelport.settings import Settings
 
 
 @pytest.fixture
-def pipeline(tmp_path) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
     p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t", embeddings=False))
     yield p
     p.close()
@@ -55,7 +56,7 @@ def test_a_record_changed_upstream_replaces_only_itself_in_the_graph(pipeline: P
     assert answer.result.askAnswer
 
 
-def test_health_shows_the_graph_lag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_health_shows_the_graph_lag(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from modelport.api.app import create_app
 
     with TestClient(create_app(Settings(data_dir=tmp_path / "d", base_iri="http://t", embeddings=False))) as c:
@@ -63,7 +64,7 @@ def test_health_shows_the_graph_lag(tmp_path) -> None:  # type: ignore[no-untype
     assert body["graph_lag_s"] == 0.0 and body["pending_graph"] == 0
 
 
-def test_a_store_of_an_older_shape_is_rebuilt_from_the_catalog(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_of_an_older_shape_is_rebuilt_from_the_catalog(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data", base_iri="http://t", embeddings=False)
     p = Pipeline(settings)
     p.harvest(ScriptedSource(items(4)), mode="full")

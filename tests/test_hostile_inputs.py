@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ def mlflow_payload(mlmodel: str) -> dict[str, Any]:
             "artifacts": {"mlmodel_text": mlmodel, "files": [{"path": "MLmodel", "size": 10}]}}
 
 
-def test_mlflow_bombs_and_deep_nesting_are_refused_per_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mlflow_bombs_and_deep_nesting_are_refused_per_record(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     deep = "[" * 100_000 + "]" * 100_000
     payloads = [
         mlflow_payload("flavors:\n  sklearn: {sklearn_version: 1.5.0}\n"),
@@ -115,7 +116,7 @@ def test_mlflow_bombs_and_deep_nesting_are_refused_per_record(tmp_path) -> None:
     assert stored["crafted:m/3"].signature is None or not stored["crafted:m/3"].signature.inputs
 
 
-def test_oversized_safetensors_and_gguf_objects_in_hub_payloads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_safetensors_and_gguf_objects_in_hub_payloads(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ctx = MappingContext(source_name="hub", source_kind="huggingface", harvester_version="t", kb=get_kb())
     nested: Any = {}
     for _ in range(5_000):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -179,7 +180,7 @@ def test_web_page_and_health(api: object) -> None:
     assert json.loads(httpx.get(f"{api.url}/openapi.json").text)["paths"]["/search"]
 
 
-def test_deleted_version_is_tombstoned_after_a_full_listing(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_version_is_tombstoned_after_a_full_listing(mlflow_server: object, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
     from mlflow import MlflowClient
 
@@ -212,7 +213,7 @@ def test_deleted_version_is_tombstoned_after_a_full_listing(mlflow_server: objec
         assert ask.json()["boolean"] is False
 
 
-def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_verify_job_checks_reachable_models_for_real(mlflow_server: object, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from modelport.verify_job import verify
 
     settings = Settings(data_dir=tmp_path / "v", base_iri="http://modelport.test")
@@ -266,7 +267,7 @@ def test_compatibility_matrix_over_http(api: object) -> None:
     assert httpx.get(f"{api.url}/models/mlflow:iris-onnx/1/compatibility/warp-drive").status_code == 404
 
 
-def test_paging_is_followed_to_the_end(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_paging_is_followed_to_the_end(mlflow_server: object, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "p", base_iri="http://modelport.test")
     p = Pipeline(settings)
     # one registered model per page: every page token must be followed
@@ -277,7 +278,7 @@ def test_paging_is_followed_to_the_end(mlflow_server: object, tmp_path) -> None:
     p.close()
 
 
-def test_several_registries_from_a_config_file(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_several_registries_from_a_config_file(mlflow_server: object, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess
     import sys
@@ -309,7 +310,7 @@ options = {{ tracking_uri = "{mlflow_server.uri}", page_size = 2 }}
     assert r.returncode == 2 and "'bad'" in err and "options.tracking_uri: Field required" in err
 
 
-def test_harvest_on_demand_and_on_schedule_through_the_api(mlflow_server: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_harvest_on_demand_and_on_schedule_through_the_api(mlflow_server: object, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import time
 
     from fastapi.testclient import TestClient

@@ -4,6 +4,7 @@ malformed items, projections kept in step with the catalog."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def items(n: int, **extra: Any) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def pipeline(tmp_path) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
     p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t"))
     yield p
     p.close()
@@ -290,7 +291,7 @@ def test_a_verification_stored_while_a_batch_is_projected_is_projected_next_time
         name = "verify-beside"
         done = False
 
-        def apply(self, live, gone, fresh=frozenset()):  # type: ignore[no-untyped-def]
+        def apply(self, live: list[ModelRecord], gone: list[str], fresh: frozenset[str] = frozenset()) -> None:
             if not self.done:
                 self.done = True
                 pipeline.catalog.set_verifications("scripted:org/m1", [verified])
@@ -339,7 +340,7 @@ def test_graph_catches_up_from_its_own_outbox_and_survives_a_failed_write(pipeli
     assert [str(r[Variable("d")]) for r in desc.result.bindings] == ["edited upstream"]  # replaced, not added
 
 
-def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
     from modelport.index.catalog import Catalog
@@ -361,7 +362,7 @@ def test_catalog_from_before_the_graph_outbox_opens_and_keeps_its_state(tmp_path
     cat.close()
 
 
-def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
     from modelport.index.backends import open_search_backend as make_search_backend
@@ -383,7 +384,7 @@ def test_elasticsearch_is_refused_without_a_url_and_accepted_with_one(monkeypatc
     backend.close()
 
 
-def test_the_read_side_and_the_write_path_share_one_set_of_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_read_side_and_the_write_path_share_one_set_of_stores(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from modelport.services import Services
 
     svc = Services(Settings(data_dir=tmp_path / "data", base_iri="http://t"))

@@ -6,6 +6,7 @@ obey the fail-safe ratio; a full disk is reported as such with nothing committed
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,7 +62,7 @@ class Refusing:
 
 
 @pytest.fixture
-def pipeline(tmp_path) -> Any:  # type: ignore[no-untyped-def]
+def pipeline(tmp_path: Path) -> Any:  # type: ignore[no-untyped-def]
     p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t"))
     yield p
     p.close()
@@ -178,7 +179,7 @@ def test_gone_answers_count_against_the_failsafe_ratio(pipeline: Pipeline) -> No
     assert "listing" in pipeline.catalog.get_stored("scripted:org/m11").deleted_reason
 
 
-def test_a_full_disk_is_reported_as_such_and_loses_nothing_committed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_disk_is_reported_as_such_and_loses_nothing_committed(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = Pipeline(Settings(data_dir=tmp_path / "data", base_iri="http://t"))
     try:
         p.harvest(ScriptedSource(items(5)), mode="full")
@@ -198,7 +199,7 @@ def test_a_full_disk_is_reported_as_such_and_loses_nothing_committed(tmp_path) -
     assert conn.execute("SELECT count(*) FROM records").fetchone() == (5,)
 
 
-def test_jobs_and_get_harvests_show_quarantined_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_and_get_harvests_show_quarantined_records(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys
 

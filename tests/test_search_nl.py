@@ -4,8 +4,11 @@ syntax equivalent finds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from modelport.index.embedded import TantivyBackend
 from modelport.index.nl_constraints import extract
 from modelport.index.query_syntax import compile_query
 from modelport.index.search import AnyOf, RuntimeConstraint, TargetConstraint
@@ -184,11 +187,10 @@ def test_alternatives_stay_alternatives() -> None:
 
 
 @pytest.fixture(scope="module")
-def corpus_backend(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def corpus_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivyBackend]:
     import gzip
     from pathlib import Path
 
-    from modelport.index.embedded import TantivyBackend
     from modelport.schema.record import ModelRecord
 
     path = Path(__file__).parent / "fixtures" / "search" / "corpus.jsonl.gz"
@@ -212,7 +214,7 @@ def corpus_backend(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     ("with a permissive license, between 10M and 1B parameters, runs on Android",
      "license:permissive params>=10M params<=1B target:android"),
 ])
-def test_nl_query_finds_what_its_syntax_finds(corpus_backend, phrase: str, syntax: str) -> None:  # type: ignore[no-untyped-def]
+def test_nl_query_finds_what_its_syntax_finds(corpus_backend: TantivyBackend, phrase: str, syntax: str) -> None:
     by_nl, interp = compile_query(phrase)
     by_syntax, _ = compile_query(syntax, nl=False)
     assert not interp.text

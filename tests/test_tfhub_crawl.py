@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ class DocsHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
 
-    def send_head(self):  # type: ignore[no-untyped-def]
+    def send_head(self) -> Any:  # what SimpleHTTPRequestHandler.send_head returns (a file or None)
         st = self.state
         inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
         with st.lock:

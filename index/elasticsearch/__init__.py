@@ -10,7 +10,9 @@ How the facts are stored (one document per record, `_id` = record id, mapping `d
   as in the embedded backend; best latency / memory per hardware profile as `nested` {hw, ...}.
 
 Modules: `client` (transport, errors), `mapping` (settings, mapping, documents), `query` (the query
-compiler), `facets`, `backend` (the `SearchBackend`), `node` (a single node for tests and benchmarks).
+compiler), `facets`, `backend` (the `SearchBackend`), `lifecycle` (index creation, the staged
+rebuild beside the serving index and the atomic alias switch), `hybrid` (dense + BM25 on the node),
+`node` (a single node for tests and benchmarks).
 """
 
 from modelport.index.elasticsearch.backend import DEFAULT_INDEX, ElasticsearchBackend, unique_index_name

@@ -5,6 +5,10 @@ re-serialised from the client's `ModelInfo` by `info_to_payload`), optionally wi
 under `README_KEY`. Mapping never trusts shapes: every field is read defensively, absurd values are
 dropped with a note (kept in `source_facts["mapping_notes"]` and logged) and only a payload without
 a usable id raises `MalformedRecord`.
+
+Over ~500 lines: one mapping (`normalize_payload`, a single pass over the payload, and the defensive
+readers and section mappers only it uses) and the ModelInfo → wire JSON conversion that makes its
+input (`info_to_payload`); both follow the Hub's JSON and change together when it does.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ changes or it is tombstoned: `dirty` is cleared when the search index (and vecto
 graph catches up after it. Every such change also bumps the record's `rev`; a projection clears a
 flag only for the revision it projected, so a change that lands while a batch is being projected
 (a verification result, which leaves the content hash as it was) keeps the record in the outbox.
+
+Over ~500 lines: `Catalog` is one SQLite schema behind one connection and one transaction rule
+(`_Tx`); outboxes, quarantine, verifications and enrichments are columns or tables keyed on the record
+rows and written in the same transactions, so a split by table would spread one schema over modules.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ it, deletions only clear its live bit), and the id → row map with each row's t
 SQLite. Above `coarse_min_rows` a full scan of 1.5 GB per query is too slow for a 2-core machine,
 so a PCA projection of every row (64 floats) is scanned first and only the best few thousand rows
 are scored exactly; `search(..., exact=True)` skips that stage.
+
+Over ~500 lines: `VectorIndex` is one on-disk layout (the matrix, the coarse PCA rows, the SQLite row
+map) whose writers and scanners all read it; the projection that feeds it (~90 lines) is its one
+writer and stays beside it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The `modelport` command line."""
+"""The `modelport` command line.
+
+Just over ~500 lines: one typer app whose commands share the harvest and writer-lock helpers at the
+top; the split into one module per command is issue #13 (see harvesters/huggingface.py).
+"""
 
 from __future__ import annotations
 

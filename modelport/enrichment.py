@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from modelport.errors import describe
 from modelport.harvesters.base import EnrichmentPlan, EnrichTarget, Gone, Skipped, SourceRecord
 from modelport.index.catalog import Catalog
+from modelport.job_report import BAD_RECORD, JobReport, RecordFailure, is_bad_record
 from modelport.schema.identity import record_id
 from modelport.schema.record import ModelRecord
 
 if TYPE_CHECKING:
-    from modelport.pipeline import JobReport, Pipeline
+    from modelport.pipeline import Pipeline
 
 log = logging.getLogger("modelport.enrichment")
 
@@ -43,8 +44,6 @@ def enrich_records(pipeline: Pipeline, source: Any, plan: EnrichmentPlan, report
     """Run the stage for one source within `plan`, counting into `report`. "Gone" answers (a 404 from
     `model_info`) go through the pipeline's fail-safe with listing deletions; a record this run just
     listed is not taken for gone on one such answer, and one held back is asked again later."""
-    from modelport.pipeline import BAD_RECORD, RecordFailure, is_bad_record
-
     catalog = pipeline.catalog
     targets = catalog.enrichment_queue(source.name, plan.priority, plan.max_models)
     for k in ("enriched", "enrich_failed", "enrich_gone"):

@@ -12,7 +12,7 @@ one of four kinds that callers treat differently. Anything else that escapes is 
   API answers 503.
 
 A bug (any other exception, e.g. a mapper raising `KeyError` or `ValueError` on a record) fails the
-job loudly, naming the record (modelport/pipeline.py `RecordFailure`); it is never counted as a
+job loudly, naming the record (modelport/job_report.py `RecordFailure`); it is never counted as a
 skip. This module imports nothing, so harvesters, schema and index modules can all use it.
 
 Several classes keep their historical built-in base beside their kind (`QuerySyntaxError` is also a

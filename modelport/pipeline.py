@@ -4,25 +4,26 @@ Records and checkpoints are committed together, so a crash or Ctrl-C resumes fro
 committed checkpoint with nothing lost or duplicated. Projections (search index, RDF graph, and
 whatever else registers) are fed from the catalog's outbox, so they can always catch up or be
 rebuilt by `reindex`.
+
+The job report and failure kinds (job_report.py), the projections (projections.py), the graph writer
+that follows a harvest (graph_feeder.py) and the collector tuning (gc_tuning.py) are modules of their
+own. Over ~500 lines because the `Pipeline` class is kept whole: harvest, quarantine, isolation of bad
+records and the projection drains share its pending-commit state and its catalog transactions.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from modelport.enrichment import enrich_records, with_enrichment
-from modelport.errors import BadRecordError, ModelPortError, describe
+from modelport.errors import describe
+from modelport.gc_tuning import collector_tuned_for_throughput
+from modelport.graph_feeder import GraphFeeder
 from modelport.harvesters.base import (
     Checkpoint,
     Enrichable,
@@ -34,183 +35,34 @@ from modelport.harvesters.base import (
     SourceRecord,
 )
 from modelport.harvesters.bounded import bounded
-from modelport.index.catalog import Catalog, CatalogIOError, Outbox
-from modelport.index.search import SearchBackend, StagedRebuild, ensure_current
+from modelport.index.catalog import CatalogIOError, Outbox
+from modelport.index.search import SearchBackend, ensure_current
+from modelport.job_report import (
+    BAD_RECORD,
+    MAX_ERROR_GROUPS,
+    MAX_ERROR_SAMPLES,
+    JobReport,
+    RecordFailure,
+    error_group,
+    is_bad_record,
+)
+from modelport.projections import GraphBatch, GraphProjection, Projection, SearchProjection, merge_batches
 from modelport.schema.identity import record_id, record_iri
-from modelport.schema.kb import get_kb
-from modelport.schema.rdf import record_rdf
 from modelport.schema.record import ModelRecord
 from modelport.schema.redact import redact_text, redact_url, scrub
 from modelport.settings import Settings
 from modelport.stores import Stores
-from modelport.unknown_terms import UnknownTerms
 
 if TYPE_CHECKING:
     from modelport.index.vectors import VectorProjection
 
+# The job report, the failure kinds and the projections lived in this module, and are imported from
+# it (the CLI, the scheduler, enrichment, tests, bench): re-exported.
+__all__ = ["BAD_RECORD", "MAX_ERROR_GROUPS", "MAX_ERROR_SAMPLES", "GraphBatch", "GraphProjection", "JobReport",
+           "Pipeline", "Projection", "RecordFailure", "SearchProjection", "error_group", "is_bad_record",
+           "scrub_record"]
+
 log = logging.getLogger("modelport.pipeline")
-
-
-class Projection(Protocol):
-    """A view rebuilt from the catalog: gets the changed records (`fresh`: the ids it has never
-    seen, which need no removal first) and the ids that left."""
-
-    name: str
-
-    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
-              ) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def clear(self) -> None: ...
-
-
-@dataclass
-class JobReport:
-    job_id: int
-    source: str
-    mode: str
-    status: str = "running"  # ok | partial | failed | interrupted
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("seen", "inserted", "updated", "unchanged", "tombstoned", "skipped", "quarantined"), 0))
-    # The first MAX_ERROR_SAMPLES errors (ref, reason), and how many of each kind there were in all: a
-    # harvest of a million bad records keeps a bounded report (DataHub's SourceReport does the same).
-    errors: list[dict[str, str]] = field(default_factory=list)
-    error_groups: dict[str, int] = field(default_factory=dict)
-    errors_total: int = 0
-    # Tasks and libraries the records name that the KB does not know (their source terms), counted.
-    unknown_terms: UnknownTerms = field(default_factory=UnknownTerms)
-
-    def error(self, ref: str, reason: str, **extra: str) -> None:
-        self.errors_total += 1
-        group = error_group(reason)
-        if group not in self.error_groups and len(self.error_groups) >= MAX_ERROR_GROUPS:
-            group = "other"
-        self.error_groups[group] = self.error_groups.get(group, 0) + 1
-        if len(self.errors) < MAX_ERROR_SAMPLES:
-            # Error texts quote what failed, URLs included: never with their credentials.
-            self.errors.append({"ref": redact_text(ref), "reason": redact_text(reason), **extra})
-
-
-MAX_ERROR_SAMPLES = 1000  # errors a job report keeps (the catalog stores as many)
-MAX_ERROR_GROUPS = 50
-
-
-def error_group(reason: str) -> str:
-    """The kind of an error, for the report's counts: its reason up to the first colon ("malformed",
-    "quarantined (store)", "enrichment"), or its first words; never an unbounded text."""
-    head = reason.split(":", 1)[0].strip() if ":" in reason else " ".join(reason.split()[:4])
-    return redact_text(head[:60]) or "error"
-
-
-class RecordFailure(ModelPortError, RuntimeError):
-    """A record made our own code fail in a way that is not a check of its content (a bug): the job
-    fails loudly, naming the record, instead of quietly setting it aside."""
-
-    def __init__(self, stage: str, rid: str, error: BaseException) -> None:
-        super().__init__(f"{stage} of record {rid} failed: {describe(error, 500)}")
-        self.stage, self.rid = stage, rid
-
-
-# Failures caused by a record's content (modelport/errors.py): a source's or parser's refusal
-# (BadRecordError: MalformedRecord, UnsafeInput, MalformedDocument), a payload that does not fit the
-# schema (pydantic's ValidationError), text a store cannot encode (UnicodeError), a store refusing the
-# text it was given (Oxigraph parse errors are SyntaxErrors), nesting too deep for a recursive parser.
-# A plain ValueError is not among them: a mapper that raises one has a bug, and the job fails.
-BAD_RECORD = (BadRecordError, ValidationError, UnicodeError, SyntaxError, RecursionError)
-
-
-def is_bad_record(e: BaseException) -> bool:
-    """Whether `e` is the record's fault (BAD_RECORD): skipped or quarantined, counted in the report.
-    Anything else is a bug or the environment (disk, network) and must not be set aside quietly."""
-    return isinstance(e, BAD_RECORD) and not isinstance(e, CatalogIOError)
-
-
-class SearchProjection:
-    name = "search"
-
-    def __init__(self, backend: SearchBackend) -> None:
-        self.backend = backend
-
-    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
-              ) -> None:
-        if live:
-            self.backend.upsert(live)
-        if gone:
-            self.backend.delete(gone)
-
-    def commit(self) -> None:
-        self.backend.commit()
-
-    def clear(self) -> None:
-        self.backend.clear()
-
-    @property
-    def stages_rebuild(self) -> bool:
-        """Whether the backend rebuilds into a new index that searches see only once complete (a
-        search server, whose readers are other processes); the embedded index is emptied instead."""
-        return isinstance(self.backend, StagedRebuild)
-
-    def _staged(self) -> StagedRebuild:
-        assert isinstance(self.backend, StagedRebuild)  # callers ask `stages_rebuild` first
-        return self.backend
-
-    def begin_rebuild(self) -> None:
-        self._staged().begin_rebuild()
-
-    def finish_rebuild(self) -> None:
-        self._staged().finish_rebuild()
-
-    def abort_rebuild(self) -> None:
-        self._staged().abort_rebuild()
-
-
-@dataclass
-class GraphBatch:
-    gone: list[str]
-    shared: dict[str, str] = field(default_factory=dict)
-    new: list[tuple[str, str]] = field(default_factory=list)  # (graph IRI, N-Triples) never stored before
-    changed: list[tuple[str, str]] = field(default_factory=list)
-
-
-class GraphProjection:
-    """The RDF graph, fed from its own outbox after the search projections (see index/catalog.py)."""
-
-    name = "graph"
-
-    def __init__(self, graph: Any, base: str) -> None:
-        self.graph, self.base = graph, base
-
-    def apply(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
-              ) -> None:
-        self.write(self.serialize(live, gone, fresh))
-
-    def serialize(self, live: list[ModelRecord], gone: list[str], fresh: set[str] | frozenset[str] = frozenset()
-                  ) -> GraphBatch:
-        """The Python half of a write (N-Triples text): run it while the previous batch loads. `fresh`:
-        ids the catalog has just inserted, which the graph cannot hold yet."""
-        batch = GraphBatch([record_iri(self.base, rid) for rid in gone])
-        for r in live:
-            x = record_rdf(r, self.base)
-            batch.shared.update(x.shared)
-            new = r.id in fresh or not self.graph.has_record(r.iri)
-            (batch.new if new else batch.changed).append((r.iri, x.own))
-        return batch
-
-    def write(self, batch: GraphBatch) -> None:
-        """The store half (Rust, without the GIL)."""
-        self.graph.remove(batch.gone)
-        # Shared nodes first: a record graph never links to a node that is not there yet.
-        self.graph.add_shared(batch.shared)
-        self.graph.add_new(batch.new)
-        self.graph.replace(batch.changed)
-
-    def commit(self) -> None:
-        self.graph.flush()
-
-    def clear(self) -> None:
-        self.graph.clear()
-        self.graph.load_ontology(get_kb().version)
 
 
 class Pipeline:
@@ -228,7 +80,7 @@ class Pipeline:
         self._pending: list[tuple[str, int]] = []  # (id, revision) projected, not yet committed
         self._last_commit = time.monotonic()
         self.extra_projections: list[Projection] = []
-        self._feeder: _GraphFeeder | None = None  # the graph writer of the running harvest
+        self._feeder: GraphFeeder | None = None  # the graph writer of the running harvest
         self._report: JobReport | None = None  # the running harvest's, to count quarantined records in
 
     # -- stores (owned by `Stores`, opened on first use) ----------------------------------------
@@ -299,7 +151,7 @@ class Pipeline:
         # An index emptied on open (its layout or the KB changed) is rebuilt before new records go in;
         # otherwise only the records this run changes would come back.
         ensure_current(self.search, self.reindex)
-        with _collector_tuned_for_throughput():
+        with collector_tuned_for_throughput():
             return self._harvest(source, mode, limit, batch_size, progress, project_graph, enrich)
 
     def _harvest(self, source: Source, mode: HarvestMode, limit: int | None, batch_size: int,
@@ -317,7 +169,7 @@ class Pipeline:
         self._report = report
         # The graph follows the harvest batch by batch (written on a thread of its own), so it lags by
         # about a batch instead of by the whole harvest.
-        feeder = self._feeder = _GraphFeeder(self.catalog, self.graph_projection) if project_graph else None
+        feeder = self._feeder = GraphFeeder(self.catalog, self.graph_projection) if project_graph else None
 
         def flush(checkpoint: dict[str, Any] | None = None) -> None:
             try:
@@ -572,7 +424,7 @@ class Pipeline:
         Larger batches need ~15 % less CPU per record (fewer RocksDB ingests) but Oxigraph's bulk
         loader holds each one in memory: at 4,000 records the 100k benchmark peaked at 3.5 GB RSS
         against 1.4 GB at 1,000, so 1,000 it is."""
-        with _collector_tuned_for_throughput():
+        with collector_tuned_for_throughput():
             return self._project_graph(batch)
 
     def _project_graph(self, batch: int) -> set[str]:
@@ -609,7 +461,7 @@ class Pipeline:
 
                     bad = self._apply_isolating("graph", serialize, live, gone, dict(revs), "graph")
                     live = [r for r in live if r.id not in bad]
-                    work = _merge(parts)
+                    work = merge_batches(parts)
                     finish()
                     pending = (pool.submit(projection.write, work), revs, live, gone)
                     moved.update(rid for rid, _, _ in items)
@@ -693,107 +545,6 @@ class Pipeline:
         return len(moved | self.project_graph())
 
 
-class _GraphFeeder:
-    """Writes a running harvest's batches to the graph: each batch is serialized in the harvest's thread
-    (Python) and written on one writer thread (Oxigraph, without the GIL) while the harvest reads the
-    next. At most one write is in flight: when the store is slower than the harvest, the harvest waits
-    for it, so the graph never falls more than about two batches behind. A batch that fails (a record
-    whose triples are refused, a full disk) stops the feeding: its records stay in the graph outbox,
-    and the catch-up at the end of the harvest writes them, setting bad records aside."""
-
-    def __init__(self, catalog: Catalog, projection: GraphProjection) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.catalog = catalog
-        self.projection: GraphProjection | None = projection  # None once closed
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-feeder")
-        self.pending: tuple[Future[None], list[tuple[str, int]]] | None = None
-        self.waiting: float | None = None  # when the oldest batch not yet written was stored
-        self.failed = False
-
-    def feed(self, live: list[ModelRecord], revisions: list[tuple[str, int]],
-             fresh: set[str] | frozenset[str] = frozenset()) -> None:
-        projection = self.projection
-        if self.failed or not live or projection is None:
-            return
-        stored = time.monotonic()
-        if self.waiting is None:
-            self.waiting = stored
-        try:
-            work = projection.serialize(live, [], fresh)
-        except Exception as e:  # noqa: BLE001 — the catch-up isolates the record that caused it
-            self._fail(e)
-            return
-        self._finish()
-        if not self.failed:
-            self.waiting = stored if self.pending is None else self.waiting
-            self.pending = (self.pool.submit(projection.write, work), revisions)
-
-    def _fail(self, e: BaseException) -> None:
-        self.failed = True
-        log.warning("the graph stops following this harvest (its catch-up writes the rest): %s", describe(e, 500))
-
-    def _finish(self) -> None:
-        if self.pending is None:
-            return
-        future, revisions = self.pending
-        self.pending = None
-        try:
-            future.result()
-        except Exception as e:  # noqa: BLE001 — the records stay in the outbox; the catch-up retries
-            self._fail(e)
-            return
-        self.catalog.mark_clean(revisions, outbox="graph")
-        self.waiting = None
-
-    def lag_s(self) -> float:
-        waiting = self.waiting
-        return 0.0 if waiting is None else max(time.monotonic() - waiting, 0.0)
-
-    def close(self) -> None:
-        try:
-            if self.projection is not None:
-                self._finish()
-        finally:
-            self.pool.shutdown(wait=True)
-            self.waiting = None
-            # A failed harvest's traceback keeps this object alive; it must not keep the graph store (and
-            # its directory lock) alive after Pipeline.close().
-            self.projection = None
-
-
-_tuned = 0
-_tuned_lock = threading.Lock()
-_restore: list[int] = []
-
-
-@contextmanager
-def _collector_tuned_for_throughput() -> Iterator[None]:
-    """A harvest allocates ~100 short-lived objects per record, none in reference cycles (reference
-    counting frees them). With default thresholds the cyclic collector runs every 700 allocations
-    and walks the KB, caches and the batch each time — measured at 60 % of the derivation's time.
-    Freeze what exists (never collectable garbage: modules, KB, caches) and collect young objects
-    far less often for the harvest's duration."""
-    global _tuned
-    with _tuned_lock:
-        first = _tuned == 0  # nested or concurrent harvests (the scheduler): tuned once, restored by the last
-        _tuned += 1
-        if first:
-            old = gc.get_threshold()
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 1000)
-            _restore[:] = old
-    try:
-        yield
-    finally:
-        with _tuned_lock:
-            _tuned -= 1
-            if _tuned == 0:
-                gc.set_threshold(*_restore)
-                gc.unfreeze()
-
-
 def scrub_record(record: ModelRecord) -> ModelRecord:
     """Strip credentials from every URL a source put into the record (userinfo, token-like query
     parameters) before it is stored, indexed, put in the graph or served; in place."""
@@ -821,20 +572,5 @@ def _environmental(e: BaseException) -> bool:
     return isinstance(e, OSError | CatalogIOError | MemoryError) and not isinstance(e, UnicodeError)
 
 
-def _merge(parts: list[GraphBatch]) -> GraphBatch:
-    if len(parts) == 1:
-        return parts[0]
-    out = GraphBatch([])
-    for b in parts:
-        out.gone += b.gone
-        out.shared.update(b.shared)
-        out.new += b.new
-        out.changed += b.changed
-    return out
-
-
 class _Probe(Exception):
     """Rolls back a transaction that only tried whether a record can be stored."""
-
-
-

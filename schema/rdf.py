@@ -1,7 +1,12 @@
 """Record → RDF: schema.org first, FAIR4ML and ML-Schema where schema.org has no term, `mp:` only
 for the compatibility matrix. Triples are written as N-Triples text because the graph store
 (Oxigraph) parses that in Rust far faster than rdflib can build term objects; `to_graph` gives the
-same triples as an rdflib Graph for serialization (Turtle, JSON-LD) and SHACL validation."""
+same triples as an rdflib Graph for serialization (Turtle, JSON-LD) and SHACL validation.
+
+Over ~500 lines: a record's own triples and its compatibility cells' triples are written by the
+same N-Triples writer (`_Triples`, `_lit`), term helpers and shared-node memo (`_shared_node`,
+`_cached`); the cell half split off would import most of this module's private helpers back.
+"""
 
 from __future__ import annotations
 

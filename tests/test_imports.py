@@ -96,7 +96,8 @@ def test_harvesters_import_neither_the_cli_nor_the_settings() -> None:
 # Each backend package (a name covers its sub-modules) and the shims at their former import paths.
 BACKENDS = ("modelport.index.embedded", "modelport.index.elasticsearch",
             "modelport.index.tantivy_backend", "modelport.index.elasticsearch_backend")
-GENERIC = ("modelport.pipeline", "modelport.services", "modelport.api")
+GENERIC = ("modelport.pipeline", "modelport.job_report", "modelport.projections", "modelport.graph_feeder",
+           "modelport.services", "modelport.api")
 # Generic code reaches a backend only through index/backends.py (which opens the configured one and
 # its hybrid searcher) and the `SearchBackend` Protocol (index/search.py).
 

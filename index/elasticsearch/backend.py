@@ -1,5 +1,9 @@
 """The Elasticsearch `SearchBackend`: index lifecycle, bulk writes, searches with cursors, facets within
-their time limit."""
+their time limit.
+
+Just over ~500 lines: the `SearchBackend` methods over one client and index alias; the mapping,
+queries, facets, lifecycle and hybrid search are already modules of this package.
+"""
 
 from __future__ import annotations
 

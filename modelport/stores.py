@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelport.errors import ServiceUnavailable
@@ -34,15 +35,27 @@ class Stores:
         self._graph: Any = None
         self._vectors: VectorProjection | Literal[False] | None = None  # False once found unavailable
         self.vectors_unavailable: str | None = None
+        # One lock for the first opens: a server opens its stores from several threads at once (the
+        # search warm-up and the first requests), and two openers of one index directory raced on
+        # its files ("No such file or directory" from the loser). Re-entrant: vectors opens search.
+        self._opening = threading.RLock()
 
     @property
     def search(self) -> SearchBackend:
         if self._search is None:
-            self._search = open_search_backend(self.settings)
+            with self._opening:
+                if self._search is None:
+                    self._search = open_search_backend(self.settings)
         return self._search
 
     @property
     def graph(self) -> Any:
+        if self._graph is None:
+            with self._opening:
+                return self._open_graph()
+        return self._graph
+
+    def _open_graph(self) -> Any:
         if self._graph is None:
             from modelport.index.graph import GraphStore
 
@@ -66,6 +79,12 @@ class Stores:
         their extra is not installed or the backend is not the embedded one (`vectors_unavailable`
         says which). It shares the embedded search index's row numbers."""
         if self._vectors is None:
+            with self._opening:
+                self._open_vectors()
+        return self._vectors or None
+
+    def _open_vectors(self) -> None:
+        if self._vectors is None:
             if self.settings.search_backend != "embedded":
                 self._vectors = False
                 self.vectors_unavailable = "dense vectors work with the embedded search backend only"
@@ -74,9 +93,12 @@ class Stores:
 
                 projection, self.vectors_unavailable = open_vector_projection(self.settings, self.search)
                 self._vectors = projection if projection is not None else False
-        return self._vectors or None
 
     def close(self) -> None:
+        with self._opening:
+            self._close()
+
+    def _close(self) -> None:
         if self._search is not None:
             self._search.close()
         if self._vectors:

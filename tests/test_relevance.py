@@ -59,9 +59,10 @@ def test_hybrid_beats_bm25_and_vectors(services: Services) -> None:
         assert hybrid.recall20 >= scores[other].recall20, table
     for intent, (ndcg, _, _) in per["hybrid"].items():
         assert ndcg >= 0.80, (intent, per)
-        # Per class the hybrid is at least as good as either alone, to within 0.005: on task queries it
-        # measured 0.910 against vectors' 0.912 (bench/results/search-2026-12-02.md says so).
-        assert ndcg >= max(per["bm25"][intent][0], per["vector"][intent][0]) - 0.005, (intent, per)
+        # Per class the hybrid is at least as good as either alone (issue 19, item 3). The margins are
+        # small (bench/results/relevance-2026-12-08.md: task 0.913 against vectors' 0.911, lineage
+        # 0.950 against 0.949, dataset equal), so a ranking change that costs a class shows here.
+        assert ndcg >= max(per["bm25"][intent][0], per["vector"][intent][0]), (intent, per)
     # The query the issue names: the three records built for it lead.
     top = ranking(services.hybrid, "hybrid")("real-time traffic prediction from camera input at urban intersections")
     best = {"huggingface:urbanmobility/junction-flow-forecaster", "huggingface:citysense/cctv-vehicle-counter-yolov8",

@@ -27,6 +27,7 @@ from modelport.index.search import (
     BM25_BOOST_SCALE,
     EVIDENCE_BOOST,
     EVIDENCE_WEIGHTS,
+    FIELD_TIE_BREAKER,
     LINEAGE_BOOST,
     QUERY_SYNTAX_CHARS,
     TEXT_BOOSTS,
@@ -44,6 +45,7 @@ from modelport.index.search import (
     SizeConstraint,
     StatusConstraint,
     TargetConstraint,
+    text_terms,
 )
 from modelport.index.vocab import get_vocab
 
@@ -176,43 +178,21 @@ def _alternative(c: Constraint, lineage: LineageIds | None = None) -> dict[str, 
 
 
 def _in_text_fields(phrase: str, boosts: dict[str, float] | None = None) -> dict[str, Any]:
-    """The words (a phrase when several) in any text field; with boosts, scores summed over the
-    fields as Tantivy's multi-field parser does. A single word is a one-term phrase, and a word the
-    analyzer splits ("1.14") is a phrase, as in Tantivy."""
+    """The words (a phrase when several) in any text field; with boosts, scored by the best field
+    (plus FIELD_TIE_BREAKER times the others), as the embedded backend does. A single word is a
+    one-term phrase, and a word the analyzer splits ("1.14") is a phrase, as in Tantivy."""
     clauses = [{"match_phrase": {f: {"query": phrase, **({"boost": boosts[f]} if boosts else {})}}}
                for f in TEXT_BOOSTS]
+    if boosts:
+        return {"dis_max": {"queries": clauses, "tie_breaker": FIELD_TIE_BREAKER}}
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
-
-
-def _text_terms(text: str) -> list[tuple[str, str]]:
-    """(occur, words) for each word or quoted phrase, reading AND / OR / NOT as Tantivy's query parser
-    does: terms are alternatives, `a AND b` requires both, `NOT a` excludes; other syntax is dropped."""
-    cleaned = QUERY_SYNTAX_CHARS.sub(" ", text)
-    if cleaned.count('"') % 2:
-        cleaned = cleaned.replace('"', " ")
-    out: list[tuple[str, str]] = []
-    negate = conjoin = False
-    for i, part in enumerate(cleaned.split('"')):
-        pieces = [(part.strip(), True)] if i % 2 else [(w, False) for w in part.split()]
-        for words, quoted in pieces:
-            if not words:
-                continue
-            if not quoted and words in ("AND", "OR", "NOT"):
-                negate, conjoin = negate or words == "NOT", conjoin or words == "AND"
-                continue
-            occur = "must_not" if negate else "must" if conjoin else "should"
-            if conjoin and out and out[-1][0] == "should":
-                out[-1] = ("must", out[-1][1])
-            out.append((occur, words))
-            negate = conjoin = False
-    return out
 
 
 def text_query(text: str) -> dict[str, Any]:
     """BM25 over the text fields with the embedded backend's boosts; an exact id or name match is
     boosted far above everything else (it also matches on its own)."""
     occurs: dict[str, list[dict[str, Any]]] = {"should": [], "must": [], "must_not": []}
-    for occur, words in _text_terms(text):
+    for occur, words in text_terms(text):
         occurs[occur].append(_in_text_fields(words, TEXT_BOOSTS))
     # Only exclusions: the parsed part matches nothing (as in Tantivy), not everything else.
     parsed: dict[str, Any] = {"bool": {k: v for k, v in occurs.items() if v}} if occurs["should"] or \

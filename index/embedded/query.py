@@ -42,6 +42,7 @@ from modelport.index.search import (
     BM25_BOOST_SCALE,
     EVIDENCE_BOOST,
     EVIDENCE_WEIGHTS,
+    FIELD_TIE_BREAKER,
     LINEAGE_BOOST,
     QUERY_SYNTAX_CHARS,
     TEXT_BOOSTS,
@@ -59,6 +60,7 @@ from modelport.index.search import (
     SizeConstraint,
     StatusConstraint,
     TargetConstraint,
+    text_terms,
 )
 from modelport.index.vocab import get_vocab
 
@@ -67,6 +69,7 @@ _QUERY_SYNTAX = QUERY_SYNTAX_CHARS
 _PLAIN_WORD = re.compile(r"[\w.,]+")
 _PARSER_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "TO"})
 _DISTRIBUTE_WORDS_MAX = 3  # more words repeat the constraints too often to pay (measured at 1M records)
+_OCCURS = {"should": SHOULD, "must": MUST, "must_not": MUST_NOT}
 _LAZY_TERMS = 4  # up to this many alternatives a filter is a union of term queries, above a term set
 
 
@@ -291,34 +294,38 @@ class QueryCompiler(LineageWalks):
         return tantivy.Query.range_query(self.schema, field, I64, lo, hi)
 
     def text_query(self, text: str) -> tantivy.Query:
-        """Any term may match (BM25 ranks documents with more of them higher); an exact id or name
-        match is boosted far above everything else; quoted phrases are kept as phrases."""
-        cleaned = _QUERY_SYNTAX.sub(" ", text)
-        cleaned = cleaned.replace('"', " ") if cleaned.count('"') % 2 else cleaned
-        parsed, _errors = self.index.parse_query_lenient(
-            cleaned, list(_BOOSTS), field_boosts=_BOOSTS, conjunction_by_default=False)
-        exact = text.strip().strip('"').lower()
-        return tantivy.Query.boolean_query([
-            (SHOULD, parsed),
-            (SHOULD, tantivy.Query.boost_query(
-                tantivy.Query.term_set_query(self.schema, "name_lc", [exact]), 1000.0)),
-            (SHOULD, tantivy.Query.boost_query(
-                tantivy.Query.term_set_query(self.schema, "id_lc", [exact]), 2000.0)),
-        ])
+        """Any term may match (BM25 ranks documents with more of them higher), each scored by its
+        best text field (FIELD_TIE_BREAKER); `a AND b` requires both, `NOT a` excludes, quoted
+        phrases are kept as phrases (`text_terms`, as the Elasticsearch backend reads them); an
+        exact id or name match is boosted far above everything else."""
+        terms = [(_OCCURS[occur], self._in_text_fields(words)) for occur, words in text_terms(text)]
+        # Only exclusions: the words match nothing (not everything else).
+        words = tantivy.Query.boolean_query(terms) if any(o != MUST_NOT for o, _ in terms) \
+            else tantivy.Query.empty_query()
+        return tantivy.Query.boolean_query([(SHOULD, words), *[(SHOULD, q) for q in self._exact_name(text)]])
 
     def _text_parts(self, text: str) -> list[tantivy.Query] | None:
         """`text_query` as its alternatives (each word, the exact name, the exact id), whose sum of
         scores is the whole query's score; None when the text is more than a few plain words
-        (phrases, operators), which the parser reads as a whole."""
+        (phrases, operators), which are read as a whole."""
         words = _QUERY_SYNTAX.sub(" ", text).split()
         if not words or len(words) > _DISTRIBUTE_WORDS_MAX or not all(_PLAIN_WORD.fullmatch(w) for w in words) \
                 or any(w in _PARSER_KEYWORDS for w in words):
             return None
-        parts = [self.index.parse_query_lenient(w, list(_BOOSTS), field_boosts=_BOOSTS,
-                                                conjunction_by_default=False)[0] for w in words]
+        return [*(self._in_text_fields(w) for w in words), *self._exact_name(text)]
+
+    def _in_text_fields(self, words: str) -> tantivy.Query:
+        """A word (or phrase) in any text field, scored by its best field plus FIELD_TIE_BREAKER
+        times the others (search.py says why not their sum). Quoted, so that a word the analyzer
+        splits ("1.14") is a phrase and no word is read as query syntax."""
+        per_field = [tantivy.Query.boost_query(self.index.parse_query_lenient(f'"{words}"', [field])[0], boost)
+                     for field, boost in _BOOSTS.items()]
+        return tantivy.Query.disjunction_max_query(per_field, tie_breaker=FIELD_TIE_BREAKER)
+
+    def _exact_name(self, text: str) -> list[tantivy.Query]:
+        """The record whose id or name is exactly the text, boosted far above any BM25 score."""
         exact = text.strip().strip('"').lower()
-        return [*parts,
-                tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "name_lc", [exact]), 1000.0),
+        return [tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "name_lc", [exact]), 1000.0),
                 tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "id_lc", [exact]), 2000.0)]
 
     def _text_any(self, words: str) -> tantivy.Query:

@@ -8,6 +8,10 @@ Free text is lenient (an unknown `word:` prefix, a dangling OR or an unclosed qu
 get a notice); a known qualifier with a value that cannot mean anything raises `QuerySyntaxError`
 naming the token and its position, which the API turns into a 400. The reference is README.md,
 section "Query syntax"; `SYNTAX_HELP` below is the short form shown in the OpenAPI docs.
+
+Over the ~500-line guide on purpose: it is one grammar — the tokenizer, the qualifier table and the
+reader of each qualifier's value share the token positions that every 400 points at, and splitting
+them would pass that state between modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ aware: a task includes its narrower tasks, a format family its formats, `mobile`
 targets), runtime-at-version, target and hardware compatibility with a minimum evidence level,
 metric / latency / memory comparisons and parameter-count / size bounds. A constraint may be
 negated, and `AnyOf` groups alternatives. `query_syntax.py` writes the same model as text.
+
+Over the ~500-line guide on purpose: this module is the contract between the API and the backends —
+the query and result models, the ranking constants both backends must share, the cursor format and the
+`SearchBackend` Protocol — and a backend author reads it as one page. The cursor code (~80 lines, its
+own section) is the piece that could move out first if it grows.
 """
 
 from __future__ import annotations

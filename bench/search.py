@@ -401,6 +401,9 @@ def serve(data_dir: Path, n_queries: int) -> dict[str, Any]:
         dense_ms.append((time.perf_counter() - t) * 1000)
     gc.collect()
     cur, peak = rss_mb()
+    # Which query encoder this process picked at load (index/query_encoder.py chooses by timing): the
+    # embed stage differs by a few ms between them, so a comparison of runs needs to know.
+    encoder = getattr(type(hybrid.vectors.embedder.embedder), "_query_encoder", None)
 
     def pct(xs: list[float], p: float) -> float:
         return float(np.percentile(np.asarray(xs), p))
@@ -408,7 +411,8 @@ def serve(data_dir: Path, n_queries: int) -> dict[str, Any]:
     return {"queries": len(lat), "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "max_ms": max(lat),
             "warmup_s": warm_s, "embed_p50": pct(embed_ms, 50), "bm25_facets_p50": pct(bm25_ms, 50),
             "bm25_facets_p95": pct(bm25_ms, 95), "dense_p50": pct(dense_ms, 50), "dense_p95": pct(dense_ms, 95),
-            "median_total": float(np.median(totals)), "rss_mb": cur, "peak_rss_mb": peak, "notices": sorted(notices)}
+            "median_total": float(np.median(totals)), "rss_mb": cur, "peak_rss_mb": peak, "notices": sorted(notices),
+            "query_encoder": getattr(encoder, "path", None)}
 
 
 # -- driver -----------------------------------------------------------------------------------------

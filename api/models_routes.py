@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from modelport.api.deps import services
 from modelport.schema.identity import record_id
+from modelport.schema.rdf import to_jsonld, to_turtle
+from modelport.services import Services
 
 if TYPE_CHECKING:
     from modelport.index.catalog import StoredRecord
-from modelport.schema.rdf import to_jsonld, to_turtle
-from modelport.services import Services
 
 router = APIRouter(tags=["models"])
 

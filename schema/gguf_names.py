@@ -18,12 +18,10 @@ The rule:
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from modelport.schema.kb import KnowledgeBase
 
 
-@lru_cache(maxsize=8)
 def _matcher(spellings: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]]:
     """One pattern over every spelling (longest first, so alternation tries "Q4_K_M" before "Q4_K")
     and the map from a lower-cased spelling to its label."""
@@ -44,9 +42,24 @@ def _last(pattern: re.Pattern[str], label_of: dict[str, str], text: str) -> str 
     return label_of[found.lower()] if found is not None else None
 
 
+# The matcher per KB instance (with the instance, so a reused id() is never mistaken for it): the
+# mapping asks once per GGUF file, and listing and sorting the spellings each time cost ~20 µs a file.
+_FOR_KB: dict[int, tuple[KnowledgeBase, re.Pattern[str], dict[str, str]]] = {}
+
+
+def _matcher_for(kb: KnowledgeBase) -> tuple[re.Pattern[str], dict[str, str]]:
+    hit = _FOR_KB.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        if len(_FOR_KB) >= 8:
+            _FOR_KB.clear()
+        hit = (kb, *_matcher(_spellings(kb)))
+        _FOR_KB[id(kb)] = hit
+    return hit[1], hit[2]
+
+
 def gguf_type_in_name(path: str, kb: KnowledgeBase) -> str | None:
     """The KB label of the GGUF type a file path states, or None (see the module's rule)."""
-    pattern, label_of = _matcher(_spellings(kb))
+    pattern, label_of = _matcher_for(kb)
     folder, _, name = path.rpartition("/")
     stem = name[:-5] if name.lower().endswith(".gguf") else name
     found = _last(pattern, label_of, stem)

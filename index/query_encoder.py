@@ -5,13 +5,19 @@ A query is embedded on the critical path of every text search. `SentenceTransfor
 one short text took ~10-12 ms on one core of the reference machine, most of it six small fp32
 matrix products per layer plus the Python of `transformers`' generic modules. Holding a bfloat16
 copy of the transformer, traced and frozen by TorchScript (which fuses the linear layers through
-oneDNN), took ~5.5 ms for the same vectors (cosine >= 0.9999 against fp32; bench/results). Record
-summaries are still embedded in batches by `encode` in fp32; only the query side changes.
+oneDNN), took ~5.5 ms for the same vectors (cosine >= 0.9999 against fp32; bench/results). With
+torch 2.13 (the PyPI build this machine now installs) both TorchScript variants take ~7 ms, and the
+fp32 graph exported to ONNX and run by ONNX Runtime on one thread takes ~3.4 ms at cosine 1.0000
+(bench/results/search-1m-2026-12-08.md): ONNX Runtime's fused attention and GEMM kernels beat
+TorchScript's on a single short sequence. Record summaries are still embedded in batches by
+`encode` in fp32; only the query side changes.
 
 Whether the fast path is used is decided by measuring, not assumed: at load it must reproduce
 `encode` (cosine >= `MIN_COSINE` on probe texts) and be faster on this CPU (bfloat16 is slow on
 CPUs without native support), else queries go through `encode` as before. TorchScript is
-deprecated in torch 2.x but still shipped; if it goes, the check fails and `encode` is used.
+deprecated in torch 2.x but still shipped; if it goes, the check fails and `encode` is used. ONNX
+Runtime and onnx (the exporter needs it) are optional, installed by the `embeddings` extra; without
+them that candidate is skipped.
 """
 
 from __future__ import annotations
@@ -61,10 +67,14 @@ class QueryEncoder:
 
         self._check_architecture()
         candidates: list[tuple[str, Callable[[str], np.ndarray]]] = []
-        for dtype in (torch.bfloat16, torch.float32):
-            name = f"torchscript-{str(dtype).removeprefix('torch.')}"
+        builders: list[tuple[str, Callable[[], Callable[[str], np.ndarray]]]] = [
+            ("onnxruntime-float32", self._onnxruntime),
+            *((f"torchscript-{str(dt).removeprefix('torch.')}", lambda dt=dt: self._traced(dt))
+              for dt in (torch.bfloat16, torch.float32)),
+        ]
+        for name, build in builders:
             try:
-                candidates.append((name, self._traced(dtype)))
+                candidates.append((name, build()))
             except Exception as e:  # noqa: BLE001 — a variant that cannot be built is not a candidate
                 log.debug("query encoder %s unavailable: %s", name, e)
         reference = {p: self._encode(p) for p in PROBES}
@@ -115,6 +125,50 @@ class QueryEncoder:
             with torch.no_grad():
                 vec: np.ndarray = traced(self._ids(text)).numpy()[0].astype(np.float32, copy=False)
                 return vec
+
+        return run
+
+    def _onnxruntime(self) -> Callable[[str], np.ndarray]:
+        """The fp32 transformer (with the same mean pooling and normalisation) exported to ONNX in
+        memory and run by ONNX Runtime on the calling thread: one intra-op thread, no spinning, so
+        it leaves the other core to BM25 and the facets as the torch path does."""
+        import io
+
+        import onnxruntime as ort  # optional: ImportError means no such candidate
+        import torch
+
+        auto = self.model[0].auto_model
+
+        class Body(torch.nn.Module):
+            def __init__(self, auto_model: Any) -> None:
+                super().__init__()
+                self.auto_model = auto_model
+
+            def forward(self, input_ids: Any) -> Any:
+                hidden = self.auto_model(input_ids=input_ids).last_hidden_state
+                return torch.nn.functional.normalize(hidden.mean(dim=1), dim=1)
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
+            # The TorchScript-based exporter (dynamo=False): it needs no onnxscript and exports this
+            # encoder-only graph exactly (cosine 1.0 against encode on the probes).
+            # (torch's stub names a path only; the exporter writes to any binary file object)
+            torch.onnx.export(Body(auto).eval(), (self._ids(PROBES[1]),), buf,  # type: ignore[arg-type]
+                              input_names=["input_ids"],
+                              output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}},
+                              opset_version=17, dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+
+        def run(text: str) -> np.ndarray:
+            ids = np.asarray(self._ids(text), dtype=np.int64)
+            vec: np.ndarray = session.run(None, {"input_ids": ids})[0][0].astype(np.float32, copy=False)
+            return vec
 
         return run
 

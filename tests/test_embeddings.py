@@ -79,10 +79,11 @@ def test_query_vectors_are_the_models_vectors_whichever_path_computes_them() -> 
     import torch
 
     encoder = SentenceTransformerEmbedder._query_encoder
-    for dtype in (torch.bfloat16, torch.float32):
-        fast = encoder._traced(dtype)
+    variants = {str(dtype): encoder._traced(dtype) for dtype in (torch.bfloat16, torch.float32)}
+    variants["onnxruntime"] = encoder._onnxruntime()  # the embeddings extra installs onnxruntime
+    for name, fast in variants.items():
         for text, want in zip(QUERIES, batch, strict=True):
-            assert float(fast(text) @ want) >= 0.999, (dtype, text[:40])
+            assert float(fast(text) @ want) >= 0.999, (name, text[:40])
 
 
 def test_a_model_the_fast_path_does_not_know_is_embedded_by_encode() -> None:

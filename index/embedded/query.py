@@ -188,8 +188,11 @@ class QueryCompiler(LineageWalks):
         if not ids:
             return out
         searcher = self.index.searcher()
-        # Scored 0: a term-set query scores 1, which would shift every sum of 2^i up one level.
-        among = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self.schema, "id", ids), 0.0)
+        # Scored 0: a term query scores, which would shift every sum of 2^i up one level. Term
+        # queries, not a term set: a term set fills a bitset over the whole index first (~2 ms at
+        # 1M records, for ~100 ids), a union of term queries only seeks each id (~1 ms).
+        among = tantivy.Query.const_score_query(tantivy.Query.boolean_query(
+            [(SHOULD, tantivy.Query.term_query(self.schema, "id", i)) for i in ids]), 0.0)
         prefs = q.evidence_preferences()
         order = sorted(EVIDENCE_WEIGHTS, key=lambda lv: EVIDENCE_WEIGHTS[lv])  # weakest first
         for p in prefs:

@@ -95,6 +95,29 @@ QUERY_SYNTAX_CHARS = re.compile(r'[+\-&|!(){}\[\]^~*?:\\/<>=]')
 # 0.1 / 0.3 / 0.5 measured 0.918, as the sum did: a small gain, taken for the reason, not tuned.
 FIELD_TIE_BREAKER = 0.0
 TextOccur = Literal["should", "must", "must_not"]
+# English function words left out of a query's free words (not of quoted phrases, not of the exact
+# name match): the 33 words of Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET, which is also
+# Elasticsearch's `_english_` stop list, taken as it is. Both backends analyse text like Tantivy's
+# `en_stem`, which keeps them; in a sentence-like query they then match the rare name tokens of ids
+# such as "mt5-small-title-to-abstract" or "all-MiniLM-L6-v2-a-0", with a high IDF in the name field
+# boosted 5x, and outrank records matching the query's content words ("chat assistant small enough
+# to run offline on a laptop": "to" and "a" put a title-to-abstract summarizer first). Query-time
+# stop-word removal (Manning, Raghavan & Schuetze, Introduction to Information Retrieval, 2.2.2). A
+# query of nothing but such words keeps them ("to be or not to be").
+STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with"})
+_OPERATORS = ("AND", "OR", "NOT")
+
+
+def _is_stop(word: str) -> bool:
+    return word not in _OPERATORS and word.lower().strip(".,") in STOP_WORDS
+
+
+def content_words(words: list[str]) -> list[str]:
+    """`words` without English stop words (STOP_WORDS), or all of them if nothing else is left."""
+    return [w for w in words if not _is_stop(w)] or words
 
 
 def text_terms(text: str) -> list[tuple[TextOccur, str]]:
@@ -103,10 +126,21 @@ def text_terms(text: str) -> list[tuple[TextOccur, str]]:
     cleaned = QUERY_SYNTAX_CHARS.sub(" ", text)
     if cleaned.count('"') % 2:
         cleaned = cleaned.replace('"', " ")
+    parts = cleaned.split('"')
+    # Stop words go when they would be plain alternatives (not after NOT, not beside AND), unless
+    # nothing else would be left to match: then the query keeps them all.
+    plain = [w for part in parts[::2] for w in part.split() if w not in _OPERATORS]
+    drop = any(phrase.strip() for phrase in parts[1::2]) or content_words(plain) != plain
     out: list[tuple[TextOccur, str]] = []
     negate = conjoin = False
-    for i, part in enumerate(cleaned.split('"')):
-        pieces = [(part.strip(), True)] if i % 2 else [(w, False) for w in part.split()]
+    for i, part in enumerate(parts):
+        if i % 2:
+            pieces = [(part.strip(), True)]
+        else:
+            split = part.split()
+            pieces = [(w, False) for j, w in enumerate(split)
+                      if not (drop and _is_stop(w) and not {"AND", "NOT"} & {*split[max(j - 1, 0):j]}
+                              and "AND" not in split[j + 1:j + 2])]
         for words, quoted in pieces:
             if not words:
                 continue
@@ -858,7 +892,8 @@ __all__ = ["FILTER_FIELDS", "StagedRebuild", "FACET_FIELDS", "PARAM_BUCKETS", "S
            "SearchQuery", "Constraint", "FieldFilter", "RuntimeConstraint", "TargetConstraint",
            "HardwareConstraint", "StatusConstraint", "MetricConstraint", "LatencyConstraint", "MemoryConstraint",
            "ParamsConstraint", "SizeConstraint", "LineageConstraint", "Preference", "AnyOf", "EVIDENCE_WEIGHTS",
-           "EVIDENCE_BOOST", "LINEAGE_BOOST", "BM25_BOOST_SCALE", "FIELD_TIE_BREAKER", "text_terms", "TextOccur",
+           "EVIDENCE_BOOST", "LINEAGE_BOOST", "BM25_BOOST_SCALE", "FIELD_TIE_BREAKER", "STOP_WORDS", "content_words",
+           "text_terms", "TextOccur",
            "Hit", "FacetCounts", "SearchResult", "Interpretation",
            "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor", "evidence_of",
            "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for", "ensure_current"]

@@ -500,6 +500,25 @@ def test_relevance_cursor_continues_after_the_last_record_when_the_index_changes
     assert [h.id for h in second.hits] == full[5:10]  # right after the last record shown, no repeats
 
 
+def test_stop_words_alone_match_nothing(make_backend: Callable[[], Backend]) -> None:
+    """A sentence's function words ("to", "a", "on") are not matched (search.py: STOP_WORDS), in both
+    backends: an id made of them ("title-to-abstract") is no hit for a question about chat assistants."""
+    b = make_backend()
+    summarizer = RECORDS[0].model_copy(update={
+        "id": "huggingface:lab/mt5-small-title-to-abstract", "local_id": "lab/mt5-small-title-to-abstract",
+        "name": "mt5-small-title-to-abstract", "description": "Drafts a paper abstract from its title.",
+        "keywords": [], "tasks": ["summarization"]})
+    chat = RECORDS[0].model_copy(update={
+        "id": "huggingface:lab/tiny-chat", "local_id": "lab/tiny-chat", "name": "tiny-chat",
+        "description": "Chat assistant that runs offline.", "keywords": [], "tasks": ["text-generation"]})
+    b.upsert([summarizer, chat])
+    b.commit()
+    hits = b.search(SearchQuery(text="chat assistant to run on a laptop", limit=10)).hits
+    assert [h.id for h in hits] == [chat.id]
+    # a query of nothing but stop words still matches them
+    assert [h.id for h in b.search(SearchQuery(text="to", limit=10)).hits] == [summarizer.id]
+
+
 def test_cursor_of_another_query_is_refused(backend: Backend) -> None:
     page = backend.search(SearchQuery(sort="downloads", limit=5))
     assert page.next_cursor

@@ -16,6 +16,7 @@ from modelport.index.search import (
     RuntimeConstraint,
     SearchQuery,
     SizeConstraint,
+    text_terms,
 )
 
 
@@ -86,6 +87,19 @@ def test_text_phrases_negation_and_sort() -> None:
     assert q.text == 'traffic "object detection"'
     assert q.exclude_text == ["yolo", "license plate"] and q.sort == "downloads"
     assert interp.exclude_text == ["yolo", "license plate"]
+
+
+def test_free_words_leave_out_english_stop_words() -> None:
+    # Lucene's English stop words are not matched as free words (search.py: STOP_WORDS): in a sentence
+    # they would only match ids such as "title-to-abstract".
+    assert text_terms("chat assistant small enough to run offline on a laptop") == [
+        ("should", w) for w in ("chat", "assistant", "small", "enough", "run", "offline", "laptop")]
+    # ... but a quoted phrase keeps them, operators keep their operands, and a query of nothing
+    # else keeps them all
+    assert text_terms('"the who" of the') == [("should", "the who")]
+    assert text_terms("cat NOT the") == [("should", "cat"), ("must_not", "the")]
+    assert text_terms("a AND dog of") == [("must", "a"), ("must", "dog")]
+    assert text_terms("to be or not to be") == [("should", w) for w in ["to", "be", "or", "not", "to", "be"]]
 
 
 def test_status_is_the_default_level_of_compatibility_constraints() -> None:

@@ -60,6 +60,7 @@ from modelport.index.search import (
     SizeConstraint,
     StatusConstraint,
     TargetConstraint,
+    content_words,
     text_terms,
 )
 from modelport.index.vocab import get_vocab
@@ -312,8 +313,10 @@ class QueryCompiler(LineageWalks):
         scores is the whole query's score; None when the text is more than a few plain words
         (phrases, operators), which are read as a whole."""
         words = _QUERY_SYNTAX.sub(" ", text).split()
-        if not words or len(words) > _DISTRIBUTE_WORDS_MAX or not all(_PLAIN_WORD.fullmatch(w) for w in words) \
-                or any(w in _PARSER_KEYWORDS for w in words):
+        if not words or not all(_PLAIN_WORD.fullmatch(w) for w in words) or any(w in _PARSER_KEYWORDS for w in words):
+            return None
+        words = content_words(words)  # the words `text_terms` keeps of plain words
+        if len(words) > _DISTRIBUTE_WORDS_MAX:
             return None
         return [*(self._in_text_fields(w) for w in words), *self._exact_name(text)]
 

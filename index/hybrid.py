@@ -413,8 +413,9 @@ class HybridSearcher(FusedSearcher[RowBackend]):
         return self.vectors.index.rows_of(matches.ids_among(self.vectors.index.ids_of(rows)))
 
     def _exact(self, q: SearchQuery) -> list[str]:
-        """Records whose id or name is exactly the query text (case-insensitive), within the constraints."""
-        return self._constraints(q).exact(q.text.strip().strip('"').lower())
+        """Records whose id or name is exactly the query text (case-insensitive, in any of its
+        `exact_names` spellings), within the constraints."""
+        return self._constraints(q).exact(q.text)
 
 
 def rrf(bm25: list[tuple[str, float]], dense: list[tuple[str, float]], dense_weight: float = 1.0,

@@ -120,6 +120,18 @@ def content_words(words: list[str]) -> list[str]:
     return [w for w in words if not _is_stop(w)] or words
 
 
+def exact_names(text: str) -> list[str]:
+    """The lower-cased spellings an exact id or name match compares with the query text: the text
+    itself and, for several words, the words joined by "-" and by "_". Hub names join words with
+    hyphens (`whisper-large-v3`, `bert-base-uncased`) or underscores, while people type spaces
+    ("whisper large v3"); without these the exact match never fired for a typed name."""
+    exact = text.strip().strip('"').lower()
+    words = exact.split()
+    if not words:
+        return []
+    return list(dict.fromkeys([exact, "-".join(words), "_".join(words)] if len(words) > 1 else [exact]))
+
+
 def text_terms(text: str) -> list[tuple[TextOccur, str]]:
     """(occur, words) for each word or quoted phrase of free text, as both backends read it: terms
     are alternatives, `a AND b` requires both, `NOT a` excludes; other syntax is dropped."""
@@ -896,4 +908,4 @@ __all__ = ["FILTER_FIELDS", "StagedRebuild", "FACET_FIELDS", "PARAM_BUCKETS", "S
            "text_terms", "TextOccur",
            "Hit", "FacetCounts", "SearchResult", "Interpretation",
            "InterpretedConstraint", "SearchBackend", "keyword_values", "search_text", "encode_cursor", "evidence_of",
-           "decode_cursor", "CursorError", "set_cursor_key", "cursor_key_for", "ensure_current"]
+           "decode_cursor", "exact_names", "CursorError", "set_cursor_key", "cursor_key_for", "ensure_current"]

@@ -74,7 +74,10 @@ def test_exact_id_or_name_ranks_first(services: Services) -> None:
     for text, rid in [("bert-base-uncased", "huggingface:google-bert/bert-base-uncased"),
                       ("BERT-BASE-UNCASED", "huggingface:google-bert/bert-base-uncased"),
                       ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", "huggingface:TinyLlama/TinyLlama-1.1B-Chat-v1.0"),
-                      ("mlflow-prod:card-fraud-xgb/31", "mlflow-prod:card-fraud-xgb/31")]:
+                      ("mlflow-prod:card-fraud-xgb/31", "mlflow-prod:card-fraud-xgb/31"),
+                      # typed with spaces: Hub names join their words with "-" (exact_names)
+                      ("whisper large v3", "huggingface:openai/whisper-large-v3"),
+                      ("Bert Base Uncased", "huggingface:google-bert/bert-base-uncased")]:
         res = services.search(SearchQuery(text=text))
         assert res.hits[0].id == rid, (text, [h.id for h in res.hits[:3]])
         assert not res.notices

@@ -242,3 +242,11 @@ def test_read_as_entries_say_what_removes_them() -> None:
     for c in interp.constraints:
         again, _ = compile_query(c.remove or "")
         assert c.syntax not in again.to_syntax()
+
+
+def test_exact_names_spell_a_typed_name_as_the_hub_does() -> None:
+    from modelport.index.search import exact_names
+
+    assert exact_names('  "Whisper Large V3" ') == ["whisper large v3", "whisper-large-v3", "whisper_large_v3"]
+    assert exact_names("bert-base-uncased") == ["bert-base-uncased"]
+    assert exact_names("   ") == []

@@ -41,6 +41,7 @@ from modelport.index.search import (
     decode_cursor,
     encode_cursor,
     evidence_of,
+    exact_names,
 )
 from modelport.schema.record import ModelRecord
 
@@ -278,10 +279,13 @@ class ElasticsearchBackend(IndexLifecycle):
         return [(h["_id"], cosine_of(float(h["_score"]))) for h in resp["hits"]["hits"]]
 
     def exact_matches(self, text: str, constraints: dict[str, Any]) -> list[str]:
-        """Records whose id or name is exactly `text` (case-insensitive), within the constraints."""
-        exact = text.strip().strip('"').lower()
-        query = {"bool": {"filter": [constraints, {"bool": {"should": [{"term": {"id_lc": exact}},
-                                                                      {"term": {"name_lc": exact}}],
+        """Records whose id or name is exactly `text` (case-insensitive, in any of its `exact_names`
+        spellings), within the constraints."""
+        names = exact_names(text)
+        if not names:
+            return []
+        query = {"bool": {"filter": [constraints, {"bool": {"should": [{"terms": {"id_lc": names}},
+                                                                      {"terms": {"name_lc": names}}],
                                                            "minimum_should_match": 1}}]}}
         resp = self._search("exact name matches", query=query, size=10, track_total_hits=False)
         return sorted(h["_id"] for h in resp["hits"]["hits"])

@@ -45,6 +45,7 @@ from modelport.index.search import (
     SizeConstraint,
     StatusConstraint,
     TargetConstraint,
+    exact_names,
     text_terms,
 )
 from modelport.index.vocab import get_vocab
@@ -197,10 +198,9 @@ def text_query(text: str) -> dict[str, Any]:
     # Only exclusions: the parsed part matches nothing (as in Tantivy), not everything else.
     parsed: dict[str, Any] = {"bool": {k: v for k, v in occurs.items() if v}} if occurs["should"] or \
         occurs["must"] else _NONE
-    exact = text.strip().strip('"').lower()
-    return {"bool": {"should": [parsed, {"term": {"name_lc": {"value": exact, "boost": 1000.0}}},
-                                {"term": {"id_lc": {"value": exact, "boost": 2000.0}}}],
-                     "minimum_should_match": 1}}
+    names = [{"term": {field: {"value": name, "boost": boost}}}
+             for name in exact_names(text) for field, boost in (("name_lc", 1000.0), ("id_lc", 2000.0))]
+    return {"bool": {"should": [parsed, *names], "minimum_should_match": 1}}
 
 
 def excluded_text(words: str) -> dict[str, Any] | None:

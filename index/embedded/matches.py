@@ -7,6 +7,7 @@ import numpy as np
 import tantivy
 
 from modelport.index.embedded.schema import MUST, SHOULD, matched
+from modelport.index.search import exact_names
 
 
 class ConstraintMatches:
@@ -71,15 +72,17 @@ class ConstraintMatches:
         return self._ids(self._addrs(self._within(member), len(ids)))
 
     def exact(self, text: str) -> list[str]:
-        """Matching records whose lower-cased id or name is `text`, sorted."""
+        """Matching records whose lower-cased id or name is the query text (in any of its
+        `exact_names` spellings), sorted."""
         clauses = []
         for field in ("id_lc", "name_lc"):
-            try:
-                # One term: a term query seeks it in the dictionary; a term set would fill a bitset
-                # over every document of the index first (~1 ms at 1M records).
-                clauses.append((SHOULD, tantivy.Query.term_query(self._schema, field, text)))
-            except ValueError:  # an index of a layout without the field
-                continue
+            for name in exact_names(text):
+                try:
+                    # A term query seeks its term in the dictionary; a term set would fill a bitset
+                    # over every document of the index first (~0.25 ms at 1M records).
+                    clauses.append((SHOULD, tantivy.Query.term_query(self._schema, field, name)))
+                except ValueError:  # an index of a layout without the field
+                    break
         if not clauses:
             return []
         res = self._search(self._within(tantivy.Query.boolean_query(clauses)), 10)

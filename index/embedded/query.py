@@ -61,6 +61,7 @@ from modelport.index.search import (
     StatusConstraint,
     TargetConstraint,
     content_words,
+    exact_names,
     text_terms,
 )
 from modelport.index.vocab import get_vocab
@@ -330,9 +331,11 @@ class QueryCompiler(LineageWalks):
 
     def _exact_name(self, text: str) -> list[tantivy.Query]:
         """The record whose id or name is exactly the text, boosted far above any BM25 score."""
-        exact = text.strip().strip('"').lower()
-        return [tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "name_lc", [exact]), 1000.0),
-                tantivy.Query.boost_query(tantivy.Query.term_set_query(self.schema, "id_lc", [exact]), 2000.0)]
+        # Constant scores of 1000 / 2000: as a one-term set scored (1 × boost), but a term query
+        # seeks its term where a term set fills a bitset over the whole index (~0.25 ms at 1M
+        # records, paid in the BM25 search and again in the facets).
+        return [tantivy.Query.const_score_query(tantivy.Query.term_query(self.schema, field, name), boost)
+                for name in exact_names(text) for field, boost in (("name_lc", 1000.0), ("id_lc", 2000.0))]
 
     def _text_any(self, words: str) -> tantivy.Query:
         """Documents whose text contains the word (or, for several words, the phrase)."""

@@ -334,8 +334,15 @@ class QueryCompiler(LineageWalks):
         # Constant scores of 1000 / 2000: as a one-term set scored (1 × boost), but a term query
         # seeks its term where a term set fills a bitset over the whole index (~0.25 ms at 1M
         # records, paid in the BM25 search and again in the facets).
-        return [tantivy.Query.const_score_query(tantivy.Query.term_query(self.schema, field, name), boost)
-                for name in exact_names(text) for field, boost in (("name_lc", 1000.0), ("id_lc", 2000.0))]
+        # One alternative for all spellings and both fields (a record matching its name and its id
+        # scores 3000, as before): in the per-word form each alternative carries its own copy of the
+        # constraints, built and evaluated again in the BM25 search and in the facets.
+        names = exact_names(text)
+        if not names:
+            return []
+        return [tantivy.Query.boolean_query(
+            [(SHOULD, tantivy.Query.const_score_query(tantivy.Query.term_query(self.schema, field, name), boost))
+             for name in names for field, boost in (("name_lc", 1000.0), ("id_lc", 2000.0))])]
 
     def _text_any(self, words: str) -> tantivy.Query:
         """Documents whose text contains the word (or, for several words, the phrase)."""

@@ -178,7 +178,6 @@ def test_missing_extra_gives_bm25_with_a_notice(tmp_path: Path) -> None:
         from modelport.index.embeddings import EmbeddingsUnavailable, SentenceTransformerEmbedder
         from modelport.index.search import SearchQuery
         from modelport.pipeline import Pipeline
-from modelport.schema.kb import get_kb
         from modelport.services import Services
         from modelport.settings import Settings
         settings = Settings(data_dir={str(tmp_path / "d")!r}, base_iri="http://t")

@@ -23,6 +23,7 @@ import numpy as np
 
 from modelport.errors import ServiceUnavailable
 from modelport.index.query_encoder import QueryEncoder
+from modelport.schema.kb import get_kb
 from modelport.schema.record import ModelRecord
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,22 @@ def summary_text(record: ModelRecord) -> str:
         if head.count("```") % 2:
             head = head[:head.rfind("```")]  # a code block cut open by the slice
         parts.append(_first_sentences(_plain(head), SUMMARY_CHARS))
+    parts.extend(_task_definitions(record.tasks[:3]))
     return " ".join(parts)
+
+
+def _task_definitions(tasks: Sequence[str]) -> list[str]:
+    # Document expansion: the KB's one-sentence definition of each task (ontology/kb/tasks.ttl, from
+    # the Hugging Face task pages), so a query that paraphrases a task ("pictures from a prompt") meets
+    # the records of that task even when their own text only names it. After the record's own text:
+    # what the record says about itself weighs first, and the model's token limit cuts from the end.
+    known = get_kb().tasks
+    out: list[str] = []
+    for t in tasks:
+        task = known.get(t)
+        if task is not None and task.definition and task.definition not in out:
+            out.append(task.definition)
+    return out
 
 
 def text_key(model_id: str, text: str) -> str:

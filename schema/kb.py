@@ -72,6 +72,8 @@ class Task:
     label: str
     alt_labels: tuple[str, ...]
     broader: tuple[str, ...]
+    # One sentence from the task's Hugging Face page (tasks.ttl cites it); None where there is none.
+    definition: str | None = None
 
 
 @dataclass
@@ -231,7 +233,8 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         tid = local_name(s)
         alts = _strs(g, s, SKOS.altLabel)
         label = _str(g, s, SKOS.prefLabel) or tid
-        kb.tasks[tid] = Task(id=tid, label=label, alt_labels=alts, broader=_ids(g, s, SKOS.broader))
+        kb.tasks[tid] = Task(id=tid, label=label, alt_labels=alts, broader=_ids(g, s, SKOS.broader),
+                             definition=_str(g, s, SKOS.definition))
         for name in (tid, label, *alts):
             kb._task_alias[name.lower().replace("_", "-")] = tid
             kb._task_alias[name.lower().replace(" ", "-")] = tid

@@ -38,6 +38,24 @@ PROBES = ("bert", "image classification model that runs on android phones",
 _TIMING_RUNS = 5
 
 
+def _pooled(auto_model: Any) -> Any:
+    """The transformer with the model's tail (mean pooling, normalisation) as one torch module, for
+    tracing or export. One unpadded text: no attention mask, so the mean over tokens is the masked
+    mean; the pooling runs in fp32 whatever the transformer's dtype."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, auto_model: Any) -> None:
+            super().__init__()
+            self.auto_model = auto_model
+
+        def forward(self, input_ids: Any) -> Any:
+            hidden = self.auto_model(input_ids=input_ids).last_hidden_state
+            return torch.nn.functional.normalize(hidden.float().mean(dim=1), dim=1)
+
+    return Pooled(auto_model).eval()
+
+
 class QueryEncoder:
     """Embeds one text at a time (normalised, float32), through the fastest checked path."""
 
@@ -101,25 +119,13 @@ class QueryEncoder:
 
         import torch
 
-        transformer = self.model[0]
-
-        class Body(torch.nn.Module):
-            def __init__(self, auto_model: Any) -> None:
-                super().__init__()
-                self.auto_model = auto_model
-
-            def forward(self, input_ids: Any) -> Any:
-                # One unpadded text: no attention mask, so the mean over tokens is the masked mean.
-                hidden = self.auto_model(input_ids=input_ids).last_hidden_state
-                return torch.nn.functional.normalize(hidden.float().mean(dim=1), dim=1)
-
-        auto = copy.deepcopy(transformer.auto_model).eval().to(dtype)
+        auto = copy.deepcopy(self.model[0].auto_model).eval().to(dtype)
         example = self._ids(PROBES[1])
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notices
             # (torch.jit.trace carries no annotations in torch 2.13)
             traced = torch.jit.freeze(torch.jit.trace(  # type: ignore[no-untyped-call]
-                Body(auto), (example,), check_trace=False, strict=False).eval())
+                _pooled(auto), (example,), check_trace=False, strict=False).eval())
 
         def run(text: str) -> np.ndarray:
             with torch.no_grad():
@@ -137,24 +143,14 @@ class QueryEncoder:
         import onnxruntime as ort  # optional: ImportError means no such candidate
         import torch
 
-        auto = self.model[0].auto_model
-
-        class Body(torch.nn.Module):
-            def __init__(self, auto_model: Any) -> None:
-                super().__init__()
-                self.auto_model = auto_model
-
-            def forward(self, input_ids: Any) -> Any:
-                hidden = self.auto_model(input_ids=input_ids).last_hidden_state
-                return torch.nn.functional.normalize(hidden.mean(dim=1), dim=1)
-
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
             # The TorchScript-based exporter (dynamo=False): it needs no onnxscript and exports this
             # encoder-only graph exactly (cosine 1.0 against encode on the probes).
             # (torch's stub names a path only; the exporter writes to any binary file object)
-            torch.onnx.export(Body(auto).eval(), (self._ids(PROBES[1]),), buf,  # type: ignore[arg-type]
+            torch.onnx.export(_pooled(self.model[0].auto_model.eval()), (self._ids(PROBES[1]),),
+                              buf,  # type: ignore[arg-type]
                               input_names=["input_ids"],
                               output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}},
                               opset_version=17, dynamo=False)

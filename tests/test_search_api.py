@@ -5,6 +5,7 @@ token, cursor paging, facets under the query, and the old filter parameters."""
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def test_malformed_qualifier_is_a_400_pointing_at_the_token(server: LiveServer, 
 def test_hostile_text_is_still_a_search(server: LiveServer) -> None:
     r = get(server, q='AND OR "( [ -name:* ^~ \\')
     assert r.status_code == 200 and "total" in r.json() and r.json()["interpretation"]["notices"]
+
+
+@pytest.mark.parametrize("text", [("the of and " * 200)[:2000],  # only stop words: they are the words then
+                                  "w " * 1000,  # 1000 words: exact names joined into ~2000-character terms
+                                  "-".join(["a"] * 1000)])
+def test_longest_texts_are_a_search_in_bounded_time(server: LiveServer, text: str) -> None:
+    """Stop words and the exact-name spellings (index/search.py) on the longest text the API takes."""
+    t = time.monotonic()
+    r = get(server, q=text)
+    assert r.status_code == 200 and "total" in r.json(), r.text[:300]
+    assert time.monotonic() - t < 10
+    assert get(server, q=text + "x" * 10).status_code == 422  # over the limit: refused, not searched
 
 
 def test_cursor_paging_over_http(server: LiveServer, records: list[ModelRecord]) -> None:

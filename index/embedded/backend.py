@@ -22,7 +22,7 @@ from modelport.index.embedded.matches import ConstraintMatches
 from modelport.index.embedded.meta import META_FILE, IndexMeta
 from modelport.index.embedded.paging import relevance_page, sorted_page
 from modelport.index.embedded.query import QueryCompiler
-from modelport.index.embedded.schema import as_int, build_schema, float_fields, matched
+from modelport.index.embedded.schema import as_int, build_schema, float_fields
 from modelport.index.lineage import Tree
 from modelport.index.search import (
     FacetCounts,
@@ -222,31 +222,22 @@ class TantivyBackend(QueryCompiler):
         """The numbering generation of the row numbers (a vector index sharing them checks it)."""
         return self.meta.generation
 
+    def _constraints_only(self, q: SearchQuery) -> ConstraintMatches:
+        return self.constraint_matches(q.model_copy(update={"text": "", "rank_boosts": False}))
+
     def count_matching(self, q: SearchQuery) -> int:
-        searcher = self.index.searcher()
-        return matched(searcher.search(self.build_query(q.model_copy(update={"text": ""})), limit=1, count=True))
+        return self._constraints_only(q).count()
 
     def matching_rows(self, q: SearchQuery) -> np.ndarray:
         """Row numbers of every record satisfying the hard constraints (free text ignored; negated
         words still exclude), sorted; read from the `row` fast field without loading documents."""
-        searcher = self.index.searcher()
-        query = self.build_query(q.model_copy(update={"text": ""}))
-        n = matched(searcher.search(query, limit=1, count=True))
-        if n == 0:
-            return np.zeros(0, dtype=np.uint64)
-        res = searcher.search(query, limit=n, count=False)
-        rows = searcher.fast_field_values("row", [a for _, a in res.hits])
-        return np.sort(np.asarray(rows, dtype=np.uint64))
+        m = self._constraints_only(q)
+        return np.sort(np.asarray(m.rows(m.count()), dtype=np.uint64))
 
     def matching_ids(self, q: SearchQuery) -> list[str]:
         """Ids of every record satisfying the hard constraints, free text ignored."""
-        searcher = self.index.searcher()
-        query = self.build_query(q.model_copy(update={"text": ""}))
-        n = matched(searcher.search(query, limit=1, count=True))
-        if n == 0:
-            return []
-        res = searcher.search(query, limit=n, count=False)
-        return sorted(searcher.doc(a)["id"][0] for _, a in res.hits)
+        m = self._constraints_only(q)
+        return sorted(m.ids(m.count()))
 
     def rows_of(self, ids: list[str]) -> dict[str, int]:
         """Row number of each id present in the committed index or written by this backend's open
